@@ -1,0 +1,51 @@
+# trace2skill: every target creates the virtual environment it needs on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+LAKE       ?= lake
+OUT        ?= out/skill
+MODEL      ?= offline
+BASE_SKILL ?= data/tau-bench-airline/base-skill
+DEMO       ?= data/tau-bench-airline/gpt-4o-airline.json data/reflexion-hotpotqa/100_questions_5_trials.txt
+ARGS       ?=
+
+.PHONY: help venv distill test lint golden bench sql clean
+
+help:
+	@echo "make distill   ingest the demo data (or DEMO=...), analyse, consolidate, write the skill to OUT"
+	@echo "make test      run the test suite"
+	@echo "make bench     run the benchmarks, write bench/results.json and bench/results.md"
+	@echo "make sql       interactive SQL over the lake (LAKE=...)"
+	@echo "make golden    regenerate golden files used by the tests"
+	@echo "make lint      ruff check"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+distill: $(STAMP)
+	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) --base-skill $(BASE_SKILL) --out $(OUT) $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests
+
+golden: $(STAMP)
+	T2S_UPDATE_GOLDEN=1 $(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(ARGS)
+
+sql: $(STAMP)
+	$(BIN)/trace2skill sql --lake $(LAKE) --interactive
+
+clean:
+	rm -rf $(LAKE) out .pytest_cache

@@ -1,0 +1,36 @@
+"""The `trace2skill` command: one group, a subcommand per stage (each defined beside its stage)."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline import __version__
+from pipeline.console import Console
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-q", "--quiet", is_flag=True, help="Print errors and results only.")
+@click.option("-v", "--verbose", is_flag=True, help="Print more detail.")
+@click.version_option(__version__, prog_name="trace2skill")
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
+    """Distil a lake of agent trajectories into an Agent Skills folder.
+
+    \b
+    The flow:  ingest -> analyse -> consolidate -> (coverage, report)
+    `distill` runs all of it; `stats`, `sql` and `calls` look at the lake.
+    """
+    ctx.obj = Console(0 if quiet else 2 if verbose else 1)
+
+
+def _register() -> None:
+    from pipeline.ingest.commands import ingest, stats, synth
+
+    for command in (ingest, stats, synth):
+        main.add_command(command)
+
+
+_register()
+
+if __name__ == "__main__":
+    main()

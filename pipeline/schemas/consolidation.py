@@ -1,0 +1,199 @@
+"""Tables written by consolidate: clusters, the merge tree, the skill's provenance, the drops.
+
+Every table carries `run_id` (a digest of the input lessons and the consolidation settings) and
+is partitioned by it, so several consolidations (parallel vs sequential, other thresholds) sit side
+by side and a rerun of the same one replaces its own rows.
+"""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from pipeline.schemas import register
+from pipeline.schemas.trajectory import Strict
+
+
+@register("consolidations", partition_by=("run_id",))
+class Consolidations(pa.DataFrameModel):
+    """One row per consolidation run: its settings, inputs and result."""
+
+    run_id: str = pa.Field(description="digest of the input lesson ids and the settings")
+    mode: str = pa.Field(
+        isin=["parallel", "sequential"], description="merge tree or one batch at a time"
+    )
+    model: str = pa.Field(description="model that summarised and merged, 'offline' for extractive")
+    settings: str = pa.Field(description="JSON: fan_in, min_support, thresholds, batch size, ...")
+    base_skill: str = pa.Field(
+        nullable=True, description="path of the skill deepened; null when created from empty"
+    )
+    out_dir: str = pa.Field(description="where the skill folder was written")
+    n_lessons: int = pa.Field(ge=0, description="lessons read")
+    n_clusters: int = pa.Field(ge=0, description="clusters formed")
+    n_kept: int = pa.Field(ge=0, description="clusters that passed the support filter")
+    n_skill_lines: int = pa.Field(
+        ge=0, description="statements in the written skill that came from lessons"
+    )
+    n_calls: int = pa.Field(ge=0, description="model calls (0 offline)")
+    tokens_in: int = pa.Field(ge=0, description="prompt tokens")
+    tokens_out: int = pa.Field(ge=0, description="completion tokens")
+    seconds: float = pa.Field(ge=0, description="wall time")
+    lint_ok: bool = pa.Field(description="the written folder passed lint")
+    created_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
+
+    class Config(Strict):
+        pass
+
+
+@register("clusters", partition_by=("run_id",))
+class Clusters(pa.DataFrameModel):
+    """One row per cluster of lessons (after exact, near-duplicate and semantic grouping)."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    cluster_id: str = pa.Field(description="digest of the member lesson ids")
+    target_section: str = pa.Field(nullable=True, description="section its lessons target")
+    kind: str = pa.Field(description="dominant lesson kind")
+    medoid_lesson_id: str = pa.Field(description="member most similar to the others")
+    title: str = pa.Field(
+        description="consolidated lesson title (model summary, or the medoid's offline)"
+    )
+    content: str = pa.Field(description="consolidated lesson text")
+    cited_lesson_ids: pl.List(pl.String) = pa.Field(
+        description="member lessons the summary draws on (checked to be members)"
+    )
+    n_lessons: int = pa.Field(ge=1, description="member lessons")
+    n_trajectories: int = pa.Field(ge=0, description="distinct trajectories")
+    n_tasks: int = pa.Field(ge=0, description="distinct tasks")
+    n_failures: int = pa.Field(ge=0, description="distinct failed trajectories")
+    n_successes: int = pa.Field(ge=0, description="distinct successful trajectories")
+    n_models: int = pa.Field(ge=0, description="distinct agent models")
+    n_analysts: int = pa.Field(ge=0, description="distinct analysts")
+    kept: bool = pa.Field(description="passed --min-support")
+
+    class Config(Strict):
+        pass
+
+
+@register("cluster_members", partition_by=("run_id",))
+class ClusterMembers(pa.DataFrameModel):
+    """One row per lesson per run: which cluster it joined, through which stage, how similar."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    lesson_id: str = pa.Field(description="lesson")
+    cluster_id: str = pa.Field(description="final cluster")
+    stage: str = pa.Field(
+        isin=["exact", "near", "semantic", "singleton"],
+        description="grouping step that joined it to its representative",
+    )
+    representative_lesson_id: str = pa.Field(
+        description="lesson it was deduplicated into (itself for representatives)"
+    )
+    similarity: float = pa.Field(
+        description="similarity to the representative (1.0 exact; Jaccard for near; cosine for semantic)"
+    )
+
+    class Config(Strict):
+        pass
+
+
+@register("merge_nodes", partition_by=("run_id",))
+class MergeNodes(pa.DataFrameModel):
+    """One row per node of the merge tree (level 0 = per-cluster summaries merged in batches)."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    node_id: str = pa.Field(description="digest of the node's input ids and level")
+    level: int = pa.Field(ge=0, description="depth from the leaves")
+    section: str = pa.Field(
+        nullable=True, description="target section of its inputs, when they share one"
+    )
+    n_inputs: int = pa.Field(ge=1, description="inputs merged")
+    patch: str = pa.Field(description="JSON list of patch ops it produced")
+    conflicts: str = pa.Field(description="JSON list of conflicts found and how they were resolved")
+    model: str = pa.Field(description="model, or 'offline'")
+    llm_call_key: str = pa.Field(nullable=True, description="key in llm_calls of the merge call")
+
+    class Config(Strict):
+        pass
+
+
+@register("merge_edges", partition_by=("run_id",))
+class MergeEdges(pa.DataFrameModel):
+    """One row per input of a merge node: carried into its output, or dropped with a reason."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    parent_node_id: str = pa.Field(description="merge node")
+    child_id: str = pa.Field(description="cluster_id (level 0) or node_id (higher levels)")
+    child_kind: str = pa.Field(isin=["cluster", "node"], description="what the child is")
+    carried: bool = pa.Field(description="its content reached the node's output")
+    reason: str = pa.Field(nullable=True, description="why not, when not carried")
+
+    class Config(Strict):
+        pass
+
+
+@register("patch_ops", partition_by=("run_id",))
+class PatchOps(pa.DataFrameModel):
+    """One row per edit of the final patch, with what applying it did."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    op_id: str = pa.Field(description="digest of the op")
+    seq: int = pa.Field(ge=0, description="order of application")
+    op: str = pa.Field(
+        description="add_section / append / replace / insert_after / insert_before / delete_section / create_file / delete_file"
+    )
+    file: str = pa.Field(description="path inside the skill folder")
+    section: str = pa.Field(nullable=True, description="heading the op targets")
+    anchor: str = pa.Field(nullable=True, description="text the op must find")
+    text: str = pa.Field(nullable=True, description="text it inserts")
+    cluster_ids: pl.List(pl.String) = pa.Field(description="clusters behind it")
+    status: str = pa.Field(
+        isin=["applied", "anchor_missing", "rejected"], description="what happened"
+    )
+    message: str = pa.Field(nullable=True, description="why not applied")
+
+    class Config(Strict):
+        pass
+
+
+@register("skill_lines", partition_by=("run_id",))
+class SkillLines(pa.DataFrameModel):
+    """One row per statement of the written skill (line of SKILL.md or of a reference file)."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    file: str = pa.Field(description="SKILL.md or references/<name>.md")
+    line_no: int = pa.Field(ge=1, description="1-based line in that file")
+    section: str = pa.Field(nullable=True, description="heading it sits under")
+    text: str = pa.Field(description="the statement")
+    origin: str = pa.Field(
+        isin=["base", "added", "revised"],
+        description="from the base skill, or added or revised by this run",
+    )
+    cluster_ids: pl.List(pl.String) = pa.Field(
+        description="clusters behind it (empty for base lines)"
+    )
+    lesson_ids: pl.List(pl.String) = pa.Field(description="lessons behind it")
+    merge_node_id: str = pa.Field(nullable=True, description="merge node that emitted it")
+    n_trajectories: int = pa.Field(ge=0, description="distinct trajectories behind it")
+    n_tasks: int = pa.Field(ge=0, description="distinct tasks")
+    n_failures: int = pa.Field(ge=0, description="distinct failed runs")
+    n_successes: int = pa.Field(ge=0, description="distinct successful runs")
+
+    class Config(Strict):
+        pass
+
+
+@register("dropped", partition_by=("run_id",))
+class Dropped(pa.DataFrameModel):
+    """One row per lesson that did not reach the skill: where and why."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    lesson_id: str = pa.Field(description="lesson")
+    cluster_id: str = pa.Field(nullable=True, description="its cluster")
+    stage: str = pa.Field(
+        isin=["support", "summary", "merge", "apply", "lint"], description="where it fell out"
+    )
+    reason: str = pa.Field(description="why")
+    node_id: str = pa.Field(nullable=True, description="merge node that dropped it, if any")
+
+    class Config(Strict):
+        pass

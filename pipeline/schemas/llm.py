@@ -1,0 +1,46 @@
+"""The model layer's table: llm_calls, cache and cost log in one."""
+
+from __future__ import annotations
+
+import pandera.polars as pa
+import polars as pl
+
+from pipeline.schemas import register
+from pipeline.schemas.trajectory import Strict
+
+
+@register("llm_calls")
+class LlmCalls(pa.DataFrameModel):
+    """One row per model request answered (from the server, from the cache, or with an error)."""
+
+    call_id: str = pa.Field(description="unique id of this row (key plus time and attempt)")
+    key: str = pa.Field(
+        description="cache key: digest of the canonical request with every generation parameter and the prompt version; never the API key or base URL"
+    )
+    stage: str = pa.Field(
+        description="pipeline stage that asked (analyse, summarise, merge, rollout, embed, ...)"
+    )
+    kind: str = pa.Field(isin=["chat", "embedding"], description="endpoint")
+    model: str = pa.Field(description="model name as sent")
+    params: str = pa.Field(
+        description="JSON of the generation parameters (temperature, seed, max_tokens, response format, tools, ...)"
+    )
+    prompt_version: str = pa.Field(nullable=True, description="version of the prompt template")
+    request: str = pa.Field(description="JSON of the request body (messages or inputs)")
+    response: str = pa.Field(nullable=True, description="JSON of the response body; null on error")
+    tokens_in: int = pa.Field(
+        ge=0, description="prompt tokens reported by the server (0 on a cache hit)"
+    )
+    tokens_out: int = pa.Field(ge=0, description="completion tokens (0 on a cache hit)")
+    latency_ms: float = pa.Field(ge=0, description="wall time of the call including retries")
+    cost_usd: float = pa.Field(ge=0, description="cost at the configured prices (0 on a cache hit)")
+    attempts: int = pa.Field(ge=0, description="HTTP attempts made (0 on a cache hit)")
+    error: str = pa.Field(
+        nullable=True, description="why the call failed, after retries and the repair attempt"
+    )
+    cache_hit: bool = pa.Field(description="answered from this table without calling the server")
+    batch_id: str = pa.Field(nullable=True, description="batch-API job that answered it, if any")
+    created_at: pl.Datetime("us", "UTC") = pa.Field(description="when the answer arrived")
+
+    class Config(Strict):
+        pass
