@@ -24,9 +24,14 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 
 
 def _register() -> None:
+    from pipeline.analyse.commands import analyse
+    from pipeline.consolidate.commands import consolidate
+    from pipeline.evaluate.commands import eval_, rollout
     from pipeline.ingest.commands import ingest, stats, synth
+    from pipeline.llm.commands import calls
+    from pipeline.report.commands import coverage, sql, warehouse
 
-    for command in (ingest, stats, synth):
+    for command in (ingest, stats, synth, analyse, consolidate, coverage, sql, warehouse, calls, rollout, eval_):
         main.add_command(command)
 
 

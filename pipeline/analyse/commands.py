@@ -1,0 +1,9 @@
+"""analyse command (being built)."""
+
+import click
+
+
+@click.command("analyse")
+def analyse():
+    """Analyse every trajectory into lessons."""
+    raise click.ClickException("analyse is not built yet")
