@@ -107,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(name)
             continue
         for m in got:
-            print(f"   {m.name}: {m.value:,.4g} {m.unit}" + (f"  (ref {m.reference_value:,.4g})" if m.reference_value else ""), file=sys.stderr)
+            print(
+                f"   {m.name}: {m.value:,.4g} {m.unit}"
+                + (f"  (ref {m.reference_value:,.4g})" if m.reference_value else ""),
+                file=sys.stderr,
+            )
         rows.extend(got)
         print(f"   done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
@@ -125,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         old = json.loads(previous.read_text())
         kept = [r for r in old.get("results", []) if r["bench"] not in names]
         payload["results"] = kept + payload["results"]
-        rows = [Measurement(**{k: v for k, v in r.items() if k != "ratio"}) for r in payload["results"]]
+        rows = [
+            Measurement(**{k: v for k, v in r.items() if k != "ratio"}) for r in payload["results"]
+        ]
     previous.write_text(json.dumps(payload, indent=2))
     (args.out / "results.md").write_text(render_markdown(meta, rows))
     print(f"wrote {previous} and {args.out / 'results.md'}", file=sys.stderr)

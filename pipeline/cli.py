@@ -31,7 +31,19 @@ def _register() -> None:
     from pipeline.llm.commands import calls
     from pipeline.report.commands import coverage, sql, warehouse
 
-    for command in (ingest, stats, synth, analyse, consolidate, coverage, sql, warehouse, calls, rollout, eval_):
+    for command in (
+        ingest,
+        stats,
+        synth,
+        analyse,
+        consolidate,
+        coverage,
+        sql,
+        warehouse,
+        calls,
+        rollout,
+        eval_,
+    ):
         main.add_command(command)
 
 
