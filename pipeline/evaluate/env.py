@@ -140,7 +140,9 @@ def load(name: str, **options: Any) -> Environment:
     if unused:
         raise LookupError(f"environment {name!r} does not take option(s) {unused}")
     env = factory(**kwargs)
-    missing = [m for m in ("name", "system_prompt", "tasks", "tools", "score") if not hasattr(env, m)]
+    missing = [
+        m for m in ("name", "system_prompt", "tasks", "tools", "score") if not hasattr(env, m)
+    ]
     if missing:
         raise TypeError(f"environment {name!r} lacks {missing}")
     return env

@@ -45,7 +45,7 @@ def _render(rows: list[tuple], columns: list[str], more: bool, max_chars: int) -
     lines = ["\t".join(columns)] + ["\t".join(cell(v) for v in row) for row in rows]
     text = "\n".join(lines)
     if len(text) > max_chars:
-        text = text[:max_chars] + "\n... (output cut at {} characters)".format(max_chars)
+        text = text[:max_chars] + f"\n... (output cut at {max_chars} characters)"
     elif more:
         text += f"\n... (only the first {len(rows)} rows shown; aggregate or add LIMIT)"
     return text + f"\n({len(rows)}{'+' if more else ''} rows)"
@@ -97,7 +97,7 @@ class WikiTableQuestions:
                 lines.append("- row_id (integer): row number in the page's order")
                 continue
             examples = frame.get_column(name).drop_nulls().head(self.preview_rows).to_list()
-            shown = ", ".join(json.dumps(str(v), ensure_ascii=False) for v in examples)
+            shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in examples)
             header = originals[name]
             label = f' header "{header}"' if header and header != name else ""
             lines.append(f"- {name} ({kind}{',' if label else ''}{label}): e.g. {shown}")
@@ -112,6 +112,7 @@ class WikiTableQuestions:
         con.unregister("_load")
         for setting in (
             "set threads = 1",
+            "set enable_progress_bar = false",
             "set memory_limit = '256MB'",
             "set enable_external_access = false",
             "set lock_configuration = true",
