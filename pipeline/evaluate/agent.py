@@ -115,7 +115,8 @@ async def run_episode(
 
 
 async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
-    tools = list(env.tools(task)) + (skill.tools() if skill else [])
+    # opening an episode's tools may block (a database per episode): keep it off the event loop
+    tools = list(await asyncio.to_thread(env.tools, task)) + (skill.tools() if skill else [])
     by_name = {t.name: t for t in tools}
     specs = [t.spec() for t in tools]
     messages: list[dict] = [

@@ -96,7 +96,12 @@ class WikiTableQuestions:
             if name == "row_id":
                 lines.append("- row_id (integer): row number in the page's order")
                 continue
-            examples = frame.get_column(name).drop_nulls().head(self.preview_rows).to_list()
+            examples = (
+                frame.get_column(name)
+                .drop_nulls()
+                .unique(maintain_order=True)
+                .head(self.preview_rows)
+            ).to_list()
             shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in examples)
             header = originals[name]
             label = f' header "{header}"' if header and header != name else ""
