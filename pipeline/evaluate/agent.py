@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,20 @@ from typing import Any
 
 from pipeline.evaluate.env import Environment, Task, Tool, ToolError
 from pipeline.evaluate.skill import Skill
+from pipeline.ingest.record import StepBuilder
+
+# the order of ingest's step tuples
+STEP_FIELDS = (
+    "role",
+    "kind",
+    "content",
+    "tool_name",
+    "tool_args",
+    "tool_call_id",
+    "call_step_idx",
+    "is_error",
+    "message_idx",
+)
 
 PROMPT_VERSION = "agent-v1"
 NUDGE = "Call `submit` with your answer, or another tool if you need more information."
@@ -35,7 +48,7 @@ class AgentSettings:
 class Episode:
     task: Task
     model: str
-    steps: list[dict] = field(default_factory=list)
+    builder: StepBuilder = field(default_factory=StepBuilder)
     answer: Any = None
     status: str = "turn_limit"  # submitted / turn_limit / error
     error: str | None = None
@@ -49,21 +62,10 @@ class Episode:
     finished_at: datetime | None = None
     seconds: float = 0.0
 
-    def add(self, role: str, kind: str, content: str | None, message_idx: int, **extra) -> int:
-        step = {
-            "role": role,
-            "kind": kind,
-            "content": content,
-            "message_idx": message_idx,
-            "tool_name": None,
-            "tool_args": None,
-            "tool_call_id": None,
-            "call_step_idx": None,
-            "is_error": False,
-        }
-        step.update(extra)
-        self.steps.append(step)
-        return len(self.steps) - 1
+    @property
+    def steps(self) -> list[dict]:
+        """The steps as rows of the steps table (minus the ids the writer adds)."""
+        return [dict(zip(STEP_FIELDS, s, strict=True)) for s in self.builder.steps]
 
 
 def system_prompt(env: Environment, skill: Skill | None) -> str:
@@ -115,16 +117,17 @@ async def run_episode(
 
 
 async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
-    # opening an episode's tools may block (a database per episode): keep it off the event loop
-    tools = list(await asyncio.to_thread(env.tools, task)) + (skill.tools() if skill else [])
-    by_name = {t.name: t for t in tools}
-    specs = [t.spec() for t in tools]
     messages: list[dict] = [
         {"role": "system", "content": system_prompt(env, skill)},
         {"role": "user", "content": task.prompt},
     ]
-    ep.add("system", "message", messages[0]["content"], 0)
-    ep.add("user", "message", messages[1]["content"], 1)
+    steps = ep.builder
+    steps.message("system", messages[0]["content"], 0)
+    steps.message("user", messages[1]["content"], 1)
+    # opening an episode's tools may block (a database per episode): keep it off the event loop
+    tools = list(await asyncio.to_thread(env.tools, task)) + (skill.tools() if skill else [])
+    by_name = {t.name: t for t in tools}
+    specs = [t.spec() for t in tools]
     for turn in range(settings.max_turns):
         res = await llm.achat(
             chat_request(
@@ -150,32 +153,25 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
         messages.append(message)
         m_idx = len(messages) - 1
         if not calls:
-            ep.add("assistant", "message", res.content or "", m_idx)
+            steps.message("assistant", res.content or "", m_idx)
             if turn + 1 < settings.max_turns:
                 messages.append({"role": "user", "content": NUDGE})
-                ep.add("user", "message", NUDGE, len(messages) - 1)
+                steps.message("user", NUDGE, len(messages) - 1)
             continue
         submitted = False
         for i, (call, call_id) in enumerate(zip(calls, ids, strict=True)):
-            args = call.get("arguments")
+            name, args = call.get("name"), call.get("arguments")
             raw = call.get("raw") or ""
-            args_json = (
-                json.dumps(args, ensure_ascii=False)
-                if args is not None
-                else json.dumps({"_raw": raw})
-            )
-            call_idx = ep.add(
-                "assistant",
-                "tool_call",
-                (res.content or None) if i == 0 else None,
+            steps.call(
+                name,
+                args if args is not None else raw,
+                call_id,
                 m_idx,
-                tool_name=call.get("name"),
-                tool_args=args_json,
-                tool_call_id=call_id,
+                content=(res.content or None) if i == 0 else None,
             )
-            tool = by_name.get(call.get("name") or "")
+            tool = by_name.get(name or "")
             if tool is None:
-                out, bad = f"error: no tool {call.get('name')!r}; tools: {', '.join(by_name)}", True
+                out, bad = f"error: no tool {name!r}; tools: {', '.join(by_name)}", True
             elif not isinstance(args, dict):
                 out, bad = f"error: the arguments are not a JSON object: {raw[:200]!r}", True
             elif tool.submits and submitted:
@@ -185,16 +181,7 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
                 if tool.submits and not bad:
                     submitted, ep.answer = True, args.get("answer", args)
             messages.append({"role": "tool", "tool_call_id": call_id, "content": out})
-            ep.add(
-                "tool",
-                "tool_result",
-                out,
-                len(messages) - 1,
-                tool_name=call.get("name"),
-                tool_call_id=call_id,
-                call_step_idx=call_idx,
-                is_error=bad,
-            )
+            steps.result(call_id, out, len(messages) - 1, is_error=bad, name=name)
         if submitted:
             ep.status = "submitted"
             return

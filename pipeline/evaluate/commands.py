@@ -257,7 +257,6 @@ def rollout(
     split,
     model,
     skill_dir,
-    list_envs,
 ):
     """Run an agent on an environment's tasks; the runs go into the lake as trajectories.
 

@@ -17,7 +17,9 @@ from pipeline import schemas
 from pipeline.evaluate.agent import PROMPT_VERSION, Episode
 from pipeline.evaluate.env import Score
 from pipeline.evaluate.skill import READ_TOOL, Skill, normalise_title
-from pipeline.ids import canonical_json, digest
+from pipeline.ids import digest
+from pipeline.ingest.frames import build_frames, trajectory_id
+from pipeline.ingest.record import Run
 
 AGENT = "trace2skill-agent"
 MIN_CITED_CHARS = 4  # shorter titles ("Io") match too much prose to count as a citation
@@ -63,22 +65,9 @@ def outcome(ep: Episode, score: Score) -> str:
     return "success" if score.correct else "failure"
 
 
-def episode_rows(ep: Episode, score: Score, ctx: Context) -> tuple[dict, list[dict], dict]:
-    """(trajectory row, step rows, eval_results row) of one episode."""
-    arm, now = ctx.arm, datetime.now(UTC)
-    native_id = digest("episode", ctx.eval_id, ctx.arm_id, ep.task.task_id)
-    trajectory_id = digest(ctx.source, native_id, ep.steps)
-    steps = [
-        {
-            "trajectory_id": trajectory_id,
-            "source": ctx.source,
-            "step_idx": i,
-            **s,
-            "content_chars": len(s["content"] or ""),
-            "args_chars": len(s["tool_args"] or ""),
-        }
-        for i, s in enumerate(ep.steps)
-    ]
+def to_run(ep: Episode, score: Score, ctx: Context) -> Run:
+    """An episode as ingest's record model: the same ids and step rules as any ingested run."""
+    arm = ctx.arm
     meta = {
         "grader": {"gold": ep.task.gold, "correct": score.correct, "detail": score.detail},
         "env": ctx.env,
@@ -106,72 +95,71 @@ def episode_rows(ep: Episode, score: Score, ctx: Context) -> tuple[dict, list[di
             "seconds": round(ep.seconds, 3),
         },
     }
-    raw = canonical_json({"task": ep.task.task_id, "steps": ep.steps, "answer": ep.answer})
-    trajectory = {
-        "trajectory_id": trajectory_id,
-        "source": ctx.source,
-        "native_id": native_id,
-        "task_id": ep.task.task_id,
-        "model": ep.model,
-        "agent": AGENT,
-        "outcome": outcome(ep, score),
-        "outcome_origin": "source",
-        "reward": None if ep.status == "error" else float(score.reward),
-        "n_steps": len(steps),
-        "meta": json.dumps(meta, ensure_ascii=False, default=str),
-        "file": f"{ctx.kind}:{ctx.env}:{ctx.split}",
-        "record": f"{ctx.eval_id}/{ctx.arm_id}/{ep.task.task_id}",
-        "file_sha256": digest("raw", raw, length=64),
-        "format": ctx.kind,
-        "ingested_at": now,
-    }
-    correct = ep.status == "submitted" and score.correct
-    result = {
+    return Run(
+        record=f"{ctx.eval_id}/{ctx.arm_id}/{ep.task.task_id}",
+        steps=list(ep.builder.steps),
+        native_id=digest("episode", ctx.eval_id, ctx.arm_id, ep.task.task_id),
+        task_id=ep.task.task_id,
+        model=ep.model,
+        agent=AGENT,
+        outcome=outcome(ep, score),
+        reward=None if ep.status == "error" else float(score.reward),
+        meta=meta,
+    )
+
+
+def result_row(ep: Episode, score: Score, ctx: Context, trajectory_id: str) -> dict:
+    submitted = ep.status == "submitted"
+    return {
         "eval_id": ctx.eval_id,
         "arm_id": ctx.arm_id,
         "task_id": ep.task.task_id,
         "trajectory_id": trajectory_id,
         "source": ctx.source,
         "status": ep.status,
-        "correct": correct,
-        "reward": float(score.reward) if ep.status == "submitted" else 0.0,
+        "correct": submitted and score.correct,
+        "reward": float(score.reward) if submitted else 0.0,
         "answer": None if ep.answer is None else json.dumps(ep.answer, ensure_ascii=False),
         "gold": json.dumps(ep.task.gold, ensure_ascii=False, default=str),
         "detail": score.detail,
         "error": ep.error,
         "n_turns": ep.n_turns,
-        "n_tool_errors": sum(1 for s in ep.steps if s["is_error"]),
+        "n_tool_errors": sum(1 for s in ep.builder.steps if s[7]),
         "cache_hits": ep.cache_hits,
         "tokens_in": ep.tokens_in,
         "tokens_out": ep.tokens_out,
         "cost_usd": ep.cost_usd,
         "seconds": ep.seconds,
-        "created_at": ep.finished_at or now,
+        "created_at": ep.finished_at or datetime.now(UTC),
     }
-    return trajectory, steps, result
 
 
 def frames(episodes: list[tuple[Episode, Score]], ctx: Context) -> dict[str, pl.DataFrame]:
     """Validated frames of one batch of episodes of one arm, keyed by table."""
-    trajectories, steps, results = [], [], []
-    for ep, score in episodes:
-        t, s, r = episode_rows(ep, score, ctx)
-        trajectories.append(t)
-        steps.extend(s)
-        results.append(r)
-
-    def frame(name: str, rows: list[dict]) -> pl.DataFrame:
-        columns = schemas.table(name).columns
-        df = pl.DataFrame(rows, schema=columns) if rows else schemas.empty(name)
-        return schemas.validate(name, df)
-
-    step_frame = frame("steps", steps)
-    result_frame = frame("eval_results", results)
+    runs = [to_run(ep, score, ctx) for ep, score in episodes]
+    built = build_frames(
+        runs,
+        source=ctx.source,
+        file=f"{ctx.kind}:{ctx.env}:{ctx.split}",
+        file_sha256=digest("batch", [(r.record, r.steps) for r in runs], length=64),
+        format=ctx.kind,
+        ingested_at=datetime.now(UTC),
+    )
+    if built.errors or built.duplicates:
+        problems = [f"{e.record}: {e.error}" for e in built.errors]
+        problems += [f"{d.record}: duplicate" for d in built.duplicates]
+        raise RuntimeError(f"episodes could not be recorded: {problems}")
+    results = [
+        result_row(ep, score, ctx, trajectory_id(ctx.source, run))
+        for (ep, score), run in zip(episodes, runs, strict=True)
+    ]
+    columns = schemas.table("eval_results").columns
+    result_frame = schemas.validate("eval_results", pl.DataFrame(results, schema=columns))
     return {
-        "trajectories": frame("trajectories", trajectories),
-        "steps": step_frame,
+        "trajectories": built.trajectories,
+        "steps": built.steps,
         "eval_results": result_frame,
-        "skill_usage": schemas.validate("skill_usage", usage(step_frame, result_frame, ctx)),
+        "skill_usage": schemas.validate("skill_usage", usage(built.steps, result_frame, ctx)),
     }
 
 
