@@ -44,6 +44,7 @@ totals as (
 final as (
     select
         a.model,
+        a.role,
         a.label,
         j.item_kind,
         j.item,
@@ -59,7 +60,7 @@ final as (
     from joined as j
     inner join arms as a on a.arm_id = j.arm_id
     inner join totals as t on t.arm_id = j.arm_id
-    group by a.model, a.label, j.item_kind, j.item, t.n_runs, t.n_correct
+    group by a.model, a.role, a.label, j.item_kind, j.item, t.n_runs, t.n_correct
 )
 
 select * from final

@@ -39,8 +39,8 @@ NUDGE = "Call `submit` with your answer, or another tool if you need more inform
 @dataclass(frozen=True)
 class AgentSettings:
     max_turns: int = 12
-    temperature: float = 0.0
-    seed: int = 0
+    temperature: float | None = None  # None: the model settings' default
+    seed: int | None = None
     stage: str = "rollout"
 
 

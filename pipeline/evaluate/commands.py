@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
-import polars as pl
 
 from pipeline.console import Console
 from pipeline.evaluate import env as environments
-from pipeline.evaluate import stages
+from pipeline.evaluate import show, stages
 from pipeline.evaluate.agent import AgentSettings
+from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.run import RunSettings
 from pipeline.evaluate.skill import Skill, SkillError
-from pipeline.evaluate.stages import Outcome
 from pipeline.evaluate.wikitablequestions.data import DataError
-from pipeline.options import lake_option, pass_console
+from pipeline.options import lake_option, model_options, pass_console
 
 EXIT_REFUSED = 3
+DEFAULT_CONCURRENCY = 8
 
 
-def _common(f):
+def _list_envs(ctx: click.Context, param, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo("\n".join(environments.available()))
+        ctx.exit()
+
+
+def task_options(func):
+    """--env, --data, --split, --limit, --max-turns, --bootstrap, --lake, --list-envs."""
     options = [
         click.option(
             "--env",
@@ -32,63 +40,122 @@ def _common(f):
         ),
         click.option(
             "--data",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
             default=None,
-            help="The environment's data folder (wtq: a WikiTableQuestions release; "
-            "default: the sample shipped in data/wikitablequestions).",
+            help="The environment's data folder (wtq: a WikiTableQuestions release, same layout; "
+            "default: the sample in data/wikitablequestions).",
         ),
         click.option(
             "--limit",
             type=click.IntRange(min=1),
             default=None,
-            help="Run a seeded sample of N tasks of the split.",
-        ),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seed of the task sample, the model calls and the bootstrap.",
+            help="A sample of N tasks of the split (seeded by --seed, 0 if unset).",
         ),
         click.option(
             "--max-turns",
             type=click.IntRange(min=1),
             default=12,
             show_default=True,
-            help="Model calls per episode before it is stopped.",
+            help="Model calls per episode before it is stopped unanswered.",
         ),
-        click.option("--temperature", type=float, default=0.0, show_default=True),
         click.option(
-            "--concurrency",
-            type=click.IntRange(min=1),
-            default=8,
+            "--bootstrap",
+            type=click.IntRange(min=100),
+            default=2000,
             show_default=True,
-            help="Episodes played at once.",
+            help="Bootstrap resamples for the confidence intervals.",
         ),
         click.option(
-            "--base-url",
-            envvar="OPENAI_BASE_URL",
-            default=None,
-            help="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL).",
-        ),
-        click.option(
-            "--api-key",
-            envvar="OPENAI_API_KEY",
-            default=None,
-            help="API key (default: $OPENAI_API_KEY; never stored).",
+            "--list-envs",
+            is_flag=True,
+            is_eager=True,
+            expose_value=False,
+            callback=_list_envs,
+            help="List the environments and exit.",
         ),
         lake_option(),
     ]
     for option in reversed(options):
-        f = option(f)
-    return f
+        func = option(func)
+    return func
 
 
-def _env(name: str, data: Path | None):
+def eval_model_options(func):
+    """model_options with a repeatable --model: the same settings for every model given."""
+    options = [
+        click.option(
+            "--model",
+            "models",
+            multiple=True,
+            required=True,
+            help="Model name at the endpoint; repeat for a transfer matrix (models x skills).",
+        ),
+        click.option(
+            "--base-url",
+            default=None,
+            envvar="OPENAI_BASE_URL",
+            show_envvar=True,
+            help="OpenAI-compatible server.",
+        ),
+        click.option(
+            "--api-key", default=None, help="API key (default: $OPENAI_API_KEY). Never stored."
+        ),
+        click.option(
+            "--settings",
+            "settings_file",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Settings file (TOML); default ./trace2skill.toml if present.",
+        ),
+        click.option("--concurrency", default=None, type=int, help="Requests in flight at once."),
+        click.option("--temperature", default=None, type=float, help="Sampling temperature."),
+        click.option(
+            "--seed",
+            "model_seed",
+            default=None,
+            type=int,
+            help="Sampling seed sent to the server; also seeds the task sample and the bootstrap.",
+        ),
+        click.option(
+            "--token-budget", default=None, type=int, help="Stop cleanly after this many tokens."
+        ),
+        click.option(
+            "--cost-budget", default=None, type=float, help="Stop cleanly after this many USD."
+        ),
+    ]
+
+    @functools.wraps(func)
+    def collect(**kwargs):
+        keys = ["base_url", "api_key", "settings_file", "concurrency", "temperature"]
+        overrides = {k: kwargs.pop(k) for k in keys}
+        overrides["seed"] = kwargs.pop("model_seed")
+        overrides["token_budget"] = kwargs.pop("token_budget")
+        overrides["cost_budget_usd"] = kwargs.pop("cost_budget")
+        kwargs["model_overrides"] = overrides
+        return func(**kwargs)
+
+    for option in reversed(options):
+        collect = option(collect)
+    return collect
+
+
+def _env(name: str, data: Path | None) -> Environment:
     try:
         return environments.load(name, data=data)
     except (LookupError, TypeError, DataError) as exc:
         raise click.BadParameter(str(exc), param_hint="--env/--data") from None
+
+
+def _tasks(env: Environment, split: str, limit: int | None, seed: int) -> list[Task]:
+    try:
+        tasks = env.tasks(split, limit, seed)
+    except (DataError, LookupError, ValueError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--split/--data") from None
+    if not tasks:
+        raise click.BadParameter(
+            f"{env.name} has no tasks in split {split!r}", param_hint="--split"
+        )
+    return tasks
 
 
 def _skill(path: Path | str, option: str) -> Skill:
@@ -98,207 +165,82 @@ def _skill(path: Path | str, option: str) -> Skill:
         raise click.BadParameter(str(exc), param_hint=option) from None
 
 
-def _llms(models: tuple[str, ...], base_url, api_key, lake, console) -> dict[str, object]:
+def _clients(models: list[str | None], overrides: dict, lake, console) -> tuple[dict, int]:
+    """One model-layer client per model name (None: the one the settings name), and how many
+    episodes to play at once."""
     from pipeline.llm import LLM, ModelSettings
 
-    out = {}
+    overrides = dict(overrides)
+    settings_file = overrides.pop("settings_file", None)
+    clients, concurrency = {}, overrides.get("concurrency")
     for model in dict.fromkeys(models):
-        settings = ModelSettings.resolve(model=model, base_url=base_url, api_key=api_key)
-        out[model] = LLM(settings, lake=lake, console=console)
-    return out
-
-
-def _settings(max_turns, temperature, seed, concurrency, stage) -> RunSettings:
-    agent = AgentSettings(max_turns=max_turns, temperature=temperature, seed=seed, stage=stage)
-    return RunSettings(agent=agent, concurrency=concurrency)
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def show_arms(console: Console, outcome: Outcome) -> None:
-    arms = outcome.arms.filter(pl.col("role") != "ablation").sort("model", "role", "label")
-    console.table(
-        f"accuracy (%) on {outcome.run.item(0, 'n_tasks')} tasks, 95% bootstrap interval",
-        [
-            "model",
-            "role",
-            "skill",
-            "accuracy",
-            "95% CI",
-            "right",
-            "errors",
-            "turns",
-            "tokens",
-            "cost $",
-            "seconds",
-        ],
-        [
-            [
-                r["model"],
-                r["role"],
-                r["label"],
-                _pct(r["accuracy"]),
-                f"{_pct(r['ci_low'])}-{_pct(r['ci_high'])}",
-                f"{r['n_correct']}/{r['n_tasks']}",
-                r["n_errors"],
-                f"{r['mean_turns']:.1f}",
-                r["tokens_in"] + r["tokens_out"],
-                f"{r['cost_usd']:.4f}",
-                f"{r['seconds']:.1f}",
-            ]
-            for r in arms.iter_rows(named=True)
-        ],
-    )
-
-
-def show_comparisons(console: Console, outcome: Outcome) -> None:
-    rows = outcome.comparisons.filter(pl.col("kind") != "ablation").sort("model", "kind", "label")
-    if rows.height:
-        console.table(
-            "paired differences (points), arm minus reference, on the same tasks",
-            ["model", "arm", "reference", "difference", "95% CI", "won", "lost", "P(not better)"],
-            [
-                [
-                    r["model"],
-                    r["label"],
-                    r["reference_label"],
-                    f"{100 * r['delta']:+.1f}",
-                    f"{100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f}",
-                    r["wins"],
-                    r["losses"],
-                    f"{r['p_not_better']:.3f}",
-                ]
-                for r in rows.iter_rows(named=True)
-            ],
+        settings = ModelSettings.resolve(
+            settings_file=settings_file, **{**overrides, "model": model}
         )
-    ablation = outcome.comparisons.filter(pl.col("kind") == "ablation").sort("model", "rank")
-    if ablation.height:
-        console.table(
-            "ablation: effect of each section or file (full skill minus the skill without it)",
-            ["model", "rank", "left out", "effect", "95% CI", "with", "without"],
-            [
-                [
-                    r["model"],
-                    r["rank"],
-                    r["unit"],
-                    f"{100 * r['delta']:+.1f}",
-                    f"{100 * r['ci_low']:+.1f} to {100 * r['ci_high']:+.1f}",
-                    _pct(r["accuracy"]),
-                    _pct(r["reference_accuracy"]),
-                ]
-                for r in ablation.iter_rows(named=True)
-            ],
-        )
+        if settings.model in (None, "offline"):
+            raise click.UsageError(
+                "rollout and eval play an agent: give --model, a model served at --base-url"
+            )
+        clients[model] = LLM(settings, lake=lake, console=console)
+        concurrency = concurrency or getattr(settings, "concurrency", None)
+    return clients, int(concurrency or DEFAULT_CONCURRENCY)
 
 
-def show_transfer(console: Console, outcome: Outcome) -> None:
-    arms = outcome.arms.filter(pl.col("role") != "ablation")
-    if arms.get_column("model").n_unique() < 2:
-        return
-    arms = arms.with_columns(
-        column=pl.when(pl.col("role") == "incumbent")
-        .then(pl.lit("incumbent: ") + pl.col("label"))
-        .otherwise(pl.col("label"))
+def _run_settings(overrides, max_turns, concurrency, bootstrap, stage) -> RunSettings:
+    agent = AgentSettings(
+        max_turns=max_turns,
+        temperature=overrides.get("temperature"),
+        seed=overrides.get("seed"),
+        stage=stage,
     )
-    order = arms.sort("role").get_column("column").unique(maintain_order=True).to_list()
-    matrix = arms.pivot(on="column", index="model", values="accuracy").sort("model")
-    console.table(
-        "transfer matrix: accuracy (%) of each model (rows) with each skill (columns)",
-        ["model", *order],
-        [
-            [r["model"], *(_pct(r[c]) if r[c] is not None else "" for c in order)]
-            for r in matrix.iter_rows(named=True)
-        ],
-    )
-
-
-def _list_envs(ctx: click.Context, param, value: bool) -> None:
-    if value and not ctx.resilient_parsing:
-        click.echo("\n".join(environments.available()))
-        ctx.exit()
+    return RunSettings(agent=agent, concurrency=concurrency, resamples=bootstrap)
 
 
 @click.command("rollout")
-@_common
+@task_options
 @click.option(
     "--split", default="train", show_default=True, help="Task split (wtq: train, test, dev)."
 )
-@click.option("--model", required=True, help="Model name at the endpoint.")
 @click.option(
     "--skill",
     "skill_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Skill folder to load (SKILL.md in the prompt, files by a tool).",
+    help="Skill folder to load (SKILL.md in the system prompt, its files through a tool).",
 )
-@click.option(
-    "--list-envs",
-    is_flag=True,
-    is_eager=True,
-    expose_value=False,
-    callback=_list_envs,
-    help="List the environments and exit.",
-)
+@model_options
 @pass_console
-def rollout(
-    console: Console,
-    env_name,
-    data,
-    limit,
-    seed,
-    max_turns,
-    temperature,
-    concurrency,
-    base_url,
-    api_key,
-    lake,
-    split,
-    model,
-    skill_dir,
-):
+def rollout(console: Console, env_name, data, limit, max_turns, bootstrap, lake, split, skill_dir,
+            model_overrides):  # fmt: skip
     """Run an agent on an environment's tasks; the runs go into the lake as trajectories.
 
     \b
-    The runs land in trajectories/steps under source <env>-<split> with the scorer's outcome,
-    ready for `analyse` and `consolidate`; per-task results go to eval_results.
+    Runs land in trajectories/steps under source <env>-<split>, scored (outcome, reward, the
+    gold answer in meta.grader), ready for `analyse` and `consolidate`; per-task results go to
+    eval_results. A rerun resumes: batches already in the lake are not played again.
       trace2skill rollout --env wtq --split train --model qwen3-35b --lake lake --limit 200
     """
     env = _env(env_name, data)
+    seed = model_overrides.get("seed")
+    tasks = _tasks(env, split, limit, seed or 0)
     skill = _skill(skill_dir, "--skill") if skill_dir else None
-    llms = _llms((model,), base_url, api_key, lake, console)
-    try:
-        outcome = stages.rollout(
-            lake,
-            env,
-            llms[model],
-            model=model,
-            split=split,
-            skill=skill,
-            limit=limit,
-            settings=_settings(max_turns, temperature, seed, concurrency, "rollout"),
-            console=console,
-        )
-    except (DataError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    show_arms(console, outcome)
+    clients, concurrency = _clients([model_overrides.get("model")], model_overrides, lake, console)
+    (model,) = clients
+    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, "rollout")
+    outcome = stages.rollout(
+        lake, env, clients[model], model=model, split=split, skill=skill, limit=limit,
+        tasks=tasks, settings=settings, console=console,
+    )  # fmt: skip
+    show.arms(console, outcome)
     console.info(
-        f"{outcome.played} episodes played; runs in {lake.uri} under source {outcome.run.item(0, 'source')}"
+        f"{outcome.played} episodes played; runs in {lake.uri}, source {outcome.run.item(0, 'source')}"
     )
 
 
 @click.command("eval")
-@_common
+@task_options
 @click.option(
     "--split", default="test", show_default=True, help="Task split (wtq: train, test, dev)."
-)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    required=True,
-    help="Model name; repeat for a transfer matrix (every model with every skill).",
 )
 @click.option(
     "--skill",
@@ -319,89 +261,53 @@ def rollout(
     "--incumbent",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    help="Skill in use now: refuse (exit 3) if the candidate is worse by more than --margin.",
+    help="Skill in use now: refuse (exit 3) a candidate worse than it by more than --margin.",
 )
 @click.option(
     "--margin",
     type=click.FloatRange(min=0, max=1),
     default=0.0,
     show_default=True,
-    help="Accuracy drop (0..1) the guard tolerates against --incumbent.",
+    help="Accuracy drop (0..1, e.g. 0.02 = 2 points) the guard tolerates against --incumbent.",
 )
 @click.option(
     "--ablate",
     is_flag=True,
-    help="Also run each skill without each of its sections and files, and rank them by effect.",
+    help="Also run each skill without each of its sections and files; rank them by effect.",
 )
-@click.option(
-    "--bootstrap",
-    type=click.IntRange(min=100),
-    default=2000,
-    show_default=True,
-    help="Bootstrap resamples for the intervals.",
-)
+@eval_model_options
 @pass_console
-def eval_(
-    console: Console,
-    env_name,
-    data,
-    limit,
-    seed,
-    max_turns,
-    temperature,
-    concurrency,
-    base_url,
-    api_key,
-    lake,
-    split,
-    models,
-    skill_dirs,
-    baseline,
-    incumbent,
-    margin,
-    ablate,
-    bootstrap,
-):
+def eval_(console: Console, env_name, data, limit, max_turns, bootstrap, lake, split, skill_dirs,
+          baseline, incumbent, margin, ablate, models, model_overrides):  # fmt: skip
     """Evaluate skills against a baseline, paired by task, with intervals, cost and a guard.
 
     \b
-    Every model runs every task with the baseline (no skill by default), each --skill and the
-    --incumbent. Accuracy has a bootstrap interval, and so has each paired difference. With
-    several models the transfer matrix is printed. Exit status 3 when the guard refuses.
+    Every model plays every task with the baseline (no skill by default), each --skill and the
+    --incumbent. Accuracy gets a bootstrap interval, and so does each paired difference; tokens,
+    cost and time are counted. Several models give the transfer matrix. Results go to the lake
+    (eval_runs, eval_arms, eval_results, eval_comparisons, skill_usage).
+    Exit status 3 when the guard refuses the candidate.
       trace2skill eval --env wtq --split test --model qwen3-122b --skill out/skill --lake lake
     """
     env = _env(env_name, data)
+    seed = model_overrides.get("seed")
+    tasks = _tasks(env, split, limit, seed or 0)
     skills = [_skill(p, "--skill") for p in skill_dirs]
     base = None if baseline.lower() == "none" else _skill(baseline, "--baseline")
     inc = _skill(incumbent, "--incumbent") if incumbent else None
     if inc is not None and len(skills) != 1:
         raise click.UsageError("--incumbent takes exactly one --skill (the candidate)")
-    llms = _llms(models, base_url, api_key, lake, console)
-    settings = _settings(max_turns, temperature, seed, concurrency, "eval")
-    settings = RunSettings(agent=settings.agent, concurrency=concurrency, resamples=bootstrap)
-    try:
-        outcome = stages.evaluate(
-            lake,
-            env,
-            llms,
-            split=split,
-            skills=skills,
-            baseline=base,
-            incumbent=inc,
-            margin=margin,
-            ablate=ablate,
-            limit=limit,
-            settings=settings,
-            console=console,
-        )
-    except (DataError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    show_arms(console, outcome)
-    show_comparisons(console, outcome)
-    show_transfer(console, outcome)
-    console.info(
-        f"eval {outcome.eval_id}: {outcome.played} episodes played; tables eval_* in {lake.uri}"
-    )
+    clients, concurrency = _clients(list(models), model_overrides, lake, console)
+    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, "eval")
+    outcome = stages.evaluate(
+        lake, env, clients, split=split, skills=skills, baseline=base, incumbent=inc,
+        margin=margin, ablate=ablate, limit=limit, tasks=tasks, settings=settings, console=console,
+    )  # fmt: skip
+    show.arms(console, outcome)
+    show.comparisons(console, outcome)
+    show.transfer(console, outcome)
+    show.usage(console, lake, outcome.eval_id)
+    console.info(f"eval {outcome.eval_id}: {outcome.played} episodes played; tables in {lake.uri}")
     if outcome.verdict == "refuse":
         console.error(f"the candidate is not promoted: {outcome.reason}")
         raise SystemExit(EXIT_REFUSED)

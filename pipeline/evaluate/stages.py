@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.console import Console
-from pipeline.evaluate.env import Environment
+from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.record import Arm
 from pipeline.evaluate.run import (
     RunSettings,
@@ -75,10 +75,12 @@ def _execute(
     settings: RunSettings,
     margin: float | None,
     extra: dict,
+    tasks: list[Task] | None,
     console: Console,
 ) -> Outcome:
     started = time.perf_counter()
-    tasks = env.tasks(split, limit, settings.agent.seed)
+    if tasks is None:
+        tasks = env.tasks(split, limit, settings.agent.seed or 0)
     if not tasks:
         raise ValueError(f"environment {env.name} has no tasks in split {split!r}")
     eval_id = eval_id_of(kind, env, split, tasks, arms, settings.agent)
@@ -98,7 +100,7 @@ def _execute(
         )
     )
     arm_frame, comparisons = summarise(
-        lake, eval_id, arms, resamples=settings.resamples, seed=settings.agent.seed
+        lake, eval_id, arms, resamples=settings.resamples, seed=settings.agent.seed or 0
     )
     verdict = guard(comparisons, margin) if margin is not None else (None, None)
     settings_json = json.dumps(
@@ -129,10 +131,12 @@ def rollout(
     split: str,
     skill: Skill | None = None,
     limit: int | None = None,
+    tasks: list[Task] | None = None,
     settings: RunSettings | None = None,
     console: Console,
 ) -> Outcome:
-    """Run ``model`` (with ``skill`` if given) on the split's tasks; episodes go to the lake."""
+    """Run ``model`` (with ``skill`` if given) on the split's tasks (or ``tasks``, already drawn
+    from it); episodes go to the lake."""
     settings = settings or RunSettings()
     label = labels([skill])[0] if skill else NO_SKILL
     arm = Arm("rollout", model, skill, label)
@@ -148,6 +152,7 @@ def rollout(
         settings=settings,
         margin=None,
         extra=extra,
+        tasks=tasks,
         console=console,
     )
 
@@ -164,6 +169,7 @@ def evaluate(
     margin: float = 0.0,
     ablate: bool = False,
     limit: int | None = None,
+    tasks: list[Task] | None = None,
     settings: RunSettings | None = None,
     console: Console,
 ) -> Outcome:
@@ -213,5 +219,6 @@ def evaluate(
         settings=settings,
         margin=margin if incumbent is not None else None,
         extra=extra,
+        tasks=tasks,
         console=console,
     )
