@@ -87,16 +87,28 @@ async def run_arms(
     """Play every pending episode; returns how many were played (batches on disk are skipped)."""
     source = source_name(env, split)
     done = {p.rsplit("/", 1)[-1] for p in lake.parts("eval_results")}
+    # a batch with a faulted episode is played again (answered calls come from the model cache)
+    faulted = set(
+        lake.scan("eval_results")
+        .filter((pl.col("eval_id") == eval_id) & (pl.col("status") == "error"))
+        .select("arm_id", "task_id")
+        .collect()
+        .iter_rows()
+    )
     pending: list[tuple[Context, int, list[Task]]] = []
     for arm in arms:
         ctx = Context(eval_id, kind, env.name, split, source, arm)
         for b in range(0, len(tasks), BATCH):
             name = f"{eval_id}-{ctx.arm_id}-{b // BATCH:04d}"
-            if f"part-{name}.parquet" not in done:
-                pending.append((ctx, b // BATCH, tasks[b : b + BATCH]))
+            batch_tasks = tasks[b : b + BATCH]
+            retry = any((ctx.arm_id, t.task_id) in faulted for t in batch_tasks)
+            if retry or f"part-{name}.parquet" not in done:
+                pending.append((ctx, b // BATCH, batch_tasks))
     skipped = len(arms) * len(tasks) - sum(len(t) for _, _, t in pending)
     if skipped:
         console.info(f"{skipped} episodes already in the lake for this evaluation: resuming")
+    if faulted:
+        console.info(f"{len(faulted)} faulted episodes: their batches are played again")
     gate = asyncio.Semaphore(max(1, settings.concurrency))
     total = sum(len(t) for _, _, t in pending)
 

@@ -128,6 +128,15 @@ def test_model_errors_become_rows(lake, console):
     assert traj.item(0, "outcome") == "unknown" and traj.item(0, "reward") is None
     assert out.arms.item(0, "n_errors") == 1 and out.arms.item(0, "n_tasks") == 6
 
+    # the next run plays the faulted batch again, and the episode now succeeds in place
+    again = stages.rollout(
+        lake, WTQ, FakeLLM(policy), model="m", split="train", limit=6, console=console
+    )
+    assert again.played == 6 and again.arms.item(0, "n_errors") == 0
+    results = lake.read("eval_results")
+    assert results.height == 6 and set(results["status"]) == {"submitted"}
+    assert lake.read("trajectories").height == 6
+
 
 def write_skill(root, sections: dict[str, str], files: dict[str, str] | None = None):
     body = "\n".join(f"## {title}\n{text}\n" for title, text in sections.items())
