@@ -20,15 +20,9 @@ import polars as pl
 from pipeline.console import Console
 from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.record import Arm
-from pipeline.evaluate.run import (
-    RunSettings,
-    eval_id_of,
-    guard,
-    run_arms,
-    run_row,
-    summarise,
-)
+from pipeline.evaluate.run import RunSettings, eval_id_of, run_arms
 from pipeline.evaluate.skill import Skill
+from pipeline.evaluate.summary import guard, run_row, summarise
 from pipeline.lake import Lake
 
 NO_SKILL = "no skill"
