@@ -121,7 +121,13 @@ async def run_arms(
                 lake, frames(list(played), ctx), f"{eval_id}-{ctx.arm_id}-{number:04d}", ctx.source
             )
 
-        await asyncio.gather(*(batch(ctx, n, t) for ctx, n, t in pending))
+        try:
+            await asyncio.gather(*(batch(ctx, n, t) for ctx, n, t in pending))
+        finally:
+            # the clients' connections belong to this event loop; their call logs go to the lake
+            for llm in llms.values():
+                if hasattr(llm, "aclose"):
+                    await llm.aclose()
     return total
 
 
