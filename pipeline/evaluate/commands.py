@@ -167,21 +167,24 @@ def _skill(path: Path | str, option: str) -> Skill:
 
 def _clients(models: list[str | None], overrides: dict, lake, console) -> tuple[dict, int]:
     """One model-layer client per model name (None: the one the settings name), and how many
-    episodes to play at once."""
-    from pipeline.llm import LLM, ModelSettings
+    episodes to play at once (the model settings' concurrency)."""
+    from pipeline.llm import LLM, ModelSettings, SettingsError
 
     overrides = dict(overrides)
     settings_file = overrides.pop("settings_file", None)
     clients, concurrency = {}, overrides.get("concurrency")
     for model in dict.fromkeys(models):
-        settings = ModelSettings.resolve(
-            settings_file=settings_file, **{**overrides, "model": model}
-        )
-        if settings.model in (None, "offline"):
+        try:
+            settings = ModelSettings.resolve(
+                settings_file=settings_file, **{**overrides, "model": model}
+            )
+        except SettingsError as exc:
+            raise click.UsageError(str(exc)) from None
+        if settings.model in (None, "", "offline"):
             raise click.UsageError(
                 "rollout and eval play an agent: give --model, a model served at --base-url"
             )
-        clients[model] = LLM(settings, lake=lake, console=console)
+        clients[settings.model] = LLM(settings, lake=lake, console=console)
         concurrency = concurrency or getattr(settings, "concurrency", None)
     return clients, int(concurrency or DEFAULT_CONCURRENCY)
 
