@@ -136,7 +136,11 @@ def guard(comparisons: pl.DataFrame, margin: float) -> tuple[str | None, str | N
             f"{r['model']}: candidate {r['accuracy']:.3f} vs incumbent {r['reference_accuracy']:.3f} "
             f"on {r['n_paired']} tasks, difference {r['delta']:+.3f} "
             f"(95% CI {r['ci_low']:+.3f} to {r['ci_high']:+.3f}; {r['wins']} won, {r['losses']} lost)"
-            + (f" is below -{margin:g}" if bad else f" is within the margin -{margin:g}")
+            + (
+                f": a drop of more than the allowed {margin:.3f}"
+                if bad
+                else f": within the allowed drop of {margin:.3f}"
+            )
         )
     return ("refuse" if worse else "promote"), "; ".join(lines)
 

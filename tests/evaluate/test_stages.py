@@ -194,7 +194,7 @@ def test_eval_compares_ablates_and_guards(lake, console, tmp_path):
         gained / 24
     )
     assert ranking["delta"][1:].to_list() == [0.0, 0.0]
-    assert out.verdict == "promote" and "within the margin" in out.reason
+    assert out.verdict == "promote" and "within the allowed drop of 0.050" in out.reason
 
     # attribution tables in SQL
     con = sql.connect(lake)
@@ -239,7 +239,7 @@ def test_guard_refuses_a_worse_candidate(lake, console, tmp_path):
     row = out.comparisons.filter(pl.col("kind") == "vs_incumbent").row(0, named=True)
     assert row["accuracy"] == 0.0 and row["delta"] == -row["reference_accuracy"] < -0.05
     assert f"candidate 0.000 vs incumbent {row['reference_accuracy']:.3f} on 20 tasks" in out.reason
-    assert "is below -0.05" in out.reason
+    assert "a drop of more than the allowed 0.050" in out.reason
     # the margin is the rule: a tolerance wider than the drop lets it through
     wide = stages.evaluate(
         lake,
