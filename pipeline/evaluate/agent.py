@@ -18,6 +18,7 @@ from typing import Any
 from pipeline.evaluate.env import Environment, Task, Tool, ToolError
 from pipeline.evaluate.skill import Skill
 from pipeline.ingest.record import StepBuilder
+from pipeline.llm import ChatRequest
 
 # the order of ingest's step tuples
 STEP_FIELDS = (
@@ -72,12 +73,6 @@ def system_prompt(env: Environment, skill: Skill | None) -> str:
     return env.system_prompt if skill is None else f"{env.system_prompt}\n\n{skill.prompt()}"
 
 
-def chat_request(**fields):
-    from pipeline.llm import ChatRequest
-
-    return ChatRequest(**fields)
-
-
 async def _call_tool(tool: Tool, args: dict) -> tuple[str, bool]:
     try:
         if inspect.iscoroutinefunction(tool.handler):
@@ -130,7 +125,7 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
     specs = [t.spec() for t in tools]
     for turn in range(settings.max_turns):
         res = await llm.achat(
-            chat_request(
+            ChatRequest(
                 messages=list(messages),
                 tools=specs,
                 stage=settings.stage,

@@ -6,16 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import pipeline.llm
-from tests.evaluate.fakes import FakeRequest
-
-
-@pytest.fixture(autouse=True)
-def _chat_request(monkeypatch):
-    if not hasattr(pipeline.llm, "ChatRequest"):
-        monkeypatch.setattr(pipeline.llm, "ChatRequest", FakeRequest, raising=False)
-
-
 SKILL_MD = """---
 name: table-answering
 description: How to answer questions over one table with SQL.

@@ -1,8 +1,9 @@
-"""An in-process stand-in for the model layer's client, driven by a scripted policy.
+"""An in-process stand-in for the model layer's client, driven by a scripted policy, for fast
+unit tests of the runner and the stages.
 
 ``FakeLLM(policy).achat(request)`` calls ``policy(request) -> dict`` (an assistant message: content
 and/or tool_calls with JSON-string arguments, as a server would send) and returns a result shaped
-like the model layer's ``ChatResult``. The loopback tests drive the real client instead.
+like the model layer's ``ChatResult``. The loopback tests drive the real client over HTTP.
 """
 
 from __future__ import annotations
@@ -10,17 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from typing import Any
-
-
-@dataclass
-class FakeRequest:
-    messages: list[dict]
-    tools: list[dict] | None = None
-    stage: str = ""
-    tag: str | None = None
-    prompt_version: str | None = None
-    temperature: float | None = None
-    seed: int | None = None
 
 
 @dataclass
