@@ -53,6 +53,15 @@ def test_sql_tool_reads_the_table(wtq, task):
     assert tools(wtq, task)["submit"].submits
 
 
+def test_episodes_see_their_own_table(wtq, task):
+    other = next(t for t in wtq.tasks("test") if t.meta["table"] != task.meta["table"])
+    mine, theirs = tools(wtq, task)["sql"], tools(wtq, other)["sql"]
+    count = "select count(*) as n from t"
+    assert mine.handler({"query": count}).splitlines()[1] == "27"
+    assert theirs.handler({"query": count}).splitlines()[1] != "27"
+    assert mine.handler({"query": count}).splitlines()[1] == "27"
+
+
 @pytest.mark.parametrize(
     "query, message",
     [

@@ -1,7 +1,8 @@
 """The WikiTableQuestions environment: a question, its table in DuckDB, a SQL tool, a submit tool.
 
-Each episode gets its own in-memory DuckDB holding one table ``t`` (the question's CSV, with a
-``row_id`` column keeping the page's row order). The ``sql`` tool runs one read-only query:
+Tables live in one in-memory DuckDB per environment, each loaded once into a schema of its own;
+an episode gets its own connection (a cursor) on which ``t`` is the question's table (the CSV,
+with a ``row_id`` column keeping the page's row order). The ``sql`` tool runs one read-only query:
 anything but a SELECT (WITH, FROM-first and DESCRIBE included) is refused, file and network
 access is switched off and the settings are locked, a query is interrupted after a timeout, and
 at most ``row_cap`` rows come back. ``submit`` ends the episode with the answer, scored by the
@@ -22,6 +23,7 @@ import polars as pl
 from pipeline.evaluate.env import Score, Task, Tool, ToolError
 from pipeline.evaluate.wikitablequestions import data as wtq
 from pipeline.evaluate.wikitablequestions import scorer
+from pipeline.ids import digest
 
 SYSTEM_PROMPT = """\
 You answer questions about one table taken from a Wikipedia page.
@@ -71,6 +73,9 @@ class WikiTableQuestions:
             raise wtq.DataError(f"{self.root} is not a WikiTableQuestions folder (data/ and csv/)")
         self.row_cap, self.timeout_s, self.max_chars = row_cap, timeout_s, max_chars
         self.preview_rows = preview_rows
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
 
     # -- tasks -----------------------------------------------------------------------------
     def tasks(self, split: str, limit: int | None = None, seed: int = 0) -> list[Task]:
@@ -109,20 +114,40 @@ class WikiTableQuestions:
         return "\n".join(lines)
 
     # -- tools -----------------------------------------------------------------------------
+    def _db(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                con = duckdb.connect(":memory:")
+                for setting in (
+                    "set threads = 1",
+                    "set enable_progress_bar = false",
+                    "set memory_limit = '1GB'",
+                    "set enable_external_access = false",
+                    "set lock_configuration = true",
+                ):
+                    con.execute(setting)
+                self._con = con
+            return self._con
+
+    def _load(self, context: str) -> str:
+        """The schema holding the table of ``context`` (loaded on first use)."""
+        schema = "tbl_" + digest("wtq-table", context, length=16)
+        con = self._db()
+        with self._lock:
+            if schema not in self._loaded:
+                frame, _ = _table(str(self.root / context))
+                loader = con.cursor()
+                loader.register("_load", frame)
+                loader.execute(f'create schema "{schema}"')
+                loader.execute(f'create table "{schema}".data as select * from _load')
+                loader.close()
+                self._loaded.add(schema)
+        return schema
+
     def tools(self, task: Task) -> list[Tool]:
-        frame, _ = _table(str(self.root / task.meta["table"]))
-        con = duckdb.connect(":memory:")
-        con.register("_load", frame)
-        con.execute("create table t as select * from _load")
-        con.unregister("_load")
-        for setting in (
-            "set threads = 1",
-            "set enable_progress_bar = false",
-            "set memory_limit = '256MB'",
-            "set enable_external_access = false",
-            "set lock_configuration = true",
-        ):
-            con.execute(setting)
+        schema = self._load(task.meta["table"])
+        con = self._db().cursor()  # a connection of its own: its temp view, its interrupts
+        con.execute(f'create temp view t as select * from "{schema}".data')
         lock = threading.Lock()
 
         def sql(args: dict) -> str:
