@@ -11,6 +11,7 @@ recording). Also: the scorer's rate on the sample's gold answers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 from pathlib import Path
@@ -118,4 +119,8 @@ def _scorer(size: str) -> list[Measurement]:
 
 
 def run(size: str, workdir: Path) -> list[Measurement]:
-    return _episodes(size, workdir) + _scorer(size)
+    measured = _episodes(size, workdir) + _scorer(size)
+    # reference cycles still holding DuckDB cursors would otherwise outlive the run, and the
+    # binding reports them as leaks at interpreter exit
+    gc.collect()
+    return measured

@@ -14,28 +14,34 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
 
 
+def _skill(role: str, label: str) -> str:
+    return label if role in ("rollout", "candidate") else f"{role}: {label}"
+
+
 def arms(console: Console, outcome: Outcome) -> None:
-    rows = outcome.arms.filter(pl.col("role") != "ablation").sort("model", "role", "label")
+    order = {"baseline": 0, "incumbent": 1, "candidate": 2, "rollout": 2}
+    rows = sorted(
+        outcome.arms.filter(pl.col("role") != "ablation").iter_rows(named=True),
+        key=lambda r: (r["model"], order[r["role"]], r["label"]),
+    )
     console.table(
         f"accuracy (%) on {outcome.run.item(0, 'n_tasks')} tasks, 95% bootstrap interval",
         [
             "model",
-            "role",
             "skill",
-            "accuracy",
+            "acc",
             "95% CI",
             "right",
             "errors",
             "turns",
             "tokens",
             "cost $",
-            "seconds",
+            "time s",
         ],
         [
             [
                 r["model"],
-                r["role"],
-                r["label"],
+                _skill(r["role"], r["label"]),
                 _pct(r["accuracy"]),
                 f"{_pct(r['ci_low'])}-{_pct(r['ci_high'])}",
                 f"{r['n_correct']}/{r['n_tasks']}",
@@ -43,9 +49,9 @@ def arms(console: Console, outcome: Outcome) -> None:
                 f"{r['mean_turns']:.1f}",
                 r["tokens_in"] + r["tokens_out"],
                 f"{r['cost_usd']:.4f}",
-                f"{r['seconds']:.1f}",
+                f"{r['seconds']:.0f}",
             ]
-            for r in rows.iter_rows(named=True)
+            for r in rows
         ],
     )
 

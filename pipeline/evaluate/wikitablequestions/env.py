@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ class WikiTableQuestions:
                 ):
                     con.execute(setting)
                 self._con = con
+                weakref.finalize(self, con.close)  # closed before interpreter teardown too
             return self._con
 
     def _load(self, context: str) -> str:
