@@ -116,9 +116,7 @@ def base_view_sql(lake: Lake, name: str, types: dict[str, str]) -> str:
     columns = ", ".join(quote_ident(c) for c in spec.columns)
     parts = lake.parts(name)
     if not parts:
-        typed = ", ".join(
-            f"cast(null as {types[c]}) as {quote_ident(c)}" for c in spec.columns
-        )
+        typed = ", ".join(f"cast(null as {types[c]}) as {quote_ident(c)}" for c in spec.columns)
         return f"create or replace view {quote_ident(name)} as select {typed} where false"
     directory = lake.table_dir(name)
     if _GLOB_CHARS.search(directory):
@@ -129,7 +127,9 @@ def base_view_sql(lake: Lake, name: str, types: dict[str, str]) -> str:
         source = quote_literal(pattern)
     options = ["union_by_name = true"]
     if spec.partition_by:
-        hive = ", ".join(f"{quote_literal(k)}: {quote_literal(types[k])}" for k in spec.partition_by)
+        hive = ", ".join(
+            f"{quote_literal(k)}: {quote_literal(types[k])}" for k in spec.partition_by
+        )
         options += ["hive_partitioning = true", f"hive_types = {{{hive}}}"]
     else:
         options.append("hive_partitioning = false")
