@@ -154,7 +154,7 @@ def build_warehouse(lake: Lake, out: str | os.PathLike) -> Path:
         con = duckdb.connect(str(tmp))
         try:
             for name in schemas.REGISTRY:
-                con.execute(base_view_sql(lake, name, types))
+                con.execute(base_view_sql(lake, name, types[name]))
             define_views(con)
             con.register("lake_columns_frame", lake_columns())
             con.execute("create table lake_columns as select * from lake_columns_frame")

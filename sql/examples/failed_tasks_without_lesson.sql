@@ -48,6 +48,7 @@ final as (
         case
             when coalesce(t.n_lessons, 0) = 0 then 'no lessons found'
             when coalesce(t.n_lessons_read, 0) = 0 then 'lessons not read by the run'
+            when t.n_lessons_read < t.n_lessons then 'lessons dropped or not read by the run'
             else 'every lesson dropped'
         end as why
     from per_task as p
