@@ -107,9 +107,11 @@ def decode_png(data: bytes) -> np.ndarray:
         if kind == 0:
             row = line.copy()
         elif kind == 1:  # Sub: a running sum per channel, modulo 256
-            row = (np.cumsum(line.reshape(w, bpp).astype(np.int64), axis=0) % 256).astype(
-                np.uint8
-            ).reshape(stride)
+            row = (
+                (np.cumsum(line.reshape(w, bpp).astype(np.int64), axis=0) % 256)
+                .astype(np.uint8)
+                .reshape(stride)
+            )
         elif kind == 2:
             row = line + prior
         else:

@@ -30,8 +30,6 @@ def check(relative: str, text: str) -> None:
     expected = path.read_text(encoding="utf-8")
     if text != expected:
         diff = "".join(
-            difflib.unified_diff(
-                expected.splitlines(True), text.splitlines(True), str(path), "got"
-            )
+            difflib.unified_diff(expected.splitlines(True), text.splitlines(True), str(path), "got")
         )
         raise AssertionError(f"{relative} differs from its golden file:\n{diff}")

@@ -25,7 +25,12 @@ def test_failed_runs_covered_by_every_dimension(held_out):
     assert _by(held_out, "failure", "all") == {"all": (3, 6)}
     assert _by(held_out, "failure", "source") == {"airline": (3, 3), "retail": (0, 3)}
     assert _by(held_out, "failure", "model") == {"gpt-4o": (2, 4), "claude": (1, 2)}
-    assert _by(held_out, "failure", "task") == {"t1": (2, 2), "t2": (1, 1), "t3": (0, 2), "t4": (0, 1)}
+    assert _by(held_out, "failure", "task") == {
+        "t1": (2, 2),
+        "t2": (1, 1),
+        "t3": (0, 2),
+        "t4": (0, 1),
+    }
     assert _by(held_out, "failure", "tool") == {
         "get_user": (2, 2),
         "update_reservation": (2, 2),
@@ -78,11 +83,14 @@ def test_fate_of_every_lesson(held_out):
 
 
 def test_support_of_each_statement(held_out):
-    rows = {
-        (r["file"], r["line_no"]): r for r in held_out.statements.iter_rows(named=True)
-    }
+    rows = {(r["file"], r["line_no"]): r for r in held_out.statements.iter_rows(named=True)}
     line3 = rows[("SKILL.md", 3)]
-    assert (line3["n_lessons"], line3["n_trajectories"], line3["n_failures"], line3["n_models"]) == (3, 2, 2, 2)
+    assert (
+        line3["n_lessons"],
+        line3["n_trajectories"],
+        line3["n_failures"],
+        line3["n_models"],
+    ) == (3, 2, 2, 2)
     assert not line3["is_thin"]
     assert rows[("SKILL.md", 6)]["is_thin"] and rows[("SKILL.md", 6)]["n_trajectories"] == 1
     assert rows[("references/workflows.md", 2)]["n_successes"] == 1
@@ -108,7 +116,12 @@ def test_drift_on_a_held_out_split(held_out):
     best = dict(d.lessons.select("lesson_id", "best_cluster_id").iter_rows())
     assert best["LH1"] == "C2" and best["LH3"] == "C5"
     s = d.summary
-    assert (s["n_lessons"], s["n_lessons_matched"], s["n_failures"], s["n_failures_matched"]) == (3, 2, 2, 1)
+    assert (s["n_lessons"], s["n_lessons_matched"], s["n_failures"], s["n_failures_matched"]) == (
+        3,
+        2,
+        2,
+        1,
+    )
     assert s["redistill"] and s["n_targets"] == 3
 
 
@@ -183,7 +196,18 @@ def test_a_lake_without_consolidation(lake, tmp_path):
 
 def test_against_a_lake_without_lessons(fixture_lake, tmp_path):
     other = Lake(tmp_path / "other")
-    rows = fixture.frame("trajectories", [{"trajectory_id": "X1", "source": "s", "outcome": "failure", "outcome_origin": "source", "meta": "{}"}])
+    rows = fixture.frame(
+        "trajectories",
+        [
+            {
+                "trajectory_id": "X1",
+                "source": "s",
+                "outcome": "failure",
+                "outcome_origin": "source",
+                "meta": "{}",
+            }
+        ],
+    )
     other.write_part("trajectories", rows, part="a", partition={"source": "s"})
     with pytest.raises(CoverageError, match="no lessons.*analyse"):
         coverage(fixture_lake, against=other)
@@ -192,7 +216,12 @@ def test_against_a_lake_without_lessons(fixture_lake, tmp_path):
 def test_tables_and_json_round_trip(held_out, tmp_path):
     written = held_out.write(tmp_path / "cov")
     names = {p.name for p in written}
-    assert {"coverage_by.parquet", "lesson_fate.parquet", "drift_lessons.parquet", "summary.json"} <= names
+    assert {
+        "coverage_by.parquet",
+        "lesson_fate.parquet",
+        "drift_lessons.parquet",
+        "summary.json",
+    } <= names
     back = pl.read_parquet(tmp_path / "cov" / "coverage_by.parquet")
     assert back.equals(held_out.by)
     payload = held_out.to_json()

@@ -37,7 +37,12 @@ def _lessons(titles):
 
 def test_measure_with_an_empty_skill_advises_redistilling():
     targets = pl.DataFrame(
-        schema={"cluster_id": pl.String, "title": pl.String, "content": pl.String, "statements": pl.List(pl.String)}
+        schema={
+            "cluster_id": pl.String,
+            "title": pl.String,
+            "content": pl.String,
+            "statements": pl.List(pl.String),
+        }
     )
     runs = pl.DataFrame({"trajectory_id": ["T0"], "outcome": ["failure"], "n_lessons": [2]})
     d = drift.measure(_lessons(["a", "b"]), runs, targets, origin="test")
@@ -47,7 +52,9 @@ def test_measure_with_an_empty_skill_advises_redistilling():
 
 
 def test_measure_without_new_lessons_says_so():
-    targets = pl.DataFrame({"cluster_id": ["C"], "title": ["t"], "content": ["c"], "statements": [["SKILL.md:1"]]})
+    targets = pl.DataFrame(
+        {"cluster_id": ["C"], "title": ["t"], "content": ["c"], "statements": [["SKILL.md:1"]]}
+    )
     runs = pl.DataFrame({"trajectory_id": ["T0"], "outcome": ["failure"], "n_lessons": [0]})
     d = drift.measure(_lessons([]), runs, targets, origin="test")
     assert d.summary["share_lessons_matched"] is None and not d.summary["redistill"]

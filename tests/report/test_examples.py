@@ -41,7 +41,9 @@ def test_example_matches_golden(con, name):
     text = sqlfiles.load(f"examples/{name}")
     assert text.startswith("-- ") and "parameters:" in text.split("\nwith", 1)[0]
     frame = sqlfiles.query(con, f"examples/{name}", **PARAMS.get(name, {}))
-    assert frame.height > 0, f"{name} returns nothing on the fixture lake: the golden would prove nothing"
+    assert frame.height > 0, (
+        f"{name} returns nothing on the fixture lake: the golden would prove nothing"
+    )
     golden.check(f"report/examples/{name}.jsonl", golden.rows_text(frame))
 
 
@@ -62,7 +64,19 @@ def test_examples_run_from_the_command_line(fixture_lake, tmp_path: Path):
     path = sqlfiles.SQL_DIR / "examples" / "skill_line_lineage.sql"
     result = CliRunner().invoke(
         main,
-        ["sql", "--lake", fixture_lake.uri, "-f", str(path), "-p", "file=SKILL.md", "-p", "line_no=3", "--format", "csv"],
+        [
+            "sql",
+            "--lake",
+            fixture_lake.uri,
+            "-f",
+            str(path),
+            "-p",
+            "file=SKILL.md",
+            "-p",
+            "line_no=3",
+            "--format",
+            "csv",
+        ],
     )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()

@@ -116,7 +116,9 @@ def test_lake_columns_describe_every_column(con):
 
 def test_sql_files_have_a_header():
     for path in sorted(sqlfiles.SQL_DIR.rglob("*.sql")):
-        if not re.match(r"(views|coverage|report)_|examples/", str(path.relative_to(sqlfiles.SQL_DIR))):
+        if not re.match(
+            r"(views|coverage|report)_|examples/", str(path.relative_to(sqlfiles.SQL_DIR))
+        ):
             continue
         head = path.read_text().splitlines()[:12]
         joined = "\n".join(head)

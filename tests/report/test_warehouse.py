@@ -26,11 +26,13 @@ def _frame(con, query):
     return frame.sort(keys, nulls_last=True)
 
 
-def test_warehouse_views_match_the_lake(odd_lake, tmp_path):
-    path = build_warehouse(odd_lake, tmp_path / "w.duckdb")
+@pytest.mark.parametrize("which", ["plain path", "path needing quotes"])
+def test_warehouse_views_match_the_lake(which, fixture_lake, odd_lake, tmp_path):
+    lake = odd_lake if which == "path needing quotes" else fixture_lake
+    path = build_warehouse(lake, tmp_path / "w.duckdb")
     assert path.is_file() and not list(tmp_path.glob(".*tmp*"))
     wh = duckdb.connect(str(path), read_only=True)
-    live = connect_views(odd_lake)
+    live = connect_views(lake)
     for name in [*schemas.REGISTRY, *view_names()]:
         got = _frame(wh, f"select * from {name}")
         want = _frame(live, f"select * from {name}")
@@ -46,7 +48,17 @@ def test_warehouse_sees_new_parts_without_a_rebuild(fixture_lake, tmp_path):
     path = build_warehouse(lake, tmp_path / "w.duckdb")
     extra = fixture.frame(
         "llm_calls",
-        [{"call_id": "z", "key": "z", "stage": "rollout", "kind": "chat", "model": "m", "params": "{}", "request": "{}"}],
+        [
+            {
+                "call_id": "z",
+                "key": "z",
+                "stage": "rollout",
+                "kind": "chat",
+                "model": "m",
+                "params": "{}",
+                "request": "{}",
+            }
+        ],
     )
     lake.write_part("llm_calls", extra, part="later")
     wh = duckdb.connect(str(path), read_only=True)
@@ -57,7 +69,11 @@ def test_warehouse_sees_new_parts_without_a_rebuild(fixture_lake, tmp_path):
 def test_empty_tables_are_typed_views(lake, tmp_path):
     path = build_warehouse(lake, tmp_path / "empty.duckdb")
     wh = duckdb.connect(str(path), read_only=True)
-    types = dict(wh.sql("select column_name, data_type from information_schema.columns where table_name = 'skill_lines'").fetchall())
+    types = dict(
+        wh.sql(
+            "select column_name, data_type from information_schema.columns where table_name = 'skill_lines'"
+        ).fetchall()
+    )
     assert types["lesson_ids"] == "VARCHAR[]" and types["line_no"] == "BIGINT"
     assert wh.sql("select count(*) from latest_lesson_fate").fetchall() == [(0,)]
     wh.close()
@@ -65,7 +81,9 @@ def test_empty_tables_are_typed_views(lake, tmp_path):
 
 def test_paths_are_quoted_not_pasted(odd_lake):
     types = {"run_id": "VARCHAR"}
-    ddl = base_view_sql(odd_lake, "dropped", types | {c: "VARCHAR" for c in schemas.table("dropped").columns})
+    ddl = base_view_sql(
+        odd_lake, "dropped", types | {c: "VARCHAR" for c in schemas.table("dropped").columns}
+    )
     assert "it''s a [lake]" in ddl  # the quote doubled; the bracket listed, not globbed
     assert "'*/part-*.parquet'" not in ddl
 
