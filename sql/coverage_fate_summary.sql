@@ -1,12 +1,12 @@
 -- coverage_fate_summary: how many lessons of one consolidation ended which way.
 -- grain: one row per fate (merged, deduplicated, dropped, unaccounted) and, for dropped lessons,
 --   the stage where they fell out (empty otherwise).
--- inputs: lesson_fate
--- parameters: $run_id
+-- inputs: run_fate (lesson_fate rows of the consolidation run reported on)
+-- parameters: none
 with
 
 fates as (
-    select * from lesson_fate where run_id = $run_id
+    select * from run_fate
 ),
 
 final as (

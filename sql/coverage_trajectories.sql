@@ -1,14 +1,15 @@
 -- coverage_trajectories: which runs the skill of one consolidation covers, and why not.
 -- grain: one row per trajectory of the lake that is not held out. A run is covered when at least
---   one of its lessons reached the skill (lesson_fate.in_skill). status:
+--   one of its lessons reached the skill (in_skill in the run's lesson fates). status:
 --     covered      at least one lesson reached the skill
 --     dropped      the consolidation read its lessons and none reached the skill
 --     not_in_run   it has lessons, but the consolidation read none of them
 --     no_lessons   analysis found nothing in it
 --   tools lists the distinct tools it called (empty when none).
--- inputs: trajectories, lessons, lesson_fate, steps,
+-- inputs: trajectories, lessons, steps,
+--   run_fate (lesson_fate rows of the consolidation run reported on),
 --   held_out (trajectory_id of the runs kept out of the skill; may be empty)
--- parameters: $run_id
+-- parameters: none
 with
 
 runs as (
@@ -29,8 +30,7 @@ fates as (
         trajectory_id,
         count(*) as n_lessons_read,
         count(*) filter (where in_skill) as n_lessons_in_skill
-    from lesson_fate
-    where run_id = $run_id
+    from run_fate
     group by trajectory_id
 ),
 

@@ -18,22 +18,39 @@ members as (
 ),
 
 drops as (
+    -- the first drop in pipeline order (then by reason) when a lesson fell out more than once
     select
-        *,
-        case stage
-            when 'support' then 1 when 'summary' then 2 when 'merge' then 3
-            when 'apply' then 4 when 'lint' then 5 else 6
-        end as stage_order
+        run_id,
+        lesson_id,
+        arg_min(
+            {'stage': stage, 'reason': reason, 'node_id': node_id, 'cluster_id': cluster_id},
+            {
+                'stage_order': case stage
+                    when 'support' then 1 when 'summary' then 2 when 'merge' then 3
+                    when 'apply' then 4 when 'lint' then 5 else 6
+                end,
+                'reason': reason,
+                'node_id': coalesce(node_id, ''),
+                'cluster_id': coalesce(cluster_id, '')
+            }
+        ) as first_drop
     from dropped
-    qualify row_number() over (
-        partition by run_id, lesson_id order by stage_order, reason, node_id
-    ) = 1
+    group by run_id, lesson_id
 ),
 
 run_lessons as (
-    select run_id, lesson_id from members
-    union
-    select run_id, lesson_id from drops
+    select
+        coalesce(m.run_id, d.run_id) as run_id,
+        coalesce(m.lesson_id, d.lesson_id) as lesson_id,
+        m.cluster_id as member_cluster_id,
+        m.stage as group_stage,
+        m.representative_lesson_id,
+        m.similarity,
+        d.lesson_id is not null as is_dropped,
+        d.first_drop
+    from members as m
+    full outer join drops as d
+        on d.run_id = m.run_id and d.lesson_id = m.lesson_id
 ),
 
 final as (
@@ -44,32 +61,29 @@ final as (
         l.kind,
         l.title,
         l.tool_name,
-        coalesce(m.cluster_id, d.cluster_id) as cluster_id,
+        coalesce(rl.member_cluster_id, rl.first_drop.cluster_id) as cluster_id,
         c.kept as cluster_kept,
-        m.stage as group_stage,
-        m.representative_lesson_id,
-        m.similarity,
+        rl.group_stage,
+        rl.representative_lesson_id,
+        rl.similarity,
         s.lesson_id is not null as in_skill,
         coalesce(s.statements, []::varchar[]) as statements,
-        d.stage as dropped_stage,
-        d.reason as dropped_reason,
-        d.node_id as dropped_node_id,
+        rl.first_drop.stage as dropped_stage,
+        rl.first_drop.reason as dropped_reason,
+        rl.first_drop.node_id as dropped_node_id,
         case
             when s.lesson_id is not null
-                and m.stage in ('exact', 'near')
-                and m.representative_lesson_id <> rl.lesson_id
+                and rl.group_stage in ('exact', 'near')
+                and rl.representative_lesson_id <> rl.lesson_id
                 then 'deduplicated'
             when s.lesson_id is not null then 'merged'
-            when d.lesson_id is not null then 'dropped'
+            when rl.is_dropped then 'dropped'
             else 'unaccounted'
         end as fate
     from run_lessons as rl
-    left join members as m
-        on m.run_id = rl.run_id and m.lesson_id = rl.lesson_id
-    left join drops as d
-        on d.run_id = rl.run_id and d.lesson_id = rl.lesson_id
     left join clusters as c
-        on c.run_id = rl.run_id and c.cluster_id = coalesce(m.cluster_id, d.cluster_id)
+        on c.run_id = rl.run_id
+        and c.cluster_id = coalesce(rl.member_cluster_id, rl.first_drop.cluster_id)
     left join skill_lessons as s
         on s.run_id = rl.run_id and s.lesson_id = rl.lesson_id
     left join lessons as l

@@ -169,18 +169,21 @@ def warehouse(console: Console, lake: Lake, out: Path | None) -> None:
 )
 @click.option(
     "--thin",
+    type=click.IntRange(min=1),
     default=THIN_TRAJECTORIES,
     show_default=True,
     help="A statement or section behind fewer distinct runs rests on thin evidence.",
 )
 @click.option(
     "--match-threshold",
+    type=click.FloatRange(0, 1),
     default=MATCH_THRESHOLD,
     show_default=True,
     help="Cosine at which a new lesson matches a consolidated lesson of the skill.",
 )
 @click.option(
     "--redistill-below",
+    type=click.FloatRange(0, 1),
     default=REDISTILL_BELOW,
     show_default=True,
     help="Advise re-distilling when fewer new lessons than this share are already known.",

@@ -145,18 +145,20 @@ def coverage(
         held_out = _held_out(con, lake, where)
         con.register("held_out", held_out)
         rid = run["run_id"]
-        trajectories = sqlfiles.query(con, "coverage_trajectories", run_id=rid)
-        con.register("coverage_trajectories", trajectories)
-        fate = con.sql(
-            "select * from lesson_fate where run_id = $run_id order by lesson_id",
+        # Every fate is needed three times over: work it out once.
+        con.sql(
+            "create temp table run_fate as select * from lesson_fate where run_id = $run_id",
             params={"run_id": rid},
-        ).pl()
+        )
+        fate = con.sql("select * from run_fate order by lesson_id").pl()
+        trajectories = sqlfiles.query(con, "coverage_trajectories")
+        con.register("coverage_trajectories", trajectories)
         result = Coverage(
             run=run,
             trajectories=trajectories,
             by=sqlfiles.query(con, "coverage_by"),
             fate=fate,
-            fate_summary=sqlfiles.query(con, "coverage_fate_summary", run_id=rid),
+            fate_summary=sqlfiles.query(con, "coverage_fate_summary"),
             statements=sqlfiles.query(con, "coverage_statements", run_id=rid, thin=thin),
             sections=sqlfiles.query(con, "coverage_sections", run_id=rid, thin=thin),
             costs=sqlfiles.query(con, "examples/cost_by_stage_model"),

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
+import numpy as np
+
 FONT = 12
 ROW = 22  # height of one bar row
 LABEL_W = 280
@@ -141,10 +143,8 @@ def histogram(
     height: int = 200,
 ) -> str:
     """Counts of `values` in equal bins over [lo, hi]; bins at or above `threshold` in colour 2."""
-    counts = [0] * n_bins
-    for v in values:
-        b = min(n_bins - 1, max(0, int((v - lo) / (hi - lo) * n_bins)))
-        counts[b] += 1
+    counts = np.histogram(np.clip(np.asarray(values, dtype=float), lo, hi), n_bins, (lo, hi))[0]
+    counts = counts.tolist()
     left, bottom, top = 40, height - 24, TOP
     plot_w, plot_h = width - left - 30, bottom - top
     cmax = max(counts) or 1

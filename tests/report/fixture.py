@@ -21,7 +21,7 @@ r1 skill (clusters kept: C1, C2, C3, C5, C7; not kept: C4, C6):
     SKILL.md:4  Reservations        base line
     SKILL.md:6  Search              clusters [C2] lessons []      -> L3a (T3)
     references/workflows.md:2  Changing a flight  [C5] [L6a]      -> L6a (T6)
-C3 was dropped at merge node N1; C7's patch op missed its anchor and no drop row was written.
+C3 was dropped at merge node N1 (and recorded again at lint); C7's patch op missed its anchor and no drop row was written.
 """
 
 from __future__ import annotations
@@ -239,6 +239,8 @@ R1_DROPPED = [
     ("L1b", "C4", "support", "confidence 0.3 below 0.5", None),
     ("L7a", "C6", "support", "confidence 0.4 below 0.5", None),
     ("L4a", "C3", "merge", "conflicts with a stronger lesson", "N1"),
+    # dropped twice: its fate names the first stage in pipeline order (merge)
+    ("L4a", "C3", "lint", "a later stage", None),
 ]
 # file, line_no, section, text, origin, clusters, lessons, stored n_trajectories
 R1_LINES = [
