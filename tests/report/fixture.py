@@ -20,6 +20,7 @@ r1 skill (clusters kept: C1, C2, C3, C5, C7; not kept: C4, C6):
     SKILL.md:3  Reservations        clusters [C1] lessons [L1a]   -> L1a, L2a, L2b (T1, T2)
     SKILL.md:4  Reservations        base line
     SKILL.md:6  Search              clusters [C2] lessons []      -> L3a (T3)
+    SKILL.md:7  Search              revised, nothing behind it (a provenance gap)
     references/workflows.md:2  Changing a flight  [C5] [L6a]      -> L6a (T6)
 C3 was dropped at merge node N1 (and recorded again at lint); C7's patch op missed its anchor and no drop row was written.
 """
@@ -250,6 +251,8 @@ R1_LINES = [
     ("SKILL.md", 4, "Reservations", "- Be polite.", "base", [], [], 0),
     ("SKILL.md", 5, "Search", "## Search", "base", [], [], 0),
     ("SKILL.md", 6, "Search", f"- {C2_TITLE}.", "added", ["C2"], [], 1),
+    # revised by the run with nothing behind it: a provenance gap
+    ("SKILL.md", 7, "Search", "- Never guess a date.", "revised", [], [], 0),
     ("references/workflows.md", 1, "Changing a flight", "## Changing a flight", "added", [], [], 0),
     (
         "references/workflows.md",

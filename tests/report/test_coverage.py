@@ -96,6 +96,9 @@ def test_support_of_each_statement(held_out):
     assert rows[("references/workflows.md", 2)]["n_successes"] == 1
     assert rows[("SKILL.md", 4)]["evidence"] == "base" and not rows[("SKILL.md", 4)]["is_thin"]
     assert rows[("references/workflows.md", 1)]["evidence"] == "heading"
+    assert rows[("SKILL.md", 7)]["evidence"] == "none"
+    assert held_out.summary["statements_without_evidence"] == 1
+    assert any("without a lesson behind them: 1" in w for w in held_out.warnings)
 
 
 def test_thin_sections_follow_the_threshold(fixture_lake, held_out):
@@ -160,7 +163,7 @@ def test_edited_skill_folder_is_flagged(fixture_lake, skill_dir, tmp_path):
     shutil.copytree(skill_dir, copy)
     (copy / "SKILL.md").write_text("# Rewritten by hand\n")
     cov = coverage(fixture_lake, run_id="r1", skill=copy)
-    assert any("6 of 8 recorded lines differ" in w for w in cov.warnings)
+    assert any("7 of 9 recorded lines differ" in w for w in cov.warnings)
     (copy / "references" / "workflows.md").unlink()
     cov = coverage(fixture_lake, run_id="r1", skill=copy)
     assert any("missing: references/workflows.md" in w for w in cov.warnings)
