@@ -1,5 +1,6 @@
 -- cost_by_stage_model: what the model calls cost, by pipeline stage and model.
--- grain: one row per stage and model of llm_calls. Cache hits cost nothing and report no tokens;
+-- grain: one row per stage and model of llm_calls. n_calls counts rows: a chat request is one
+--   row, an embeddings request one row per text. Cache hits cost nothing and report no tokens;
 --   failed calls (error set) are counted apart. mean_latency_ms leaves cache hits out.
 -- inputs: llm_calls
 -- parameters: none
