@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
 import click
+import polars as pl
 
 from pipeline.console import Console
 from pipeline.ingest.run import EXIT_NOTHING, EXIT_PARTIAL, IngestError, IngestSummary, ingest_paths
+from pipeline.ingest.stats import SECTIONS, lake_stats
 from pipeline.options import lake_option, pass_console
 
 FORMAT_HELP = (
@@ -60,13 +63,13 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
     files = [f for f in summary.files if f.status != "ignored"]
     if len(files) <= 40:
         rows = [
-            (f.file, f"{f.format or '-'} ({f.detected_by or '-'})", f.source, f.status,
-             f.n_trajectories, f.n_steps, f.n_skipped, f.n_duplicates)
+            (f.file, f.format or "-", f.source, f.status, f.n_trajectories, f.n_steps,
+             f.n_skipped, f.n_duplicates)
             for f in files
         ]  # fmt: skip
         console.table(
-            "Ingest", ["file", "format (chosen by)", "source", "status", "runs", "steps",
-                       "skipped", "duplicates"], rows,
+            "Ingest", ["file", "format", "source", "status", "runs", "steps", "skipped",
+                       "duplicates"], rows,
         )  # fmt: skip
     else:
         groups: Counter = Counter()
@@ -96,6 +99,13 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
         console.detail(f"ignored: {p.file}: {p.error}")
     if summary.ignored:
         console.info(f"ignored {len(summary.ignored)} file(s) of no known format (-v lists them)")
+    chosen = Counter(f.detected_by for f in files if f.status not in ("failed", "ignored"))
+    how = {"content": "detected from content", "forced": "given with --format",
+           "previous": "as at the previous ingest (file unchanged)"}  # fmt: skip
+    if chosen:
+        console.info(
+            "format: " + ", ".join(f"{how.get(k, k)} ({n})" for k, n in sorted(chosen.items()))
+        )
     mb = summary.n_bytes / 1e6
     rate = f", {mb / summary.seconds:.1f} MB/s" if summary.seconds > 0 and mb else ""
     n_files = sum(f.status in ("ingested", "replaced", "unchanged") for f in files)
@@ -113,9 +123,36 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
 
 
 @click.command()
-def stats():
-    """Counts over the lake."""
-    raise click.ClickException("stats is not built yet")
+@lake_option()
+@click.option("--json", "as_json", is_flag=True, help="Print every section as one JSON object.")
+@click.option("--source", metavar="NAME", help="Only this source.")
+@click.option("--tasks", "top_tasks", type=click.IntRange(min=1), default=15, show_default=True,
+              metavar="N", help="How many tasks to list (those with the most runs).")  # fmt: skip
+@pass_console
+def stats(console: Console, lake, as_json, source, top_tasks):
+    """Counts over the lake: sources, outcomes, models, tasks, steps, tools and raw files.
+
+    Per tool: calls, results and the error rate (results flagged as errors / results). The
+    queries are sql/stats_*.sql; the same numbers come out as JSON with --json.
+    """
+    sections = lake_stats(lake, source=source, top_tasks=top_tasks)
+    if as_json:
+        payload = {name: df.to_dicts() for name, df in sections.items()}
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    if sections["sources"].height == 0:
+        which = f" from source {source}" if source else ""
+        console.warn(f"{lake.uri} holds no trajectories{which}: run trace2skill ingest first")
+        return
+    for name, (_, title) in SECTIONS.items():
+        df = sections[name]
+        if name == "files":
+            bad = df.filter((pl.col("skipped") > 0) | (pl.col("status") == "failed"))
+            console.info(f"{df.height} raw file(s) ingested, {bad.height} with skipped records")
+            df, title = bad.drop("ingested_at"), "Raw files with skipped records"
+            if df.height == 0:
+                continue
+        console.table(title, df.columns, df.rows())
 
 
 @click.command()

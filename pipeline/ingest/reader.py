@@ -12,9 +12,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.ids import digest
 from pipeline.ingest import formats
 from pipeline.ingest.discover import FileTask
-from pipeline.ingest.formats import ReadContext
+from pipeline.ingest.formats import ReadContext, native
 from pipeline.ingest.frames import FileFrames, build_frames
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.rawfile import FileError, RawFile
@@ -38,6 +39,7 @@ class FileResult:
     format: str | None = None
     detected_by: str | None = None  # content / forced
     sha256: str | None = None
+    settings_digest: str = ""  # the settings, plus the companion file's bytes where there is one
     frames: FileFrames | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -57,10 +59,25 @@ def _read(task: FileTask, settings: Settings) -> FileResult:
         return FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
     prev = task.previous
     sha = raw.sha256
-    if prev is not None and prev.sha256 == sha and prev.settings_digest == settings.digest:
-        return FileResult(task, "unchanged", format=prev.format, detected_by="previous", sha256=sha)
+    try:
+        companion = native.companion_sha(raw) if raw.is_parquet else None
+    except FileError as exc:
+        return FileResult(task, "failed", sha256=sha, error=str(exc))
+    file_settings = digest(settings.digest, companion) if companion else settings.digest
+    if prev is not None and prev.sha256 == sha and prev.settings_digest == file_settings:
+        return FileResult(
+            task, "unchanged", format=prev.format, detected_by="previous", sha256=sha,
+            settings_digest=file_settings,
+        )  # fmt: skip
+    result = _parse(task, settings, raw)
+    result.sha256, result.settings_digest = sha, file_settings
+    return result
+
+
+def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
+    sha = raw.sha256
     if not raw.data.strip():
-        return FileResult(task, "failed", sha256=sha, error="the file is empty")
+        return FileResult(task, "failed", error="the file is empty")
     try:
         if settings.format == "auto":
             name, how = formats.detect(raw), "content"
@@ -68,7 +85,7 @@ def _read(task: FileTask, settings: Settings) -> FileResult:
                 what = _describe(raw)
                 status = "failed" if task.explicit else "ignored"
                 return FileResult(
-                    task, status, sha256=sha,
+                    task, status,
                     error=f"format not recognised ({what}); name it with --format "
                     f"({', '.join(formats.NAMES)}) or describe it with --mapping FILE",
                 )  # fmt: skip
@@ -85,8 +102,10 @@ def _read(task: FileTask, settings: Settings) -> FileResult:
             labels=settings.labels,
         )
     except FileError as exc:
-        return FileResult(task, "failed", sha256=sha, error=str(exc))
-    return FileResult(task, "read", format=name, detected_by=how, sha256=sha, frames=frames)
+        return FileResult(task, "failed", error=str(exc))
+    except native.Companion as exc:
+        return FileResult(task, "ignored", format=name, error=str(exc))
+    return FileResult(task, "read", format=name, detected_by=how, frames=frames)
 
 
 def _describe(raw: RawFile) -> str:

@@ -180,6 +180,12 @@ def _format_and_context(format: str, mapping: str | Path | None, model: str | No
         if mapping:
             raise IngestError("give the mapping file once: --format mapping:FILE or --mapping FILE")
         mapping, format = format.removeprefix("mapping:"), "mapping"
+    if mapping and format not in ("auto", "mapping"):
+        raise IngestError(
+            f"--mapping describes the format: it cannot be combined with --format {format}"
+        )
+    if format == "mapping" and not mapping:
+        raise IngestError("--format mapping needs the mapping file: --format mapping:FILE")
     if mapping:
         from pipeline.ingest.formats import mapping as mapping_format
 
@@ -244,7 +250,7 @@ def _log_row(result: FileResult, report: FileReport, settings: Settings, now: dt
         task.size,
         task.source,
         report.format or "",
-        settings.digest,
+        result.settings_digest or settings.digest,
         report.status,
         report.n_trajectories,
         report.n_steps,
