@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import polars as pl
 from pipeline.console import Console
 from pipeline.ingest.run import EXIT_NOTHING, EXIT_PARTIAL, IngestError, IngestSummary, ingest_paths
 from pipeline.ingest.stats import SECTIONS, lake_stats
+from pipeline.ingest.synth import FORMATS as SYNTH_FORMATS
+from pipeline.ingest.synth import write_synthetic
 from pipeline.options import lake_option, pass_console
 
 FORMAT_HELP = (
@@ -156,6 +159,37 @@ def stats(console: Console, lake, as_json, source, top_tasks):
 
 
 @click.command()
-def synth():
-    """Write synthetic trajectories."""
-    raise click.ClickException("synth is not built yet")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              metavar="DIR", help="Folder to write into (created if missing).")  # fmt: skip
+@click.option("-n", "--trajectories", "n", required=True, type=click.IntRange(min=1), metavar="N",
+              help="How many runs to write (ingesting DIR gives exactly N trajectories).")  # fmt: skip
+@click.option("--format", "format_", default="openai-chat", show_default=True,
+              type=click.Choice(SYNTH_FORMATS), help="File format to write.")  # fmt: skip
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Worker processes (default: one per core).")  # fmt: skip
+@pass_console
+def synth(console: Console, out_dir: Path, n: int, format_: str, seed: int, jobs):
+    """Write realistic synthetic trajectories in any supported format.
+
+    Task families: booking (an airline agent with tools), coding (a shell agent fixing a bug,
+    with failing tests) and qa (ReAct search). Recurring failure patterns (a tool rejecting a
+    date format, an update without the lookup it needs, identical calls in a loop, tests run
+    before installing, an edit that did not apply, ...) are injected at rates that differ by
+    model and recorded in the grader's view. SWE-agent, mini-swe-agent and Claude Code runs keep
+    outcomes apart, as real ones do: ingest them with --labels DIR/report.json (or labels.csv).
+    """
+    started = time.perf_counter()
+    try:
+        paths = write_synthetic(out_dir, n, format=format_, seed=seed, jobs=jobs)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    seconds = time.perf_counter() - started
+    mb = sum(p.stat().st_size for p in paths) / 1e6
+    console.info(
+        f"wrote {n} {format_} runs in {len(paths)} file(s) under {out_dir}: {mb:.1f} MB in "
+        f"{seconds:.1f}s ({mb / max(seconds, 1e-9):.1f} MB/s)"
+    )
+    labels = next((p for p in paths if p.name in ("report.json", "labels.csv")), None)
+    hint = f" --labels {labels}" if labels else ""
+    console.info(f"next: trace2skill ingest {out_dir} --lake LAKE{hint}")

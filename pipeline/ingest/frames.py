@@ -10,7 +10,7 @@ labels; else ``unknown``.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -19,7 +19,7 @@ import polars as pl
 from pipeline import schemas
 from pipeline.ids import digest
 from pipeline.ingest.labels import Labels
-from pipeline.ingest.record import BadRecord, Duplicate, Run
+from pipeline.ingest.record import CANONICAL, BadRecord, Duplicate, Run
 
 
 @dataclass
@@ -31,13 +31,19 @@ class FileFrames:
     n_labelled: int = 0
 
 
+def steps_digest(steps: list) -> str:
+    """blake2b of the canonical JSON of every step's content fields (what makes a run itself)."""
+    body = [(s[0], s[1], s[2], s[3], s[4], s[5], s[7]) for s in steps]
+    data = CANONICAL.encode(body).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
 def trajectory_id(source: str, run: Run) -> str:
-    body = [(s[0], s[1], s[2], s[3], s[4], s[5], s[7]) for s in run.steps]
-    return digest("trajectory", source, run.native_id, body)
+    return digest("trajectory", source, run.native_id, steps_digest(run.steps))
 
 
 def meta_json(meta: dict) -> str:
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str)
+    return CANONICAL.encode(meta)
 
 
 def build_frames(

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.ids import digest
+from pipeline.ids import digest, file_sha256
 from pipeline.ingest import formats
 from pipeline.ingest.discover import FileTask
 from pipeline.ingest.formats import ReadContext, native
@@ -46,37 +46,53 @@ class FileResult:
 
 
 def read_file(task: FileTask, settings: Settings) -> FileResult:
+    """Read and parse one file (in a worker process)."""
     started = time.perf_counter()
-    result = _read(task, settings)
+    try:
+        raw = RawFile.read(Path(task.resolved), task.path)
+    except OSError as exc:
+        result = FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
+    else:
+        try:
+            result = _parse(task, settings, raw)
+            result.settings_digest = file_settings(raw.path, raw.is_parquet, settings)
+        except FileError as exc:
+            result = FileResult(task, "failed", error=str(exc))
+        result.sha256 = raw.sha256
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _read(task: FileTask, settings: Settings) -> FileResult:
-    try:
-        raw = RawFile.read(Path(task.resolved), task.path)
-    except OSError as exc:
-        return FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
+def file_settings(path: Path, is_parquet: bool, settings: Settings) -> str:
+    """The settings digest of one file: a Parquet steps file adds its companion's bytes."""
+    companion = native.companion_sha(path) if is_parquet else None
+    return digest(settings.digest, companion) if companion else settings.digest
+
+
+def check_unchanged(task: FileTask, settings: Settings) -> FileResult | None:
+    """The file's result if its bytes and settings match its last ingest (hashing only, no
+    parsing: done before any worker starts); None when it must be read."""
     prev = task.previous
-    sha = raw.sha256
+    if prev is None:
+        return None
     try:
-        companion = native.companion_sha(raw) if raw.is_parquet else None
-    except FileError as exc:
-        return FileResult(task, "failed", sha256=sha, error=str(exc))
-    file_settings = digest(settings.digest, companion) if companion else settings.digest
-    if prev is not None and prev.sha256 == sha and prev.settings_digest == file_settings:
-        return FileResult(
-            task, "unchanged", format=prev.format, detected_by="previous", sha256=sha,
-            settings_digest=file_settings,
-        )  # fmt: skip
-    result = _parse(task, settings, raw)
-    result.sha256, result.settings_digest = sha, file_settings
-    return result
+        sha = file_sha256(task.resolved)
+        with open(task.resolved, "rb") as fh:
+            is_parquet = fh.read(4) == b"PAR1"
+        fs = file_settings(Path(task.resolved), is_parquet, settings)
+    except (OSError, FileError):
+        return None  # the read reports it
+    if sha != prev.sha256 or fs != prev.settings_digest:
+        return None
+    return FileResult(
+        task, "unchanged", format=prev.format, detected_by="previous", sha256=sha,
+        settings_digest=fs,
+    )  # fmt: skip
 
 
 def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
     sha = raw.sha256
-    if not raw.data.strip():
+    if not raw.data[:65536].strip() and not raw.data.strip():
         return FileResult(task, "failed", error="the file is empty")
     try:
         if settings.format == "auto":

@@ -31,14 +31,14 @@ from pipeline.ingest.discover import FileTask, discover
 from pipeline.ingest.formats import ReadContext
 from pipeline.ingest.labels import LabelsError, load_labels
 from pipeline.ingest.lakestate import LakeState
-from pipeline.ingest.reader import FileResult, Settings, read_file
+from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_file
 from pipeline.lake import Lake
 
 EXIT_OK = 0  # every file and record was read
 EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
 EXIT_NOTHING = 4  # nothing could be read
 ADAPTER_VERSION = "1"  # bump when an adapter's output changes: unchanged files are re-read
-POOL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
+POOL_MIN_BYTES = 64 << 20  # below this, starting workers (~1 s each) costs more than it saves
 
 
 class IngestError(ValueError):
@@ -203,12 +203,21 @@ def _format_and_context(format: str, mapping: str | Path | None, model: str | No
 
 
 def _read_all(tasks: list[FileTask], settings: Settings, jobs: int | None) -> Iterator[FileResult]:
-    """Results in task order; a process pool when the work is big enough to pay for it."""
-    workers = min(jobs or os.cpu_count() or 1, len(tasks))
-    if workers <= 1 or sum(t.size for t in tasks) < POOL_MIN_BYTES:
-        for task in tasks:
-            yield read_file(task, settings)
+    """Results in task order: unchanged files by their hash alone, the others read in a process
+    pool when the bytes to parse are enough to pay for starting it."""
+    done = {i: r for i, t in enumerate(tasks) if (r := check_unchanged(t, settings)) is not None}
+    todo = [t for i, t in enumerate(tasks) if i not in done]
+    workers = min(jobs or os.cpu_count() or 1, len(todo))
+    if workers <= 1 or sum(t.size for t in todo) < POOL_MIN_BYTES:
+        for i, task in enumerate(tasks):
+            yield done[i] if i in done else read_file(task, settings)
         return
+    parsed = _pooled(todo, settings, workers)
+    for i in range(len(tasks)):
+        yield done[i] if i in done else next(parsed)
+
+
+def _pooled(tasks: list[FileTask], settings: Settings, workers: int) -> Iterator[FileResult]:
     context = multiprocessing.get_context("spawn")  # polars' threads do not survive fork
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init, initargs=(settings,)

@@ -93,3 +93,9 @@ def test_error_text_and_content_parts():
     assert (
         text_of([{"type": "text", "text": "a"}, {"type": "image_url"}, "b"]) == "a\n\n[image]\n\nb"
     )
+
+
+def test_exit_codes_in_text():
+    assert looks_like_error("<returncode>1</returncode>\n<output>\nboom\n</output>")
+    assert not looks_like_error("<returncode>0</returncode>\n<output>\nok\n</output>")
+    assert looks_like_error("Exit code: 2\nnot found") and not looks_like_error("exit code 0")

@@ -81,11 +81,11 @@ def companion_of(path: Path) -> Path | None:
     )
 
 
-def companion_sha(raw: RawFile) -> str | None:
-    names = _columns(raw.path)
-    if not is_steps(names):
+def companion_sha(path: Path) -> str | None:
+    """sha256 of the trajectories file read with this steps file, if it has one."""
+    if not is_steps(_columns(path)):
         return None
-    other = companion_of(raw.path)
+    other = companion_of(path)
     return hashlib.sha256(other.read_bytes()).hexdigest() if other else None
 
 

@@ -76,7 +76,11 @@ def read_record(rec: Any, record: str, ctx) -> Iterator[Run | BadRecord]:
     meta = {k: v for k, v in rec.items() if k not in _USED and k not in GRADER_KEYS}
     if isinstance(meta.get("tools"), list):  # tool schemas are bulky: keep their names
         meta["tools"] = [_tool_name(t) for t in meta["tools"]]
-    grader = {k: rec[k] for k in GRADER_KEYS if rec.get(k) is not None}
+    own = rec.get("grader")  # a grader object is the grader's view itself, not one field of it
+    grader = dict(own) if isinstance(own, dict) else {}
+    grader |= {k: rec[k] for k in GRADER_KEYS if rec.get(k) is not None and k != "grader"}
+    if own is not None and not isinstance(own, dict):
+        grader["grader"] = own
     if grader:
         meta["grader"] = grader
     native = _first(rec, ID_KEYS)

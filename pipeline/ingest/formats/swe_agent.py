@@ -6,7 +6,8 @@ assistant tool call (the tool is the action's first word, ``str_replace_editor``
 ``submit``, ...; arguments ``{"command": action}``; the thought is its text) and its result.
 The run opens with the system prompt and the first task message from ``history`` (demonstrations
 are skipped). SWE-agent does not record exit codes, so an observation is an error when it reads
-like one (a traceback, ``command not found``, ``No such file``, a rejected edit, ...).
+like one (a traceback, ``command not found``, ``No such file``, a rejected edit, failing tests,
+...).
 
 Task id: the problem statement id from ``replay_config``, else the file name; model:
 ``replay_config.agent.model.name``; outcome: ``info.resolved`` where present, else unknown
@@ -36,7 +37,8 @@ AGENT = "swe-agent"
 _SHELL_ERROR = re.compile(
     r"Traceback \(most recent call last\)|command not found|No such file or directory"
     r"|Your proposed edit has introduced new syntax error|^\s*(?:\w+Error|Error):"
-    r"|Usage: |Invalid command|is not a valid|did not appear verbatim",
+    r"|Usage: |Invalid command|is not a valid|did not appear verbatim"
+    r"|^E\s+\w+(?:Error|Exception)\b|^(?:FAILED|ERROR) |\b\d+ (?:failed|errors?)\b",
     re.M,
 )
 
