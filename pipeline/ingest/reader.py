@@ -16,7 +16,7 @@ from pipeline.ids import digest, file_sha256
 from pipeline.ingest import formats
 from pipeline.ingest.discover import FileTask
 from pipeline.ingest.formats import ReadContext, native
-from pipeline.ingest.frames import FileFrames, build_frames
+from pipeline.ingest.frames import FileFrames, build_frames, validate_frames
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.rawfile import FileError, RawFile
 
@@ -61,6 +61,16 @@ def read_file(task: FileTask, settings: Settings) -> FileResult:
         result.sha256 = raw.sha256
     result.seconds = time.perf_counter() - started
     return result
+
+
+def read_batch(tasks: list[FileTask], settings: Settings) -> list[FileResult]:
+    """Read several files, then check all their rows against the schemas at once."""
+    results = [read_file(task, settings) for task in tasks]
+    parsed = [r for r in results if r.status == "read"]
+    for result, problem in zip(parsed, validate_frames([r.frames for r in parsed]), strict=True):
+        if problem:
+            result.status, result.error, result.frames = "failed", problem, None
+    return results
 
 
 def file_settings(path: Path, is_parquet: bool, settings: Settings) -> str:
