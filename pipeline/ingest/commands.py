@@ -98,6 +98,8 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
         )
     for p in summary.duplicates[:MAX_LISTED]:
         console.detail(f"duplicate: {p.file}: {p.record}: {p.error}")
+    if len(summary.duplicates) > MAX_LISTED:
+        console.detail(f"... and {len(summary.duplicates) - MAX_LISTED} more duplicates")
     for p in summary.ignored:
         console.detail(f"ignored: {p.file}: {p.error}")
     if summary.ignored:
@@ -181,7 +183,10 @@ def synth(console: Console, out_dir: Path, n: int, format_: str, seed: int, jobs
     """
     started = time.perf_counter()
     try:
-        paths = write_synthetic(out_dir, n, format=format_, seed=seed, jobs=jobs)
+        with console.progress("synth", total=n) as advance:
+            paths = write_synthetic(
+                out_dir, n, format=format_, seed=seed, jobs=jobs, progress=advance
+            )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     seconds = time.perf_counter() - started

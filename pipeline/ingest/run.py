@@ -159,11 +159,12 @@ def ingest_paths(
             if report.status != "ignored":
                 log_rows.append(_log_row(result, report, settings, now))
             summary.files.append(report)
-            console.detail(
-                f"{report.file}: {report.status}, {report.format or '-'} "
-                f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
-                f"{report.n_steps} steps, {report.n_skipped} skipped"
-            )
+            if report.status != "ignored":
+                console.detail(
+                    f"{report.file}: {report.status}, {report.format or '-'} "
+                    f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
+                    f"{report.n_steps} steps, {report.n_skipped} skipped"
+                )
             advance()
     if log_rows:
         lake.write_part(

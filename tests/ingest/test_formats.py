@@ -158,3 +158,38 @@ def test_mapping_in_yaml_reads_the_same(lake: Lake, tmp_path: Path):
     yml.write_text(yaml.safe_dump(spec))
     _, t, _ = ingest_one(lake, FIXTURES / "custom-runs.json", mapping=yml)
     assert t["native_id"].to_list() == ["s-1", "s-2"]
+
+
+def test_plain_react_log_without_trials(lake: Lake, tmp_path: Path):
+    path = tmp_path / "react.log"
+    path.write_text(
+        "Question: Capital of France?\nThought 1: Search it.\nAction 1: Search[France]\n"
+        "Observation 1: France is a country.\nIts capital is Paris.\nThought 2: Paris.\n"
+        "Action 2: Finish[Paris]\nObservation 2: Answer is CORRECT\n\n"
+        "Question: Capital of Mars?\nThought 1: Search it.\nAction 1: Search[Mars capital]\n"
+        "Observation 1: Could not find [Mars capital]. Similar: ['Mars']\nThought 2: I give up.\n"
+    )
+    summary, t, s = ingest_one(lake, path)
+    assert summary.files[0].format == "react-text"
+    assert t["outcome"].to_list() == ["success", "unknown"]
+    first = s.filter(pl.col("trajectory_id") == t["trajectory_id"][0])
+    assert first["content"][2] == "France is a country.\nIts capital is Paris."
+    second = s.filter(pl.col("trajectory_id") == t["trajectory_id"][1])
+    assert second["kind"].to_list() == ["message", "tool_call", "tool_result", "message"]
+    assert second["is_error"].to_list()[2]
+
+
+def test_bad_mapping_files_are_named(lake: Lake, tmp_path: Path):
+    from pipeline.ingest.run import IngestError
+
+    bad = tmp_path / "m.toml"
+    bad.write_text('[run]\nmessage = "turns"\n[message]\nrole = "r"\n[roles]\nx = "robot"\n')
+    with pytest.raises(IngestError) as err:
+        ingest_paths(lake, [FIXTURES / "custom-runs.json"], mapping=bad)
+    text = str(err.value)
+    assert "unknown key run.message" in text and "run.messages is required" in text
+    assert "message.content is required" in text and "roles must map to" in text
+    broken = tmp_path / "b.yaml"
+    broken.write_text("run: [unclosed\n")
+    with pytest.raises(IngestError, match="cannot be parsed"):
+        ingest_paths(lake, [FIXTURES / "custom-runs.json"], mapping=broken)

@@ -22,6 +22,7 @@ import json
 import multiprocessing
 import os
 import random
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -108,8 +109,10 @@ def write_synthetic(
     format: str = "openai-chat",
     seed: int = 0,
     jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
-    """Write n synthetic runs under out_dir in `format`; returns the files written."""
+    """Write n synthetic runs under out_dir in `format`; returns the files written.
+    `progress(k)` is called as each shard of k runs is done."""
     if format not in WRITERS:
         raise ValueError(f"unknown format {format!r}; synth writes {', '.join(FORMATS)}")
     if n < 1:
@@ -123,12 +126,19 @@ def write_synthetic(
         (format, seed, k, s, min(n, s + size), str(out)) for k, s in enumerate(range(0, n, size))
     ]
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    results = []
     if workers > 1 and n >= POOL_MIN_RUNS:
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-            results = list(pool.map(_write_shard, tasks))
+            for task, result in zip(tasks, pool.map(_write_shard, tasks), strict=True):
+                results.append(result)
+                if progress:
+                    progress(task[4] - task[3])
     else:
-        results = [_write_shard(t) for t in tasks]
+        for task in tasks:
+            results.append(_write_shard(task))
+            if progress:
+                progress(task[4] - task[3])
     paths = [p for shard_paths, _ in results for p in shard_paths]
     outcomes = [o for _, shard_outcomes in results for o in shard_outcomes]
     if format in ("mini-swe-agent", "swe-agent"):
