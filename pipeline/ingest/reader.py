@@ -104,6 +104,7 @@ def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
     sha = raw.sha256
     if not raw.data[:65536].strip() and not raw.data.strip():
         return FileResult(task, "failed", error="the file is empty")
+    name = None
     try:
         if settings.format == "auto":
             name, how = formats.detect(raw), "content"
@@ -128,7 +129,10 @@ def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
             labels=settings.labels,
         )
     except FileError as exc:
-        return FileResult(task, "failed", error=str(exc))
+        hint = ""
+        if settings.format != "auto":
+            hint = f" (read as {settings.format}, as --format asked; --format auto detects it)"
+        return FileResult(task, "failed", format=name, error=f"{exc}{hint}")
     except native.Companion as exc:
         return FileResult(task, "ignored", format=name, error=str(exc))
     return FileResult(task, "read", format=name, detected_by=how, frames=frames)
