@@ -61,11 +61,18 @@ class RawFile:
             )
         if data[:3] == b"\xef\xbb\xbf":
             data = data[3:]
-        return data.decode("utf-8", errors="surrogateescape")
+        try:
+            text = data.decode("utf-8")
+            self.has_bad_utf8 = False
+        except UnicodeDecodeError:
+            text = data.decode("utf-8", errors="surrogateescape")
+            self.has_bad_utf8 = True
+        return text
 
     @cached_property
     def has_bad_utf8(self) -> bool:
-        return _BAD.search(self.text) is not None
+        self.text  # noqa: B018 (decoding sets the flag)
+        return self.__dict__["has_bad_utf8"]
 
     def bad_utf8_in(self, start: int, end: int) -> str | None:
         """An error message if text[start:end] holds bytes that are not UTF-8, else None."""
@@ -101,14 +108,15 @@ class RawFile:
     @cached_property
     def is_jsonl(self) -> bool:
         """Several JSON values, one per line (the first line alone is a complete object)."""
-        text = self.text.lstrip()
-        if not text.startswith("{"):
+        text = self.text
+        start = _WS.match(text, 0).end()
+        if text[start : start + 1] != "{":
             return False
-        first, _, rest = text.partition("\n")
-        if not rest.strip():
+        end = text.find("\n", start)
+        if end < 0 or not text[end : end + 4096].strip():
             return False
         try:
-            json.loads(first)
+            json.loads(text[start:end])
         except ValueError:
             return False
         return True

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.ids import digest, file_sha256
 from pipeline.ingest import formats
 from pipeline.ingest.discover import FileTask
-from pipeline.ingest.formats import ReadContext
-from pipeline.ingest.frames import FileFrames, build_frames
+from pipeline.ingest.formats import ReadContext, native
+from pipeline.ingest.frames import FileFrames, build_frames, validate_frames
 from pipeline.ingest.labels import Labels
 from pipeline.ingest.rawfile import FileError, RawFile
 
@@ -38,29 +39,72 @@ class FileResult:
     format: str | None = None
     detected_by: str | None = None  # content / forced
     sha256: str | None = None
+    settings_digest: str = ""  # the settings, plus the companion file's bytes where there is one
     frames: FileFrames | None = None
     error: str | None = None
     seconds: float = 0.0
 
 
 def read_file(task: FileTask, settings: Settings) -> FileResult:
+    """Read and parse one file (in a worker process)."""
     started = time.perf_counter()
-    result = _read(task, settings)
+    try:
+        raw = RawFile.read(Path(task.resolved), task.path)
+    except OSError as exc:
+        result = FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
+    else:
+        try:
+            result = _parse(task, settings, raw)
+            result.settings_digest = file_settings(raw.path, raw.is_parquet, settings)
+        except FileError as exc:
+            result = FileResult(task, "failed", error=str(exc))
+        result.sha256 = raw.sha256
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _read(task: FileTask, settings: Settings) -> FileResult:
-    try:
-        raw = RawFile.read(Path(task.resolved), task.path)
-    except OSError as exc:
-        return FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
+def read_batch(tasks: list[FileTask], settings: Settings) -> list[FileResult]:
+    """Read several files, then check all their rows against the schemas at once."""
+    results = [read_file(task, settings) for task in tasks]
+    parsed = [r for r in results if r.status == "read"]
+    for result, problem in zip(parsed, validate_frames([r.frames for r in parsed]), strict=True):
+        if problem:
+            result.status, result.error, result.frames = "failed", problem, None
+    return results
+
+
+def file_settings(path: Path, is_parquet: bool, settings: Settings) -> str:
+    """The settings digest of one file: a Parquet steps file adds its companion's bytes."""
+    companion = native.companion_sha(path) if is_parquet else None
+    return digest(settings.digest, companion) if companion else settings.digest
+
+
+def check_unchanged(task: FileTask, settings: Settings) -> FileResult | None:
+    """The file's result if its bytes and settings match its last ingest (hashing only, no
+    parsing: done before any worker starts); None when it must be read."""
     prev = task.previous
+    if prev is None:
+        return None
+    try:
+        sha = file_sha256(task.resolved)
+        with open(task.resolved, "rb") as fh:
+            is_parquet = fh.read(4) == b"PAR1"
+        fs = file_settings(Path(task.resolved), is_parquet, settings)
+    except (OSError, FileError):
+        return None  # the read reports it
+    if sha != prev.sha256 or fs != prev.settings_digest:
+        return None
+    return FileResult(
+        task, "unchanged", format=prev.format, detected_by="previous", sha256=sha,
+        settings_digest=fs,
+    )  # fmt: skip
+
+
+def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
     sha = raw.sha256
-    if prev is not None and prev.sha256 == sha and prev.settings_digest == settings.digest:
-        return FileResult(task, "unchanged", format=prev.format, detected_by="previous", sha256=sha)
-    if not raw.data.strip():
-        return FileResult(task, "failed", sha256=sha, error="the file is empty")
+    if not raw.data[:65536].strip() and not raw.data.strip():
+        return FileResult(task, "failed", error="the file is empty")
+    name = None
     try:
         if settings.format == "auto":
             name, how = formats.detect(raw), "content"
@@ -68,7 +112,7 @@ def _read(task: FileTask, settings: Settings) -> FileResult:
                 what = _describe(raw)
                 status = "failed" if task.explicit else "ignored"
                 return FileResult(
-                    task, status, sha256=sha,
+                    task, status,
                     error=f"format not recognised ({what}); name it with --format "
                     f"({', '.join(formats.NAMES)}) or describe it with --mapping FILE",
                 )  # fmt: skip
@@ -85,8 +129,13 @@ def _read(task: FileTask, settings: Settings) -> FileResult:
             labels=settings.labels,
         )
     except FileError as exc:
-        return FileResult(task, "failed", sha256=sha, error=str(exc))
-    return FileResult(task, "read", format=name, detected_by=how, sha256=sha, frames=frames)
+        hint = ""
+        if settings.format != "auto":
+            hint = f" (read as {settings.format}, as --format asked; --format auto detects it)"
+        return FileResult(task, "failed", format=name, error=f"{exc}{hint}")
+    except native.Companion as exc:
+        return FileResult(task, "ignored", format=name, error=str(exc))
+    return FileResult(task, "read", format=name, detected_by=how, frames=frames)
 
 
 def _describe(raw: RawFile) -> str:

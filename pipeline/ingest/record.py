@@ -119,6 +119,10 @@ def as_reward(value: Any) -> float | None:
         raise ValueError(f"reward {value!r} is not a number") from None
 
 
+# Built once: json.dumps with options builds a new encoder per call, which dominates small values.
+CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def canonical_args(value: Any) -> str:
     """Tool arguments as canonical JSON; a string that is not JSON is kept as a JSON string."""
     if value is None or value == "":
@@ -127,8 +131,8 @@ def canonical_args(value: Any) -> str:
         try:
             value = json.loads(value)
         except ValueError:
-            return json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            return CANONICAL.encode(value)
+    return CANONICAL.encode(value)
 
 
 def text_of(content: Any) -> str | None:
@@ -157,11 +161,20 @@ _ERROR_START = re.compile(
     r"^\s*(?:error\b|exception\b|traceback \(most recent call last\)|fatal\b|\{\s*\"error\")",
     re.IGNORECASE,
 )
+_EXIT_CODE = re.compile(
+    r"^\s*(?:<returncode>\s*|exit code:?\s*|exit status:?\s*)(-?\d+)", re.IGNORECASE
+)
 
 
 def looks_like_error(text: str | None) -> bool:
-    """A tool output that reports an error by how it begins ("Error: ...", a traceback, ...)."""
-    return bool(text) and _ERROR_START.match(text) is not None
+    """A tool output that reports an error by how it begins: "Error: ...", a traceback, a JSON
+    error object, or a non-zero exit code ("<returncode>1</returncode>", "Exit code: 2")."""
+    if not text:
+        return False
+    if _ERROR_START.match(text):
+        return True
+    m = _EXIT_CODE.match(text)
+    return m is not None and m.group(1) != "0"
 
 
 class StepBuilder:

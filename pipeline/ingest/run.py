@@ -31,14 +31,16 @@ from pipeline.ingest.discover import FileTask, discover
 from pipeline.ingest.formats import ReadContext
 from pipeline.ingest.labels import LabelsError, load_labels
 from pipeline.ingest.lakestate import LakeState
-from pipeline.ingest.reader import FileResult, Settings, read_file
+from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
 from pipeline.lake import Lake
 
 EXIT_OK = 0  # every file and record was read
 EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
 EXIT_NOTHING = 4  # nothing could be read
 ADAPTER_VERSION = "1"  # bump when an adapter's output changes: unchanged files are re-read
-POOL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
+POOL_MIN_BYTES = 64 << 20  # below this, starting workers (~1 s each) costs more than it saves
+BATCH_BYTES = 16 << 20  # files read and checked together, up to this size ...
+BATCH_FILES = 256  # ... or this many files
 
 
 class IngestError(ValueError):
@@ -157,11 +159,12 @@ def ingest_paths(
             if report.status != "ignored":
                 log_rows.append(_log_row(result, report, settings, now))
             summary.files.append(report)
-            console.detail(
-                f"{report.file}: {report.status}, {report.format or '-'} "
-                f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
-                f"{report.n_steps} steps, {report.n_skipped} skipped"
-            )
+            if report.status != "ignored":
+                console.detail(
+                    f"{report.file}: {report.status}, {report.format or '-'} "
+                    f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
+                    f"{report.n_steps} steps, {report.n_skipped} skipped"
+                )
             advance()
     if log_rows:
         lake.write_part(
@@ -180,6 +183,12 @@ def _format_and_context(format: str, mapping: str | Path | None, model: str | No
         if mapping:
             raise IngestError("give the mapping file once: --format mapping:FILE or --mapping FILE")
         mapping, format = format.removeprefix("mapping:"), "mapping"
+    if mapping and format not in ("auto", "mapping"):
+        raise IngestError(
+            f"--mapping describes the format: it cannot be combined with --format {format}"
+        )
+    if format == "mapping" and not mapping:
+        raise IngestError("--format mapping needs the mapping file: --format mapping:FILE")
     if mapping:
         from pipeline.ingest.formats import mapping as mapping_format
 
@@ -197,24 +206,49 @@ def _format_and_context(format: str, mapping: str | Path | None, model: str | No
 
 
 def _read_all(tasks: list[FileTask], settings: Settings, jobs: int | None) -> Iterator[FileResult]:
-    """Results in task order; a process pool when the work is big enough to pay for it."""
-    workers = min(jobs or os.cpu_count() or 1, len(tasks))
-    if workers <= 1 or sum(t.size for t in tasks) < POOL_MIN_BYTES:
-        for task in tasks:
-            yield read_file(task, settings)
-        return
+    """Results in task order: unchanged files by their hash alone, the others read in batches
+    (a process pool when the bytes to parse are enough to pay for starting it)."""
+    done = {i: r for i, t in enumerate(tasks) if (r := check_unchanged(t, settings)) is not None}
+    todo = [t for i, t in enumerate(tasks) if i not in done]
+    batches = _batches(todo)
+    workers = min(jobs or os.cpu_count() or 1, len(batches))
+    if workers <= 1 or sum(t.size for t in todo) < POOL_MIN_BYTES:
+        parsed = (r for batch in batches for r in read_batch(batch, settings))
+    else:
+        parsed = _pooled(batches, settings, workers)
+    for i in range(len(tasks)):
+        yield done[i] if i in done else next(parsed)
+
+
+def _batches(tasks: list[FileTask]) -> list[list[FileTask]]:
+    """Consecutive files grouped up to BATCH_BYTES / BATCH_FILES, so that small files share
+    one schema check and one round trip to a worker."""
+    batches: list[list[FileTask]] = []
+    size = 0
+    for task in tasks:
+        if not batches or size + task.size > BATCH_BYTES or len(batches[-1]) >= BATCH_FILES:
+            batches.append([])
+            size = 0
+        batches[-1].append(task)
+        size += task.size
+    return batches
+
+
+def _pooled(
+    batches: list[list[FileTask]], settings: Settings, workers: int
+) -> Iterator[FileResult]:
     context = multiprocessing.get_context("spawn")  # polars' threads do not survive fork
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init, initargs=(settings,)
     ) as pool:
         window = 2 * workers  # bounded: parsed files wait in memory only until written
         pending = []
-        for task in tasks:
-            pending.append(pool.submit(_work, task))
+        for batch in batches:
+            pending.append(pool.submit(_work, batch))
             if len(pending) >= window:
-                yield pending.pop(0).result()
+                yield from pending.pop(0).result()
         for future in pending:
-            yield future.result()
+            yield from future.result()
 
 
 _WORKER: dict[str, Settings] = {}  # the settings of this worker process, set once at start
@@ -224,8 +258,8 @@ def _init(settings: Settings) -> None:
     _WORKER["settings"] = settings
 
 
-def _work(task: FileTask) -> FileResult:
-    return read_file(task, _WORKER["settings"])
+def _work(batch: list[FileTask]) -> list[FileResult]:
+    return read_batch(batch, _WORKER["settings"])
 
 
 def _log_schema() -> dict:
@@ -244,7 +278,7 @@ def _log_row(result: FileResult, report: FileReport, settings: Settings, now: dt
         task.size,
         task.source,
         report.format or "",
-        settings.digest,
+        result.settings_digest or settings.digest,
         report.status,
         report.n_trajectories,
         report.n_steps,

@@ -13,14 +13,28 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from pipeline.ingest.formats import react_text, taubench
+from pipeline.ingest.formats import (
+    claude_code,
+    mapping,
+    mini_swe_agent,
+    native,
+    openai_chat,
+    react_text,
+    swe_agent,
+    taubench,
+)
 from pipeline.ingest.rawfile import FileError, RawFile
 from pipeline.ingest.record import BadRecord
 
 ADAPTERS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
+        native,
         taubench,
+        swe_agent,
+        mini_swe_agent,
+        claude_code,
+        openai_chat,
         react_text,
     )
 }
@@ -32,11 +46,11 @@ class ReadContext:
     """What an adapter may need besides the file: defaults given on the command line."""
 
     model: str | None = None  # model for runs whose source does not name one
-    mapping: Any = None
+    mapping: mapping.MappingSpec | None = None
     companions: tuple[str, ...] = ()  # native Parquet: trajectories tables given alongside
 
 
-def sample(raw: RawFile, n: int = 3) -> list[Any]:
+def sample(raw: RawFile, n: int = 5) -> list[Any]:
     """The first few records of a JSON / JSONL file (best effort; [] for other files)."""
     if raw.is_parquet:
         return []
@@ -72,6 +86,8 @@ def detect(raw: RawFile) -> str | None:
 
 
 def adapter(name: str) -> ModuleType:
+    if name == "mapping":
+        return mapping
     try:
         return ADAPTERS[name]
     except KeyError:
