@@ -1,0 +1,146 @@
+"""What an agent did after a tool error, and whether it worked.
+
+For every failed call we look ahead for the retry: the next call with the same signature (the
+tool, plus the program for shell-like tools: ``bash:pytest``). The strategy is what happened in
+between and how the retry differed (``call calculate, then retry with changed payment_methods``,
+``retry with a value copied from the error's suggestions``); it worked when the retry succeeded.
+No retry: the agent switched to other tools, ended the run with a terminal tool, or stopped.
+
+The pool aggregates these events per (source, signature, error pattern, strategy) to learn which
+recoveries work; a run's own events are then compared with the pool's best.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipeline.analyse.miner.gold import Call
+from pipeline.analyse.miner.text import (
+    canonical,
+    command_head,
+    error_line,
+    error_pattern,
+    main_string,
+    string_change,
+)
+
+MAX_LOOKAHEAD = 6  # calls after the error within which a retry counts as a reaction to it
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """What followed an error, coarse enough to count: the tools called between the error and a
+    retry are kept on the event (`RecoveryEvent.via`), not here."""
+
+    retried: bool
+    change: str | None = None  # how the retry differed: 'the same value', 'changed payment_methods'
+    switched_to: str | None = None  # without a retry: the first other tool called
+    ended_with: str | None = None  # terminal tool the run ended with instead of retrying
+
+    def past(self, tool: str, via: tuple[str, ...] = ()) -> str:
+        """What the agent did, in the past tense."""
+        if self.retried:
+            lead = f"called {', '.join(via)}, then " if via else ""
+            return f"{lead}retried {tool} {self._with()}"
+        if self.ended_with:
+            return f"ended the run with {self.ended_with}"
+        if self.switched_to:
+            return f"gave up on {tool} and called {self.switched_to}"
+        return "made no further tool call"
+
+    def imperative(self, tool: str, via: tuple[str, ...] = ()) -> str:
+        """The same as advice."""
+        if self.retried:
+            lead = f"call {', '.join(via)} first, then " if via else ""
+            return f"{lead}retry {tool} {self._with()}"
+        if self.ended_with:
+            return f"end the run with {self.ended_with}"
+        if self.switched_to:
+            return f"switch to {self.switched_to}"
+        return "stop calling tools"
+
+    def _with(self) -> str:
+        if self.change in (None, "the same value"):
+            return "unchanged"
+        return f"with {self.change}"
+
+
+@dataclass
+class RecoveryEvent:
+    call: Call
+    signature: str
+    pattern: str
+    message: str
+    strategy: Strategy
+    retry: Call | None
+    between: list[Call]
+    via: tuple[str, ...]  # distinct signatures called between the error and the retry
+
+    @property
+    def worked(self) -> bool:
+        return self.retry is not None and not self.retry.is_error
+
+
+def signature(call: Call, command_like: set[str]) -> str:
+    """A call's identity for retries: the tool, and for shell-like tools the program it runs."""
+    if call.tool_name in command_like:
+        text = main_string(call.args)
+        head = command_head(text) if text else ""
+        return f"{call.tool_name}:{head}" if head else call.tool_name
+    return call.tool_name
+
+
+def arg_change(failed: Call, retry: Call, command_like: set[str]) -> str:
+    """How a retry's arguments differ from the failed call's, in a few words."""
+    if canonical(failed.args) == canonical(retry.args):
+        return "the same value"
+    old, new = main_string(failed.args), main_string(retry.args)
+    if old is not None and new is not None:
+        if failed.tool_name in command_like:
+            return "a changed command"
+        return string_change(old, new, failed.error_text)
+    if isinstance(failed.args, dict) and isinstance(retry.args, dict):
+        keys = sorted(
+            k
+            for k in set(failed.args) | set(retry.args)
+            if canonical(failed.args.get(k)) != canonical(retry.args.get(k))
+        )
+        return "changed " + ", ".join(keys[:3]) + (" (and more)" if len(keys) > 3 else "")
+    return "changed arguments"
+
+
+def events(calls: list[Call], command_like: set[str], terminal: set[str]) -> list[RecoveryEvent]:
+    """One event per failed call of a run (calls in step order)."""
+    sigs = [signature(c, command_like) for c in calls]
+    out = []
+    for i, call in enumerate(calls):
+        if not call.is_error:
+            continue
+        retry_at = next(
+            (j for j in range(i + 1, min(len(calls), i + 1 + MAX_LOOKAHEAD)) if sigs[j] == sigs[i]),
+            None,
+        )
+        stop = retry_at if retry_at is not None else min(len(calls), i + 1 + MAX_LOOKAHEAD)
+        between = calls[i + 1 : stop]
+        via = tuple(dict.fromkeys(sigs[k] for k in range(i + 1, stop)))[:3]
+        if retry_at is not None:
+            retry = calls[retry_at]
+            strategy = Strategy(True, arg_change(call, retry, command_like))
+        else:
+            retry = None
+            ended = next((c.tool_name for c in between if c.tool_name in terminal), None)
+            switched = via[0] if via and not ended else None
+            strategy = Strategy(False, None, switched, ended)
+        out.append(
+            RecoveryEvent(
+                call=call,
+                signature=sigs[i],
+                pattern=error_pattern(call.error_text),
+                message=error_line(call.error_text),
+                strategy=strategy,
+                retry=retry,
+                between=between,
+                via=via if retry is not None else (),
+            )
+        )
+    return out
