@@ -72,9 +72,11 @@ def step_parts(step: Mapping[str, Any]) -> tuple[str, str]:
     idx, kind = step["step_idx"], step["kind"]
     content = redact(step.get("content") or "") or ""
     if kind == "tool_call":
+        # Text sent with the call (a ReAct thought, a chat message) comes first, as the agent
+        # wrote it; the call line keeps the "[n] tool_call name(args)" form.
         args = redact(format_args(step.get("tool_args"))) or ""
-        note = f"  ({_one_line(content)})" if content.strip() else ""
-        return f"[{idx}] tool_call {step.get('tool_name') or '?'}(", f"{args}){note}"
+        said = f"{_one_line(content)}\n    " if content.strip() else ""
+        return f"[{idx}] assistant: {said}tool_call {step.get('tool_name') or '?'}(", f"{args})"
     if kind == "tool_result":
         flag = " ERROR" if step.get("is_error") else ""
         return f"[{idx}] tool_result {step.get('tool_name') or '?'}{flag}: ", content.strip()

@@ -328,10 +328,11 @@ def _recoveries(
             key = (source, ev.signature, ev.pattern)
             st = stats[key][ev.strategy]
             st.n += 1
-            st.worked += ev.worked
+            worked = ev.worked(outcome == "success")
+            st.worked += worked
             st.run_success += outcome == "success"
             st.runs.add(tid)
-            if ev.worked:
+            if worked:
                 st.via_worked.update(ev.via)
             run_sets[key].add(tid)
     return stats, run_sets, per_run

@@ -7,7 +7,8 @@ between and how the retry differed (``call calculate, then retry with changed pa
 No retry: the agent switched to other tools, ended the run with a terminal tool, or stopped.
 
 The pool aggregates these events per (source, signature, error pattern, strategy) to learn which
-recoveries work; a run's own events are then compared with the pool's best.
+recoveries work (a retry works when it goes through; a switch to other tools or a final call,
+when the run succeeds); a run's own events are then compared with the pool's best.
 """
 
 from __future__ import annotations
@@ -27,6 +28,16 @@ from pipeline.analyse.miner.text import (
 MAX_LOOKAHEAD = 6  # calls after the error within which a retry counts as a reaction to it
 
 
+def sig_text(signature: str) -> str:
+    """A signature as prose: 'bash:pip install' -> 'bash `pip install`'."""
+    tool, _, program = signature.partition(":")
+    return f"{tool} `{program}`" if program else tool
+
+
+def _list(sigs: tuple[str, ...]) -> str:
+    return ", ".join(sig_text(s) for s in sigs)
+
+
 @dataclass(frozen=True)
 class Strategy:
     """What followed an error, coarse enough to count: the tools called between the error and a
@@ -38,25 +49,27 @@ class Strategy:
     ended_with: str | None = None  # terminal tool the run ended with instead of retrying
 
     def past(self, tool: str, via: tuple[str, ...] = ()) -> str:
-        """What the agent did, in the past tense."""
+        """What the agent did, in the past tense (`tool` and `via` are signatures)."""
+        tool = sig_text(tool)
         if self.retried:
-            lead = f"called {', '.join(via)}, then " if via else ""
+            lead = f"called {_list(via)}, then " if via else ""
             return f"{lead}retried {tool} {self._with()}"
         if self.ended_with:
-            return f"ended the run with {self.ended_with}"
+            return f"ended the run with {sig_text(self.ended_with)}"
         if self.switched_to:
-            return f"gave up on {tool} and called {self.switched_to}"
+            return f"gave up on {tool} and called {sig_text(self.switched_to)}"
         return "made no further tool call"
 
     def imperative(self, tool: str, via: tuple[str, ...] = ()) -> str:
         """The same as advice."""
+        tool = sig_text(tool)
         if self.retried:
-            lead = f"call {', '.join(via)} first, then " if via else ""
+            lead = f"call {_list(via)} first, then " if via else ""
             return f"{lead}retry {tool} {self._with()}"
         if self.ended_with:
-            return f"end the run with {self.ended_with}"
+            return f"end the run with {sig_text(self.ended_with)}"
         if self.switched_to:
-            return f"switch to {self.switched_to}"
+            return f"switch to {sig_text(self.switched_to)}"
         return "stop calling tools"
 
     def _with(self) -> str:
@@ -76,9 +89,12 @@ class RecoveryEvent:
     between: list[Call]
     via: tuple[str, ...]  # distinct signatures called between the error and the retry
 
-    @property
-    def worked(self) -> bool:
-        return self.retry is not None and not self.retry.is_error
+    def worked(self, run_succeeded: bool) -> bool:
+        """A retry worked when it went through; a switch or a final call, when the run succeeded
+        (the only measure there is of a path that leaves the failed tool behind)."""
+        if self.strategy.retried:
+            return self.retry is not None and not self.retry.is_error
+        return run_succeeded and (self.strategy.switched_to or self.strategy.ended_with) is not None
 
 
 def signature(call: Call, command_like: set[str]) -> str:

@@ -17,7 +17,7 @@ from collections import Counter
 from pipeline.analyse.analyst import LessonDraft
 from pipeline.analyse.miner.context import RunContext
 from pipeline.analyse.miner.pool import max_error_streak
-from pipeline.analyse.miner.recovery import events
+from pipeline.analyse.miner.recovery import events, sig_text
 from pipeline.analyse.miner.text import canonical, error_pattern, plural, quote, shorten
 
 MAX_ERROR_LESSONS = 3
@@ -26,6 +26,16 @@ MAX_ERROR_LESSONS = 3
 def _short_pattern(pattern: str) -> str:
     text = pattern.removeprefix("Error: ").removeprefix("error: ")
     return text if len(text) <= 70 else text[:67].rsplit(" ", 1)[0] + " ..."
+
+
+def _stat_phrase(strategy, st, tool: str) -> str:
+    """How one strategy fared across the pool, in words that fit what it measures."""
+    what = strategy.past(tool, st.usual_via())
+    if strategy.retried:
+        return f"{what}: {st.worked} of {st.n} went through"
+    if strategy.switched_to or strategy.ended_with:
+        return f"{what}: {st.worked} of {st.n} runs succeeded"
+    return f"{what}: {plural(st.n, 'time')}"
 
 
 def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
@@ -41,34 +51,46 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
     for key, ev in list(firsts.items())[:MAX_ERROR_LESSONS]:
         sig, pattern = key
         tool = ev.call.tool_name
+        name = sig_text(sig)
         stats = ctx.pool.recoveries.get((ctx.source, sig, pattern), {})
         total = sum(st.n for st in stats.values())
         n_runs = len(ctx.pool.recovery_runs.get((ctx.source, sig, pattern), ()))
         best = ctx.pool.best_strategy(ctx.source, sig, pattern)
         mine = stats.get(ev.strategy)
         tried = "; ".join(
-            f"{s.past(tool, st.usual_via())}: {st.worked} of {st.n} worked"
-            for s, st in sorted(stats.items(), key=lambda kv: (-kv[1].n, kv[0].past(tool)))[:3]
-            if s.retried
+            _stat_phrase(s, st, sig)
+            for s, st in sorted(stats.items(), key=lambda kv: (-kv[1].n, kv[0].past(sig)))[:3]
         )
         pool_note = (
             f" Across the pool this error came up {plural(total, 'time')} in {plural(n_runs, 'run')}"
             + (f" ({tried})." if tried else ".")
         )
         again = f" (×{count[key]} in this run)" if count[key] > 1 else ""
-        what = f"At step {ev.call.step_idx} {tool} returned {quote(ev.message, 160)}{again}. The agent {ev.strategy.past(tool, ev.via)}"
-        steps = ev.call.steps + (ev.retry.steps if ev.retry else [])
+        what = (
+            f"At step {ev.call.step_idx} {name} returned {quote(ev.message, 160)}{again}. "
+            f"The agent {ev.strategy.past(sig, ev.via)}"
+        )
+        after = ev.retry or (ev.between[0] if ev.between else None)
+        steps = ev.call.steps + (after.steps if after else [])
         section = ctx.section(tool, pattern)
-        desc = f"when {tool} fails with {quote(_short_pattern(pattern))}"
-        if ev.worked:
+        desc = f"when {name} fails with {quote(_short_pattern(pattern))}"
+        # A run that got through by a path the pool shows rarely works is luck, not a lesson.
+        lucky = best is not None and mine is not None and mine.rate * 2 < best[1].rate
+        if ev.worked(ctx.outcome == "success") and not lucky:
             out.append(
                 ctx.lesson(
                     kind="success_lesson",
                     rule="error_recovery",
                     tool_name=tool,
-                    title=f"When {tool} fails with {quote(_short_pattern(pattern))}, {ev.strategy.imperative(tool, ev.via)}",
+                    title=f"When {name} fails with {quote(_short_pattern(pattern))}, {ev.strategy.imperative(sig, ev.via)}",
                     description=desc,
-                    content=f"{what} and it went through at step {ev.retry.step_idx}.{pool_note}",
+                    content=f"{what} and "
+                    + (
+                        f"it went through at step {ev.retry.step_idx}."
+                        if ev.retry is not None
+                        else "the run succeeded."
+                    )
+                    + pool_note,
                     evidence_steps=steps,
                     confidence=mine.rate if mine else 0.5,
                     target_section=section,
@@ -76,14 +98,14 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
             )
         elif best is not None:
             strategy, st = best
-            advice = strategy.imperative(tool, st.usual_via())
+            advice = strategy.imperative(sig, st.usual_via())
             outcome = ", which failed again" if ev.retry is not None else ""
             out.append(
                 ctx.lesson(
                     kind="failure_lesson",
                     rule="error_recovery",
                     tool_name=tool,
-                    title=f"When {tool} fails with {quote(_short_pattern(pattern))}, {advice}",
+                    title=f"When {name} fails with {quote(_short_pattern(pattern))}, {advice}",
                     description=desc,
                     content=f"{what}{outcome}.{pool_note}",
                     evidence_steps=steps,
@@ -97,7 +119,7 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
                     kind="failure_lesson",
                     rule="error_recovery",
                     tool_name=tool,
-                    title=f"Prevent {quote(_short_pattern(pattern))} from {tool}: no retry recovered from it",
+                    title=f"Prevent {quote(_short_pattern(pattern))} from {name}: no retry recovered from it",
                     description=desc,
                     content=f"{what}{', which failed again' if ev.retry else ''}.{pool_note} "
                     "No strategy in the pool got past this error, so check its cause before calling.",
