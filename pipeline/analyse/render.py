@@ -75,8 +75,8 @@ def step_parts(step: Mapping[str, Any]) -> tuple[str, str]:
         # Text sent with the call (a ReAct thought, a chat message) comes first, as the agent
         # wrote it; the call line keeps the "[n] tool_call name(args)" form.
         args = redact(format_args(step.get("tool_args"))) or ""
-        said = f"{_one_line(content)}\n    " if content.strip() else ""
-        return f"[{idx}] assistant: {said}tool_call {step.get('tool_name') or '?'}(", f"{args})"
+        said = f"assistant: {_one_line(content)}\n    " if content.strip() else ""
+        return f"[{idx}] {said}tool_call {step.get('tool_name') or '?'}(", f"{args})"
     if kind == "tool_result":
         flag = " ERROR" if step.get("is_error") else ""
         return f"[{idx}] tool_result {step.get('tool_name') or '?'}{flag}: ", content.strip()
@@ -116,21 +116,18 @@ def _as_call(value: Any) -> str | None:
 
 
 def _grader_lines(value: Any, indent: str = "") -> list[str]:
-    """Grader data as short lines: one per key, actions written as calls, the rest compact JSON."""
+    """Grader data as short lines: one per key (nested objects indented), lists of actions as
+    one call per line, every other value as compact JSON."""
     if isinstance(value, dict):
         lines = []
         for key, item in value.items():
-            if isinstance(item, (dict, list)) and item:
-                nested = _grader_lines(item, indent + "  ")
-                if len(nested) == 1 and len(nested[0]) < 160:
-                    lines.append(f"{indent}{key}: {nested[0].strip()}")
-                else:
-                    lines += [f"{indent}{key}:", *nested]
+            if isinstance(item, dict) and item:
+                lines += [f"{indent}{key}:", *_grader_lines(item, indent + "  ")]
+            elif isinstance(item, list) and item and all(_as_call(v) for v in item):
+                lines += [f"{indent}{key}:", *(f"{indent}  - {_as_call(v)}" for v in item)]
             else:
                 lines.append(f"{indent}{key}: {_compact(item)}")
         return lines
-    if isinstance(value, list) and value and all(_as_call(v) for v in value):
-        return [f"{indent}- {_as_call(v)}" for v in value]
     return [indent + _compact(value)]
 
 

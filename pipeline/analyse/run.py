@@ -8,7 +8,8 @@ analyses part before it starts (`tidy`).
 
 A trajectory is skipped when it already has an ok analysis under the same analyst configuration
 (analyst, model, prompt version, settings: `analyst.config_id`). A trajectory whose analysis
-failed gets an error row and is retried by the next run; the retry's row replaces the error row.
+failed gets an error row and is retried by the next run; the retry's row replaces the error row
+(`tidy` again, at the end of a run), so `analyses` keeps one row per trajectory and configuration.
 
     summary = analyse(lake, analyst="miner", where="outcome = 'failure'", sample=0.2, seed=1)
 """
@@ -252,6 +253,7 @@ def analyse(
                 picked = todo.slice(offset, size)
                 _run_batch(lake, worker, cid, picked, summary)
                 advance(picked.height)
+        tidy(lake)  # the retries' rows replace the error rows they supersede
     con.close()
     summary.seconds = time.perf_counter() - started
     return summary

@@ -58,22 +58,32 @@ class Section:
 
 
 def stem(word: str) -> str:
-    """A light English stemmer: enough to meet 'flights'/'flight', 'cancelled'/'cancel'."""
+    """A light English stemmer, enough to meet 'flights'/'flight', 'cancelled'/'cancel',
+    'baggages'/'baggage', 'modified'/'modify' (both sides of a comparison go through it)."""
     w = word.lower()
     for suffix, repl in (
         ("ies", "y"),
+        ("ied", "y"),
+        ("sses", "ss"),
+        ("ches", "ch"),
+        ("shes", "sh"),
+        ("xes", "x"),
         ("ing", ""),
         ("led", "l"),
         ("ed", ""),
-        ("es", ""),
         ("s", ""),
     ):
-        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+        if len(w) > len(suffix) + 2 and w.endswith(suffix) and not w.endswith("ss"):
             w = w[: -len(suffix)] + repl
             break
     if len(w) > 4 and w.endswith("ll"):
         w = w[:-1]
+    if len(w) > 4 and w.endswith("e"):
+        w = w[:-1]
     return w
+
+
+_SYNONYMS = {stem(k): tuple(stem(v) for v in vs) for k, vs in _VERB_SYNONYMS.items()}
 
 
 def words(text: str | None) -> list[str]:
@@ -140,10 +150,14 @@ class SectionMatcher:
         self.sections = sections
         self.min_score = min_score
         n = max(len(sections), 1)
-        df: Counter = Counter()
+        # Headings and bodies get their own rarity: "book" is in many bodies but one heading.
+        head_df: Counter = Counter()
+        body_df: Counter = Counter()
         for s in sections:
-            df.update(s.heading_words | set(s.body_words))
-        self.idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in df.items()}
+            head_df.update(s.heading_words)
+            body_df.update(set(s.body_words))
+        self.head_idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in head_df.items()}
+        self.idf = {w: math.log((n + 1) / (c + 0.5)) for w, c in body_df.items()}
 
     @classmethod
     def from_skill(cls, skill_dir: str | Path | None) -> SectionMatcher | None:
@@ -154,11 +168,10 @@ class SectionMatcher:
     def _score(self, section: Section, query: dict[str, float]) -> float:
         score = 0.0
         for w, weight in query.items():
-            idf = self.idf.get(w, 0.0)
             if w in section.heading_words:
-                score += 3.0 * weight * idf
+                score += 3.0 * weight * self.head_idf[w]
             if section.body_words.get(w):
-                score += weight * idf * min(1.0 + math.log(section.body_words[w]), 2.0)
+                score += weight * self.idf[w] * min(1.0 + math.log(section.body_words[w]), 2.0)
         return score
 
     def scores(self, primary: list[str], secondary: list[str] = ()) -> list[tuple[float, str]]:
@@ -171,7 +184,7 @@ class SectionMatcher:
         for w in primary:
             query[w] = 1.0
         for w in primary:
-            for syn in _VERB_SYNONYMS.get(w, ()):
+            for syn in _SYNONYMS.get(w, ()):
                 query.setdefault(syn, 0.75)
         extra = {w: 1.0 for w in secondary if w not in query}
         weight = 1.0 if not query else 0.25

@@ -145,11 +145,9 @@ def _tool_profile(calls: pl.DataFrame, runs: pl.DataFrame, th: Thresholds) -> pl
         pl.col("tool_args")
         .map_elements(lambda a: _program(main_string(parse_args(a))), return_dtype=pl.String)
         .alias("program"),
-        pl.col("tool_args").str.contains(r"\S\s+\S").fill_null(False).alias("spaced"),
     )
     programs = heads.group_by("source", "tool_name").agg(
-        # A command line has a program and arguments: ids and single words are not commands.
-        (pl.col("program").is_not_null() & pl.col("spaced")).mean().alias("program_share"),
+        pl.col("program").is_not_null().mean().alias("program_share"),
         pl.col("program").drop_nulls().n_unique().alias("n_programs"),
     )
     return (
@@ -182,7 +180,9 @@ def _tool_profile(calls: pl.DataFrame, runs: pl.DataFrame, th: Thresholds) -> pl
 
 
 def _program(text: str | None) -> str | None:
-    if not text:
+    """The program a command line runs; None for ids, single words and prose."""
+    # A command line has a program and arguments: ids and lone words are not commands.
+    if not text or len(text.split()) < 2:
         return None
     head = command_head(text)
     return head if head and _PROGRAM.match(head.split()[0]) else None

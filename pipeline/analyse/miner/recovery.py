@@ -40,11 +40,13 @@ def _list(sigs: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Strategy:
-    """What followed an error, coarse enough to count: the tools called between the error and a
-    retry are kept on the event (`RecoveryEvent.via`), not here."""
+    """What followed an error, coarse enough to count: whether other calls came before the retry
+    is part of it, which ones (`RecoveryEvent.via`) is not, so that 'think, calculate, retry' and
+    'calculate, retry' count together."""
 
     retried: bool
     change: str | None = None  # how the retry differed: 'the same value', 'changed payment_methods'
+    after_other: bool = False  # other calls came between the error and the retry
     switched_to: str | None = None  # without a retry: the first other tool called
     ended_with: str | None = None  # terminal tool the run ended with instead of retrying
 
@@ -52,7 +54,7 @@ class Strategy:
         """What the agent did, in the past tense (`tool` and `via` are signatures)."""
         tool = sig_text(tool)
         if self.retried:
-            lead = f"called {_list(via)}, then " if via else ""
+            lead = self._lead("called {}, then ", via)
             return f"{lead}retried {tool} {self._with()}"
         if self.ended_with:
             return f"ended the run with {sig_text(self.ended_with)}"
@@ -64,13 +66,18 @@ class Strategy:
         """The same as advice."""
         tool = sig_text(tool)
         if self.retried:
-            lead = f"call {_list(via)} first, then " if via else ""
+            lead = self._lead("call {} first, then ", via)
             return f"{lead}retry {tool} {self._with()}"
         if self.ended_with:
             return f"end the run with {sig_text(self.ended_with)}"
         if self.switched_to:
             return f"switch to {sig_text(self.switched_to)}"
         return "stop calling tools"
+
+    def _lead(self, form: str, via: tuple[str, ...]) -> str:
+        if not self.after_other:
+            return ""
+        return form.format(_list(via) if via else "other tools")
 
     def _with(self) -> str:
         if self.change in (None, "the same value"):
@@ -141,7 +148,7 @@ def events(calls: list[Call], command_like: set[str], terminal: set[str]) -> lis
         via = tuple(dict.fromkeys(sigs[k] for k in range(i + 1, stop)))[:3]
         if retry_at is not None:
             retry = calls[retry_at]
-            strategy = Strategy(True, arg_change(call, retry, command_like))
+            strategy = Strategy(True, arg_change(call, retry, command_like), bool(between))
         else:
             retry = None
             ended = next((c.tool_name for c in between if c.tool_name in terminal), None)

@@ -127,7 +127,9 @@ def shorten(value: Any, max_chars: int = 80) -> str:
 def quote(value: Any, max_chars: int = 80) -> str:
     """A value as it appears inside a sentence: strings in quotes, data as JSON."""
     text = shorten(value, max_chars)
-    return f"'{text}'" if isinstance(value, str) else text
+    if not isinstance(value, str):
+        return text
+    return f'"{text}"' if "'" in text and '"' not in text else f"'{text}'"
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
