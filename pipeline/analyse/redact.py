@@ -16,6 +16,7 @@ credentials (prefix plus enough high-entropy characters), so ordinary words such
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _SECRET_KEYS = (
     r"(?:password|passwd|passphrase|pwd|secret|client[_-]?secret|api[_-]?key|apikey|"
@@ -105,17 +106,48 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
     ),
 ]
 
-# Cheap pre-check: text with none of these fragments cannot hold a secret we look for.
-_HINT = re.compile(
-    r"(?i)PRIVATE KEY|://|bearer|basic|token|eyJ|pass|pwd|secret|key|sk-|AKIA|ASIA|AGPA|AIDA|"
-    r"AROA|gh[pousr]_|github_pat_|xox|AIza|_live_|_test_|hf_|@"
+# Cheap pre-check (plain substring tests, far faster than one regex alternation): text with none
+# of these fragments cannot hold a secret we look for.
+_HINTS = (
+    "private key",
+    "://",
+    "bearer",
+    "basic",
+    "token",
+    "eyj",
+    "pass",
+    "pwd",
+    "secret",
+    "key",
+    "sk-",
+    "akia",
+    "asia",
+    "agpa",
+    "aida",
+    "aroa",
+    "gh",
+    "xox",
+    "aiza",
+    "_live_",
+    "_test_",
+    "hf_",
+    "@",
 )
 
 
 def redact(text: str | None) -> str | None:
     """`text` with every secret replaced by ``[REDACTED:<kind>]``; None stays None."""
-    if not text or not _HINT.search(text):
+    if not text:
         return text
+    low = text.lower()
+    if not any(h in low for h in _HINTS):
+        return text
+    return _redact(text)
+
+
+@lru_cache(maxsize=1 << 16)
+def _redact(text: str) -> str:
+    # Cached: lesson titles and tool outputs repeat across a pool.
     for _kind, pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -236,6 +236,7 @@ def analyse(
         if n:
             console.warn(f"removed {n} {what} left by an interrupted run")
     con = sql.connect(lake)
+    con.sql("set enable_progress_bar = false")  # our own bar reports progress
     selection = select(lake, con, cid, where=where, sample=sample, seed=seed, limit=limit)
     todo = selection.filter(~pl.col("is_done"))
     summary.n_selected = selection.height

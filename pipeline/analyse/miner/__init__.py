@@ -30,7 +30,7 @@ from pipeline.analyse.analyst import (
     error_reason,
     now,
 )
-from pipeline.analyse.miner.context import RunContext, build_context
+from pipeline.analyse.miner.context import RunContext, batch_parts, build_context
 from pipeline.analyse.miner.pool import Pool, Thresholds, build_pool
 from pipeline.analyse.miner.rules_flow import final_call_rule, loop_rules, path_rules, recovery_rule
 from pipeline.analyse.miner.rules_grader import answer_rule, gold_rules, handoff_rule, outputs_rule
@@ -89,28 +89,25 @@ class MinerAnalyst(BaseAnalyst):
         con.register("steps", batch.steps)
         calls = sql.query(con, "miner_calls", result_chars=RESULT_CHARS)
         con.close()
-        by_run = {k[0]: v for k, v in calls.partition_by("trajectory_id", as_dict=True).items()}
-        empty = calls.clear()
+        calls_of, results_of, messages_of = batch_parts(calls, batch.steps)
         outcomes = []
-        for row, steps in batch.items():
+        for row in batch.trajectories.sort("trajectory_id").iter_rows(named=True):
+            tid = row["trajectory_id"]
             started = now()
             try:
                 ctx = build_context(
                     row,
-                    by_run.get(row["trajectory_id"], empty),
-                    steps,
-                    self.runs.get(row["trajectory_id"]),
+                    calls_of.get(tid, []),
+                    results_of.get(tid, {}),
+                    messages_of.get(tid, []),
+                    self.runs.get(tid),
                     self.pool,
                     self.matcher,
                 )
                 lessons = self.lessons_for(ctx)
-                outcomes.append(
-                    Outcome(row["trajectory_id"], lessons, Usage(), None, started, now())
-                )
+                outcomes.append(Outcome(tid, lessons, Usage(), None, started, now()))
             except Exception as exc:  # one bad trajectory becomes an error row, the batch goes on
-                outcomes.append(
-                    Outcome(row["trajectory_id"], [], Usage(), error_reason(exc), started, now())
-                )
+                outcomes.append(Outcome(tid, [], Usage(), error_reason(exc), started, now()))
         return outcomes
 
     def lessons_for(self, ctx: RunContext) -> list[LessonDraft]:

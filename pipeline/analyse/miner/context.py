@@ -6,6 +6,7 @@ Built by the miner for each trajectory of a batch; rules read it and return `Les
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,26 +84,35 @@ class RunContext:
         return LessonDraft(**fields)
 
 
+def batch_parts(
+    calls: pl.DataFrame, steps: pl.DataFrame
+) -> tuple[dict[str, list[Call]], dict[str, dict[int, str]], dict[str, list[tuple[int, str, str]]]]:
+    """Calls, results and messages of every run of a batch, split by run in one pass each."""
+    by_run = calls_by_run(calls)
+    results: dict[str, dict[int, str]] = defaultdict(dict)
+    for tid, step, text in calls.select("trajectory_id", "step_idx", "result_text").iter_rows():
+        results[tid][step] = text or ""
+    messages: dict[str, list[tuple[int, str, str]]] = defaultdict(list)
+    for tid, step, role, content in (
+        steps.filter(pl.col("kind") == "message")
+        .select("trajectory_id", "step_idx", "role", "content")
+        .sort("trajectory_id", "step_idx")
+        .iter_rows()
+    ):
+        messages[tid].append((step, role, content or ""))
+    return by_run, results, messages
+
+
 def build_context(
     row: dict[str, Any],
-    calls: pl.DataFrame,
-    steps: pl.DataFrame,
+    calls: list[Call],
+    results: dict[int, str],
+    messages: list[tuple[int, str, str]],
     run_info: dict[str, Any] | None,
     pool: Pool,
     matcher: SectionMatcher | None,
 ) -> RunContext:
-    """A run's context from its rows of miner_calls, steps and miner_runs."""
-    call_list = calls_by_run(calls).get(row["trajectory_id"], [])
-    results = {
-        step: text or "" for step, text in calls.select("step_idx", "result_text").iter_rows()
-    }
-    messages = [
-        (s, r, c or "")
-        for s, r, c in steps.filter(pl.col("kind") == "message")
-        .sort("step_idx")
-        .select("step_idx", "role", "content")
-        .iter_rows()
-    ]
+    """A run's context from its calls, results and messages (`batch_parts`) and miner_runs row."""
     info = run_info or {}
     outputs = json.loads(info["expected_outputs"]) if info.get("expected_outputs") else []
     gold = gold_of(info.get("gold_actions"))
@@ -110,11 +120,11 @@ def build_context(
     if findings is None and gold is not None:
         source = row["source"]
         findings = gold_diff(
-            call_list, gold, pool.read_only.get(source, set()), pool.write_tools.get(source, set())
+            calls, gold, pool.read_only.get(source, set()), pool.write_tools.get(source, set())
         )
     return RunContext(
         trajectory=row,
-        calls=call_list,
+        calls=calls,
         results=results,
         messages=messages,
         pool=pool,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from pipeline.analyse.miner.text import canonical, normalise
@@ -42,6 +43,11 @@ class Call:
     is_error: bool = False
     error_text: str | None = None
     result_step_idx: int | None = None
+
+    @cached_property
+    def canon(self) -> str:
+        """The arguments in canonical JSON (computed once: several rules compare calls)."""
+        return canonical(self.args)
 
     @property
     def steps(self) -> list[int]:
@@ -166,7 +172,7 @@ def exact_matches(calls: list[Call], gold: list[GoldAction]) -> dict[int, Call]:
         for c in calls:
             if c.is_error or c.step_idx in used or c.tool_name != g.name:
                 continue
-            if canonical(c.args) == want:
+            if c.canon == want:
                 matched[g.pos] = c
                 used.add(c.step_idx)
                 break

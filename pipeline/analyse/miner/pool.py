@@ -31,7 +31,7 @@ from pipeline import sql
 from pipeline.analyse.miner.answers import classify
 from pipeline.analyse.miner.gold import Call, GoldAction, GoldFinding, exact_matches, gold_diff
 from pipeline.analyse.miner.recovery import RecoveryEvent, events
-from pipeline.analyse.miner.text import canonical, command_head, main_string, parse_args
+from pipeline.analyse.miner.text import command_head, main_string, parse_args
 
 NO_GOLD_FAMILY = "all tasks"
 NO_WRITE_FAMILY = "no write action"
@@ -357,7 +357,7 @@ def run_flags(
     flags = set()
     if max_error_streak(calls) >= 3:
         flags.add("error_loop")
-    seen = Counter(f"{c.tool_name}|{canonical(c.args)}" for c in calls if not c.is_error)
+    seen = Counter(f"{c.tool_name}|{c.canon}" for c in calls if not c.is_error)
     if seen and max(seen.values()) >= 3:
         flags.add("repeated_call")
     finals = [c for c in calls if c.tool_name in terminal]

@@ -115,7 +115,7 @@ def signature(call: Call, command_like: set[str]) -> str:
 
 def arg_change(failed: Call, retry: Call, command_like: set[str]) -> str:
     """How a retry's arguments differ from the failed call's, in a few words."""
-    if canonical(failed.args) == canonical(retry.args):
+    if failed.canon == retry.canon:
         return "the same value"
     old, new = main_string(failed.args), main_string(retry.args)
     if old is not None and new is not None:

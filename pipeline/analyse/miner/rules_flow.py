@@ -18,7 +18,7 @@ from pipeline.analyse.analyst import LessonDraft
 from pipeline.analyse.miner.context import RunContext
 from pipeline.analyse.miner.pool import max_error_streak
 from pipeline.analyse.miner.recovery import events, sig_text
-from pipeline.analyse.miner.text import canonical, error_pattern, plural, quote, shorten
+from pipeline.analyse.miner.text import error_pattern, plural, quote, shorten
 
 MAX_ERROR_LESSONS = 3
 
@@ -180,7 +180,7 @@ def loop_rules(ctx: RunContext) -> list[LessonDraft]:
     seen: dict[str, list] = {}
     for c in ctx.calls:
         if not c.is_error:
-            seen.setdefault(f"{c.tool_name}|{canonical(c.args)}", []).append(c)
+            seen.setdefault(f"{c.tool_name}|{c.canon}", []).append(c)
     repeated = [calls for calls in seen.values() if len(calls) >= 3]
     if repeated and ctx.failed:
         calls = max(repeated, key=len)
