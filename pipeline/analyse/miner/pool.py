@@ -111,7 +111,9 @@ class Pool:
     def best_strategy(self, source: str, signature: str, pattern: str):
         """(strategy, stat) that recovered from this error best across the pool, or None."""
         stats = self.recoveries.get((source, signature, pattern), {})
-        worked = [(s, st) for s, st in stats.items() if st.worked]
+        # One lucky run is thin evidence: prefer strategies that worked at least twice.
+        worked = [(s, st) for s, st in stats.items() if st.worked >= 2]
+        worked = worked or [(s, st) for s, st in stats.items() if st.worked]
         if not worked:
             return None
         return max(worked, key=lambda kv: (kv[1].rate, kv[1].n, kv[0].past("")))

@@ -57,10 +57,11 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
         n_runs = len(ctx.pool.recovery_runs.get((ctx.source, sig, pattern), ()))
         best = ctx.pool.best_strategy(ctx.source, sig, pattern)
         mine = stats.get(ev.strategy)
-        tried = "; ".join(
-            _stat_phrase(s, st, sig)
-            for s, st in sorted(stats.items(), key=lambda kv: (-kv[1].n, kv[0].past(sig)))[:3]
-        )
+        # The best strategy first, then the most tried ones.
+        ranked = sorted(stats.items(), key=lambda kv: (-kv[1].n, kv[0].past(sig)))
+        if best is not None:
+            ranked = [best] + [kv for kv in ranked if kv[0] != best[0]]
+        tried = "; ".join(_stat_phrase(s, st, sig) for s, st in ranked[:3])
         pool_note = (
             f" Across the pool this error came up {plural(total, 'time')} in {plural(n_runs, 'run')}"
             + (f" ({tried})." if tried else ".")
@@ -82,7 +83,7 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
                     kind="success_lesson",
                     rule="error_recovery",
                     tool_name=tool,
-                    title=f"When {name} fails with {quote(_short_pattern(pattern))}, {ev.strategy.imperative(sig, ev.via)}",
+                    title=f"When {name} fails with {quote(_short_pattern(pattern))}, {ev.strategy.imperative(sig, mine.usual_via() if mine else ev.via)}",
                     description=desc,
                     content=f"{what} and "
                     + (

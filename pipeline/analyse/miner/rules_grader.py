@@ -65,7 +65,7 @@ def gold_rules(ctx: RunContext) -> list[LessonDraft]:
     out: list[LessonDraft] = []
     for f in ctx.findings:
         section = ctx.section(f.tool)
-        desc = f"{ctx.family_label()}tasks whose gold actions include {f.tool}".replace("  ", " ")
+        desc = f"tasks whose gold actions include {f.tool}"
         if f.kind == "wrong_args":
             for d in f.diffs[:MAX_DIFFS]:
                 out.append(
