@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pipeline.analyse.analyst import Analyst, Batch, Outcome, Usage, config_id
 from pipeline.analyse.tidy import tidy
 from pipeline.console import Console
 from pipeline.lake import Lake
+from pipeline.settings import ModelSettings
 
 DEFAULT_BATCH_SIZE = 200
 MODEL_ANALYSTS = ("single", "agentic")
@@ -204,7 +206,7 @@ def analyse(
     lake: Lake,
     *,
     analyst: str | Analyst = "miner",
-    settings: dict[str, Any] | None = None,
+    settings: ModelSettings | Mapping[str, Any] | None = None,
     base_skill: str | Path | None = None,
     limit: int | None = None,
     where: str | None = None,
@@ -219,13 +221,18 @@ def analyse(
     `where` is a SQL filter on `trajectories`; `sample` a count (>= 1) or a fraction (0..1)
     drawn with `seed`; `limit` keeps the first N of the (sampled) selection. Reruns with the same
     arguments do no work; new trajectories that match are analysed, and only they.
+
+    `settings` is either the pipeline's `ModelSettings` (for model analysts; the offline miner
+    has no use for it) or a mapping of analyst options (``batch_size``, the miner's thresholds,
+    ``max_lessons``), which are part of the analyst's configuration.
     """
+    options = dict(settings) if isinstance(settings, Mapping) else None
     console = console or Console(0)
     started = time.perf_counter()
     worker = (
         analyst
         if not isinstance(analyst, str)
-        else make_analyst(analyst, settings=settings, base_skill=base_skill, model=model)
+        else make_analyst(analyst, settings=options, base_skill=base_skill, model=model)
     )
     cid = config_id(worker)
     summary = AnalyseSummary(worker.name, worker.model, worker.prompt_version, cid)
@@ -247,7 +254,7 @@ def analyse(
     )
     if todo.height:
         worker.prepare(lake, con)
-        size = int(batch_size or (settings or {}).get("batch_size") or DEFAULT_BATCH_SIZE)
+        size = int(batch_size or (options or {}).get("batch_size") or DEFAULT_BATCH_SIZE)
         todo = todo.sort("trajectory_id")
         with console.progress(f"analysing ({worker.name})", todo.height) as advance:
             for offset in range(0, todo.height, size):

@@ -180,3 +180,17 @@ def test_configuration_decides_what_is_done(tmp_path):
     redo = analyse(lake, base_skill=skill)
     assert redo.n_skipped == 0 and redo.n_analysed == lake.read("trajectories").height
     assert lake.read("analyses")["config_id"].n_unique() == 2
+
+
+def test_model_settings_and_analyst_options(tmp_path):
+    from pipeline.settings import ModelSettings
+
+    lake = fresh(tmp_path)
+    # distill hands over the pipeline's model settings: the offline miner runs as usual.
+    done = analyse(lake, settings=ModelSettings(model="gpt-4o"))
+    assert done.n_failed == 0 and done.n_analysed == lake.read("trajectories").height
+    other = fresh(tmp_path, "opts")
+    capped = analyse(other, settings={"max_lessons": 1, "batch_size": 3})
+    assert other.read("lessons").group_by("trajectory_id").len()["len"].max() == 1
+    assert capped.config_id != done.config_id, "analyst options are part of the configuration"
+    assert len(other.parts("analyses")) == -(-other.read("trajectories").height // 3)

@@ -61,7 +61,7 @@ class MinerAnalyst(BaseAnalyst):
     def __init__(
         self, settings: dict[str, Any] | None = None, base_skill: str | Path | None = None
     ):
-        settings = dict(settings or {})
+        settings = {k: v for k, v in (settings or {}).items() if k != "batch_size"}
         settings.setdefault("max_lessons", 10)
         if base_skill is not None:
             # The skill's text decides target sections, so it is part of the configuration.
