@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from statistics import median
+from dataclasses import dataclass
 
 import duckdb
 import polars as pl
@@ -30,7 +29,8 @@ import polars as pl
 from pipeline import sql
 from pipeline.analyse.miner.answers import classify
 from pipeline.analyse.miner.gold import Call, GoldAction, GoldFinding, exact_matches, gold_diff
-from pipeline.analyse.miner.recovery import RecoveryEvent, events
+from pipeline.analyse.miner.paths import FamilyPath, shared_paths
+from pipeline.analyse.miner.recovery import aggregate
 from pipeline.analyse.miner.text import command_head, main_string, parse_args
 
 NO_GOLD_FAMILY = "all tasks"
@@ -46,40 +46,6 @@ class Thresholds:
     path_share: float = 0.6  # share of successful runs that call a tool on the shared path
     precede_share: float = 0.8  # share of successful runs that call A before B
     min_success_runs: int = 3  # successful runs a family needs for path statistics
-
-
-@dataclass
-class FamilyPath:
-    source: str
-    family: str
-    n_success: int
-    n_runs: int
-    path: list[str]
-    shares: dict[str, float]
-    median_calls_success: float
-    median_calls_failure: float | None
-    before: dict[str, list[tuple[str, float]]]  # write/final tool -> [(tool called before, share)]
-    final_tools: dict[str, float]  # terminal tool -> share of successful runs ending with it
-
-
-@dataclass
-class StrategyStat:
-    n: int = 0
-    worked: int = 0
-    run_success: int = 0
-    runs: set[str] = field(default_factory=set)
-    via_worked: Counter = field(default_factory=Counter)  # tool called before a retry that worked
-
-    @property
-    def rate(self) -> float:
-        """Share that worked, smoothed so that 1 of 1 does not beat 40 of 45."""
-        return (self.worked + 1) / (self.n + 2)
-
-    def usual_via(self) -> tuple[str, ...]:
-        """Tools called before at least half of the retries that worked."""
-        return tuple(
-            t for t, n in self.via_worked.most_common() if self.worked and n * 2 >= self.worked
-        )
 
 
 @dataclass
@@ -239,107 +205,6 @@ def _family(gold: list[GoldAction] | None, write: set[str]) -> str:
     return " + ".join(tools) if tools else NO_WRITE_FAMILY
 
 
-def _paths(
-    by_run: dict[str, list[Call]],
-    runs: pl.DataFrame,
-    families: dict[str, str],
-    anchors: dict[str, set[str]],
-    terminal: dict[str, set[str]],
-    th: Thresholds,
-) -> dict[tuple[str, str], FamilyPath]:
-    """Shared solution path per (source, family) from its successful runs."""
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-    for tid, source, outcome in runs.select("trajectory_id", "source", "outcome").iter_rows():
-        groups[source, families[tid]].append((tid, outcome))
-    out = {}
-    for (source, family), members in groups.items():
-        wins = [tid for tid, outcome in members if outcome == "success"]
-        if len(wins) < th.min_success_runs:
-            continue
-        firsts: dict[str, list[float]] = defaultdict(list)
-        for tid in wins:
-            seq = [c.tool_name for c in by_run.get(tid, []) if not c.is_error]
-            for tool in dict.fromkeys(seq):
-                firsts[tool].append(seq.index(tool) / max(len(seq), 1))
-        shares = {t: len(v) / len(wins) for t, v in firsts.items()}
-        path = sorted(
-            (t for t, s in shares.items() if s >= th.path_share), key=lambda t: median(firsts[t])
-        )
-        before = _precedence(
-            by_run, wins, anchors.get(source, set()) | terminal.get(source, set()), th
-        )
-        finals = Counter(
-            by_run[tid][-1].tool_name
-            for tid in wins
-            if by_run.get(tid) and by_run[tid][-1].tool_name in terminal.get(source, set())
-        )
-        fails = [len(by_run.get(tid, [])) for tid, o in members if o != "success"]
-        out[source, family] = FamilyPath(
-            source,
-            family,
-            len(wins),
-            len(members),
-            path,
-            shares,
-            median(len(by_run.get(tid, [])) for tid in wins),
-            median(fails) if fails else None,
-            before,
-            {t: n / len(wins) for t, n in finals.items()},
-        )
-    return out
-
-
-def _precedence(
-    by_run: dict[str, list[Call]], wins: list[str], anchors: set[str], th: Thresholds
-) -> dict[str, list[tuple[str, float]]]:
-    """For each anchor (write or final tool): tools that nearly all winning runs call first."""
-    out = {}
-    for anchor in sorted(anchors):
-        seen = [tid for tid in wins if any(c.tool_name == anchor for c in by_run.get(tid, []))]
-        if len(seen) < th.min_success_runs:
-            continue
-        counts: Counter = Counter()
-        for tid in seen:
-            calls = by_run[tid]
-            first = next(i for i, c in enumerate(calls) if c.tool_name == anchor)
-            counts.update({c.tool_name for c in calls[:first] if not c.is_error} - {anchor})
-        ranked = [
-            (t, n / len(seen)) for t, n in counts.most_common() if n / len(seen) >= th.precede_share
-        ]
-        if ranked:
-            out[anchor] = ranked
-    return out
-
-
-def _recoveries(
-    by_run: dict[str, list[Call]],
-    runs: pl.DataFrame,
-    command_like: dict[str, set[str]],
-    terminal: dict[str, set[str]],
-) -> tuple[dict, dict, dict[str, list[RecoveryEvent]]]:
-    stats: dict[tuple[str, str, str], dict] = defaultdict(lambda: defaultdict(StrategyStat))
-    run_sets: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    per_run: dict[str, list[RecoveryEvent]] = {}
-    for tid, source, outcome in runs.select("trajectory_id", "source", "outcome").iter_rows():
-        calls = by_run.get(tid, [])
-        if not any(c.is_error for c in calls):
-            continue
-        evs = events(calls, command_like.get(source, set()), terminal.get(source, set()))
-        per_run[tid] = evs
-        for ev in evs:
-            key = (source, ev.signature, ev.pattern)
-            st = stats[key][ev.strategy]
-            st.n += 1
-            worked = ev.worked(outcome == "success")
-            st.worked += worked
-            st.run_success += outcome == "success"
-            st.runs.add(tid)
-            if worked:
-                st.via_worked.update(ev.via)
-            run_sets[key].add(tid)
-    return stats, run_sets, per_run
-
-
 def max_error_streak(calls: list[Call]) -> int:
     """Longest run of consecutive failed calls."""
     best = cur = 0
@@ -414,8 +279,8 @@ def build_pool(con: duckdb.DuckDBPyConnection, th: Thresholds | None = None) -> 
     # Tools whose prerequisites matter: writes where a grader names them, else final tools.
     anchors = {s: set(write.get(s, set())) if s in write else set(t) for s, t in terminal.items()}
     anchors |= {s: set(w) for s, w in write.items()}
-    paths = _paths(by_run, runs, families, anchors, terminal, th)
-    recoveries, recovery_runs, _ = _recoveries(by_run, runs, command_like, terminal)
+    paths = shared_paths(by_run, runs, families, anchors, terminal, th)
+    recoveries, recovery_runs = aggregate(by_run, runs, command_like, terminal)
     outcomes = dict(runs.select("trajectory_id", "outcome").iter_rows())
     flags: Counter = Counter()
     for tid, source, outcome, correct in runs.select(

@@ -13,7 +13,10 @@ when the run succeeds); a run's own events are then compared with the pool's bes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import polars as pl
 
 from pipeline.analyse.miner.gold import Call
 from pipeline.analyse.miner.text import (
@@ -167,3 +170,52 @@ def events(calls: list[Call], command_like: set[str], terminal: set[str]) -> lis
             )
         )
     return out
+
+
+@dataclass
+class StrategyStat:
+    n: int = 0
+    worked: int = 0
+    run_success: int = 0
+    runs: set[str] = field(default_factory=set)
+    via_worked: Counter = field(default_factory=Counter)  # tool called before a retry that worked
+
+    @property
+    def rate(self) -> float:
+        """Share that worked, smoothed so that 1 of 1 does not beat 40 of 45."""
+        return (self.worked + 1) / (self.n + 2)
+
+    def usual_via(self) -> tuple[str, ...]:
+        """Tools called before at least half of the retries that worked."""
+        return tuple(
+            t for t, n in self.via_worked.most_common() if self.worked and n * 2 >= self.worked
+        )
+
+
+def aggregate(
+    by_run: dict[str, list[Call]],
+    runs: pl.DataFrame,
+    command_like: dict[str, set[str]],
+    terminal: dict[str, set[str]],
+) -> tuple[dict, dict]:
+    """Every run's recovery events counted per (source, signature, pattern) and strategy, and
+    the runs each error pattern occurred in."""
+    stats: dict[tuple[str, str, str], dict] = defaultdict(lambda: defaultdict(StrategyStat))
+    run_sets: dict[tuple[str, str, str], set[str]] = defaultdict(set)
+    for tid, source, outcome in runs.select("trajectory_id", "source", "outcome").iter_rows():
+        calls = by_run.get(tid, [])
+        if not any(c.is_error for c in calls):
+            continue
+        evs = events(calls, command_like.get(source, set()), terminal.get(source, set()))
+        for ev in evs:
+            key = (source, ev.signature, ev.pattern)
+            st = stats[key][ev.strategy]
+            st.n += 1
+            worked = ev.worked(outcome == "success")
+            st.worked += worked
+            st.run_success += outcome == "success"
+            st.runs.add(tid)
+            if worked:
+                st.via_worked.update(ev.via)
+            run_sets[key].add(tid)
+    return stats, run_sets
