@@ -65,6 +65,12 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Trajectories per written part."
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Processes for the miner (default: one per core for large selections).",
+)
 @pass_console
 def analyse(
     console: Console,
@@ -77,6 +83,7 @@ def analyse(
     sample: float | int | None,
     seed: int,
     batch_size: int | None,
+    workers: int | None,
 ) -> None:
     """Analyse every trajectory into lessons (LAKE/lessons), marking each done (LAKE/analyses).
 
@@ -97,6 +104,7 @@ def analyse(
             seed=seed,
             console=console,
             batch_size=batch_size,
+            workers=workers,
         )
     except AnalyseError as exc:
         raise click.ClickException(str(exc)) from None

@@ -16,6 +16,7 @@ failed gets an error row and is retried by the next run; the retry's row replace
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -28,12 +29,14 @@ import polars as pl
 
 from pipeline import ids, schemas, sql
 from pipeline.analyse.analyst import Analyst, Batch, Outcome, Usage, config_id
+from pipeline.analyse.parallel import map_batches
 from pipeline.analyse.tidy import tidy
 from pipeline.console import Console
 from pipeline.lake import Lake
 from pipeline.settings import ModelSettings
 
 DEFAULT_BATCH_SIZE = 200
+PARALLEL_MIN_TRAJECTORIES = 4000  # below this, starting worker processes costs more than it saves
 MODEL_ANALYSTS = ("single", "agentic")
 
 
@@ -215,6 +218,7 @@ def analyse(
     console: Console | None = None,
     model: str | None = None,
     batch_size: int | None = None,
+    workers: int | None = None,
 ) -> AnalyseSummary:
     """Analyse the selected trajectories not yet analysed under this configuration.
 
@@ -225,6 +229,9 @@ def analyse(
     `settings` is either the pipeline's `ModelSettings` (for model analysts; the offline miner
     has no use for it) or a mapping of analyst options (``batch_size``, the miner's thresholds,
     ``max_lessons``), which are part of the analyst's configuration.
+
+    `workers`: processes for a CPU-bound analyst (the miner); by default one per core once
+    there are enough trajectories to repay starting them, else the work stays in this process.
     """
     options = dict(settings) if isinstance(settings, Mapping) else None
     console = console or Console(0)
@@ -256,10 +263,16 @@ def analyse(
         worker.prepare(lake, con)
         size = int(batch_size or (options or {}).get("batch_size") or DEFAULT_BATCH_SIZE)
         todo = todo.sort("trajectory_id")
+        procs = _workers(worker, workers, todo.height)
+        if procs > 1:
+            console.detail(f"analysing in {procs} worker processes")
+        batches = (
+            (picked, _load(lake, picked))
+            for picked in (todo.slice(o, size) for o in range(0, todo.height, size))
+        )
         with console.progress(f"analysing ({worker.name})", todo.height) as advance:
-            for offset in range(0, todo.height, size):
-                picked = todo.slice(offset, size)
-                _run_batch(lake, worker, cid, picked, summary)
+            for picked, batch, outcomes in map_batches(worker, batches, procs):
+                _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
                 advance(picked.height)
         tidy(lake)  # the retries' rows replace the error rows they supersede
     con.close()
@@ -267,15 +280,27 @@ def analyse(
     return summary
 
 
-def _run_batch(
-    lake: Lake, worker: Analyst, cid: str, picked: pl.DataFrame, summary: AnalyseSummary
+def _workers(worker: Analyst, asked: int | None, n_todo: int) -> int:
+    if asked is not None:
+        return max(1, asked)
+    if not getattr(worker, "cpu_bound", False) or n_todo < PARALLEL_MIN_TRAJECTORIES:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _write_batch(
+    lake: Lake,
+    worker: Analyst,
+    cid: str,
+    picked: pl.DataFrame,
+    batch: Batch,
+    outcomes: list[Outcome],
+    summary: AnalyseSummary,
 ) -> None:
-    batch = _load(lake, picked)
     missing = set(picked.get_column("trajectory_id")) - set(
         batch.trajectories.get_column("trajectory_id")
     )
-    outcomes = worker.analyse_batch(batch)
-    outcomes += [
+    outcomes = outcomes + [
         Outcome(tid, error="trajectory vanished from the lake during the run")
         for tid in sorted(missing)
     ]

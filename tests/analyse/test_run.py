@@ -194,3 +194,15 @@ def test_model_settings_and_analyst_options(tmp_path):
     assert other.read("lessons").group_by("trajectory_id").len()["len"].max() == 1
     assert capped.config_id != done.config_id, "analyst options are part of the configuration"
     assert len(other.parts("analyses")) == -(-other.read("trajectories").height // 3)
+
+
+def test_worker_processes_write_the_same_lessons(tmp_path):
+    one = fresh(tmp_path, "one")
+    two = fresh(tmp_path, "two")
+    analyse(one, batch_size=4)
+    summary = analyse(two, batch_size=4, workers=2)
+    assert summary.n_failed == 0 and summary.n_analysed == two.read("trajectories").height
+    assert sorted(two.read("lessons")["lesson_id"]) == sorted(one.read("lessons")["lesson_id"])
+    assert sorted(p.rsplit("/", 1)[1] for p in two.parts("analyses")) == sorted(
+        p.rsplit("/", 1)[1] for p in one.parts("analyses")
+    )

@@ -57,6 +57,7 @@ class MinerAnalyst(BaseAnalyst):
     name = "miner"
     model = "offline"
     prompt_version = RULES_VERSION
+    cpu_bound = True  # the map may spread its batches over processes
 
     def __init__(
         self, settings: dict[str, Any] | None = None, base_skill: str | Path | None = None
