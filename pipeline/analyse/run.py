@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from pipeline.lake import Lake
 from pipeline.settings import ModelSettings
 
 DEFAULT_BATCH_SIZE = 200
+CHUNK_ROWS = 10_000  # trajectories read from the lake at once, then split into batches
 PARALLEL_MIN_TRAJECTORIES = 4000  # below this, starting worker processes costs more than it saves
 MODEL_ANALYSTS = ("single", "agentic")
 
@@ -140,6 +141,27 @@ def _load(lake: Lake, picked: pl.DataFrame) -> Batch:
     return Batch(
         lake.scan("trajectories").filter(keep).collect(), lake.scan("steps").filter(keep).collect()
     )
+
+
+def _batches(lake: Lake, todo: pl.DataFrame, size: int) -> Iterator[tuple[pl.DataFrame, Batch]]:
+    """Batches of `size` trajectories with their steps. The lake is read a chunk of batches at a
+    time (one scan serves many batches; memory stays bounded by the chunk)."""
+    chunk = size * max(1, CHUNK_ROWS // size)
+    for start in range(0, todo.height, chunk):
+        wanted = todo.slice(start, chunk)
+        loaded = _load(lake, wanted)
+        steps_of = loaded.steps.partition_by("trajectory_id", as_dict=True)
+        for offset in range(0, wanted.height, size):
+            picked = wanted.slice(offset, size)
+            ids_ = picked.get_column("trajectory_id").to_list()
+            parts = [steps_of[(t,)] for t in ids_ if (t,) in steps_of]
+            yield (
+                picked,
+                Batch(
+                    loaded.trajectories.filter(pl.col("trajectory_id").is_in(ids_)),
+                    pl.concat(parts) if parts else loaded.steps.clear(),
+                ),
+            )
 
 
 def _rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -266,10 +288,7 @@ def analyse(
         procs = _workers(worker, workers, todo.height)
         if procs > 1:
             console.detail(f"analysing in {procs} worker processes")
-        batches = (
-            (picked, _load(lake, picked))
-            for picked in (todo.slice(o, size) for o in range(0, todo.height, size))
-        )
+        batches = _batches(lake, todo, size)
         with console.progress(f"analysing ({worker.name})", todo.height) as advance:
             for picked, batch, outcomes in map_batches(worker, batches, procs):
                 _write_batch(lake, worker, cid, picked, batch, outcomes, summary)

@@ -206,3 +206,19 @@ def test_worker_processes_write_the_same_lessons(tmp_path):
     assert sorted(p.rsplit("/", 1)[1] for p in two.parts("analyses")) == sorted(
         p.rsplit("/", 1)[1] for p in one.parts("analyses")
     )
+
+
+def test_tidy_keeps_one_copy_of_a_lesson(tmp_path):
+    from pipeline.analyse.tidy import tidy
+
+    lake = fresh(tmp_path)
+    analyse(lake, batch_size=100)
+    [part] = lake.parts("lessons")
+    name = part.rsplit("/part-", 1)[1].removesuffix(".parquet")
+    copy = lake.read("lessons").head(5)
+    lake.write_part("lessons", copy, part=name + "-copy")
+    lake.write_part("analyses", lake.read("analyses").head(0), part=name + "-copy")
+    assert lake.read("lessons").height == len(set(lake.read("lessons")["lesson_id"])) + 5
+    assert tidy(lake)["duplicate lesson rows"] == 5
+    lessons = lake.read("lessons")
+    assert lessons.height == lessons["lesson_id"].n_unique()
