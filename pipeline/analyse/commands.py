@@ -91,6 +91,10 @@ def analyse(
     Resumable and incremental: a trajectory already analysed ok with the same analyst, model and
     prompt version is skipped, so a second run does no work and new trajectories are analysed
     alone. A trajectory whose analysis fails gets an error row and is retried next time.
+
+    \b
+    Exit status: 0 when every selected trajectory is analysed, 3 when some failed (error rows,
+    retried by the next run), 1 when the run cannot start (bad filter, empty lake, model analyst).
     """
     try:
         summary = run_analyse(
