@@ -95,7 +95,9 @@ def test_hotpotqa_search_recovery_and_answers(demo):
     halted = qa.filter(pl.col("rule") == "no_final_call")
     assert (
         halted.height
-        == lake.read("trajectories").filter(pl.col("meta").str.contains('"halted": true')).height
+        == lake.read("trajectories")
+        .filter(pl.col("meta").str.json_path_match("$.halted") == "true")
+        .height
     )
 
 
