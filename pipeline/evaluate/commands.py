@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
@@ -28,7 +27,7 @@ def _list_envs(ctx: click.Context, param, value: bool) -> None:
 
 
 def task_options(func):
-    """--env, --data, --split, --limit, --max-turns, --bootstrap, --lake, --list-envs."""
+    """--env, --data, --limit, --seed, --max-turns, --bootstrap, --lake, --list-envs."""
     options = [
         click.option(
             "--env",
@@ -49,7 +48,14 @@ def task_options(func):
             "--limit",
             type=click.IntRange(min=1),
             default=None,
-            help="A sample of N tasks of the split (seeded by --seed, 0 if unset).",
+            help="A sample of N tasks of the split (drawn with --seed).",
+        ),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seed of the task sample and the bootstrap (--model-seed goes to the server).",
         ),
         click.option(
             "--max-turns",
@@ -78,65 +84,6 @@ def task_options(func):
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def eval_model_options(func):
-    """model_options with a repeatable --model: the same settings for every model given."""
-    options = [
-        click.option(
-            "--model",
-            "models",
-            multiple=True,
-            required=True,
-            help="Model name at the endpoint; repeat for a transfer matrix (models x skills).",
-        ),
-        click.option(
-            "--base-url",
-            default=None,
-            envvar="OPENAI_BASE_URL",
-            show_envvar=True,
-            help="OpenAI-compatible server.",
-        ),
-        click.option(
-            "--api-key", default=None, help="API key (default: $OPENAI_API_KEY). Never stored."
-        ),
-        click.option(
-            "--settings",
-            "settings_file",
-            default=None,
-            type=click.Path(dir_okay=False),
-            help="Settings file (TOML); default ./trace2skill.toml if present.",
-        ),
-        click.option("--concurrency", default=None, type=int, help="Requests in flight at once."),
-        click.option("--temperature", default=None, type=float, help="Sampling temperature."),
-        click.option(
-            "--seed",
-            "model_seed",
-            default=None,
-            type=int,
-            help="Sampling seed sent to the server; also seeds the task sample and the bootstrap.",
-        ),
-        click.option(
-            "--token-budget", default=None, type=int, help="Stop cleanly after this many tokens."
-        ),
-        click.option(
-            "--cost-budget", default=None, type=float, help="Stop cleanly after this many USD."
-        ),
-    ]
-
-    @functools.wraps(func)
-    def collect(**kwargs):
-        keys = ["base_url", "api_key", "settings_file", "concurrency", "temperature"]
-        overrides = {k: kwargs.pop(k) for k in keys}
-        overrides["seed"] = kwargs.pop("model_seed")
-        overrides["token_budget"] = kwargs.pop("token_budget")
-        overrides["cost_budget_usd"] = kwargs.pop("cost_budget")
-        kwargs["model_overrides"] = overrides
-        return func(**kwargs)
-
-    for option in reversed(options):
-        collect = option(collect)
-    return collect
 
 
 def _env(name: str, data: Path | None) -> Environment:
@@ -189,14 +136,14 @@ def _clients(models: list[str | None], overrides: dict, lake, console) -> tuple[
     return clients, int(concurrency or DEFAULT_CONCURRENCY)
 
 
-def _run_settings(overrides, max_turns, concurrency, bootstrap, stage) -> RunSettings:
+def _run_settings(overrides, max_turns, concurrency, bootstrap, seed, stage) -> RunSettings:
     agent = AgentSettings(
         max_turns=max_turns,
         temperature=overrides.get("temperature"),
         seed=overrides.get("seed"),
         stage=stage,
     )
-    return RunSettings(agent=agent, concurrency=concurrency, resamples=bootstrap)
+    return RunSettings(agent=agent, concurrency=concurrency, resamples=bootstrap, seed=seed)
 
 
 @click.command("rollout")
@@ -213,7 +160,7 @@ def _run_settings(overrides, max_turns, concurrency, bootstrap, stage) -> RunSet
 )
 @model_options
 @pass_console
-def rollout(console: Console, env_name, data, limit, max_turns, bootstrap, lake, split, skill_dir,
+def rollout(console: Console, env_name, data, limit, seed, max_turns, bootstrap, lake, split, skill_dir,
             model_overrides):  # fmt: skip
     """Run an agent on an environment's tasks; the runs go into the lake as trajectories.
 
@@ -224,12 +171,11 @@ def rollout(console: Console, env_name, data, limit, max_turns, bootstrap, lake,
       trace2skill rollout --env wtq --split train --model qwen3-35b --lake lake --limit 200
     """
     env = _env(env_name, data)
-    seed = model_overrides.get("seed")
-    tasks = _tasks(env, split, limit, seed or 0)
+    tasks = _tasks(env, split, limit, seed)
     skill = _skill(skill_dir, "--skill") if skill_dir else None
     clients, concurrency = _clients([model_overrides.get("model")], model_overrides, lake, console)
     (model,) = clients
-    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, "rollout")
+    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, seed, "rollout")
     outcome = stages.rollout(
         lake, env, clients[model], model=model, split=split, skill=skill, limit=limit,
         tasks=tasks, settings=settings, console=console,
@@ -278,9 +224,9 @@ def rollout(console: Console, env_name, data, limit, max_turns, bootstrap, lake,
     is_flag=True,
     help="Also run each skill without each of its sections and files; rank them by effect.",
 )
-@eval_model_options
+@model_options(multiple_models=True)
 @pass_console
-def eval_(console: Console, env_name, data, limit, max_turns, bootstrap, lake, split, skill_dirs,
+def eval_(console: Console, env_name, data, limit, seed, max_turns, bootstrap, lake, split, skill_dirs,
           baseline, incumbent, margin, ablate, models, model_overrides):  # fmt: skip
     """Evaluate skills against a baseline, paired by task, with intervals, cost and a guard.
 
@@ -293,15 +239,14 @@ def eval_(console: Console, env_name, data, limit, max_turns, bootstrap, lake, s
       trace2skill eval --env wtq --split test --model qwen3-122b --skill out/skill --lake lake
     """
     env = _env(env_name, data)
-    seed = model_overrides.get("seed")
-    tasks = _tasks(env, split, limit, seed or 0)
+    tasks = _tasks(env, split, limit, seed)
     skills = [_skill(p, "--skill") for p in skill_dirs]
     base = None if baseline.lower() == "none" else _skill(baseline, "--baseline")
     inc = _skill(incumbent, "--incumbent") if incumbent else None
     if inc is not None and len(skills) != 1:
         raise click.UsageError("--incumbent takes exactly one --skill (the candidate)")
     clients, concurrency = _clients(list(models), model_overrides, lake, console)
-    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, "eval")
+    settings = _run_settings(model_overrides, max_turns, concurrency, bootstrap, seed, "eval")
     outcome = stages.evaluate(
         lake, env, clients, split=split, skills=skills, baseline=base, incumbent=inc,
         margin=margin, ablate=ablate, limit=limit, tasks=tasks, settings=settings, console=console,

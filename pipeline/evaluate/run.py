@@ -31,6 +31,7 @@ class RunSettings:
     agent: AgentSettings = AgentSettings()
     concurrency: int = 8
     resamples: int = stats.RESAMPLES
+    seed: int = 0  # the task sample and the bootstrap (the model's seed is agent.seed)
 
 
 def eval_id_of(

@@ -74,7 +74,7 @@ def _execute(
 ) -> Outcome:
     started = time.perf_counter()
     if tasks is None:
-        tasks = env.tasks(split, limit, settings.agent.seed or 0)
+        tasks = env.tasks(split, limit, settings.seed)
     if not tasks:
         raise ValueError(f"environment {env.name} has no tasks in split {split!r}")
     eval_id = eval_id_of(kind, env, split, tasks, arms, settings.agent)
@@ -94,7 +94,7 @@ def _execute(
         )
     )
     arm_frame, comparisons = summarise(
-        lake, eval_id, arms, resamples=settings.resamples, seed=settings.agent.seed or 0
+        lake, eval_id, arms, resamples=settings.resamples, seed=settings.seed
     )
     verdict = guard(comparisons, margin) if margin is not None else (None, None)
     settings_json = json.dumps(
