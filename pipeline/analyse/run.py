@@ -39,6 +39,7 @@ DEFAULT_BATCH_SIZE = 200
 CHUNK_ROWS = 10_000  # trajectories read from the lake at once, then split into batches
 PARALLEL_MIN_TRAJECTORIES = 4000  # below this, starting worker processes costs more than it saves
 MODEL_ANALYSTS = ("single", "agentic")
+ENGINES = ("local", "ray")
 
 
 class AnalyseError(RuntimeError):
@@ -241,6 +242,8 @@ def analyse(
     model: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> AnalyseSummary:
     """Analyse the selected trajectories not yet analysed under this configuration.
 
@@ -254,7 +257,22 @@ def analyse(
 
     `workers`: processes for a CPU-bound analyst (the miner); by default one per core once
     there are enough trajectories to repay starting them, else the work stays in this process.
+
+    `engine`: "local" (this machine) or "ray" (Ray Data, `ray_engine.py`: a local Ray instance,
+    or the cluster at `ray_address`; `workers` is then the number of actors). Both write the
+    same lessons and parts.
     """
+    if engine not in ENGINES:
+        raise AnalyseError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if ray_address and engine != "ray":
+        raise AnalyseError("--ray-address applies to --engine ray only")
+    if engine == "ray":
+        from pipeline.analyse import ray_engine
+
+        try:
+            ray_engine.import_ray()
+        except ray_engine.RayUnavailable as exc:
+            raise AnalyseError(str(exc)) from None
     options = dict(settings) if isinstance(settings, Mapping) else None
     console = console or Console(0)
     started = time.perf_counter()
@@ -285,14 +303,19 @@ def analyse(
         worker.prepare(lake, con)
         size = int(batch_size or (options or {}).get("batch_size") or DEFAULT_BATCH_SIZE)
         todo = todo.sort("trajectory_id")
-        procs = _workers(worker, workers, todo.height)
-        if procs > 1:
-            console.detail(f"analysing in {procs} worker processes")
-        batches = _batches(lake, todo, size)
-        with console.progress(f"analysing ({worker.name})", todo.height) as advance:
-            for picked, batch, outcomes in map_batches(worker, batches, procs):
-                _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
-                advance(picked.height)
+        if engine == "ray":
+            ray_engine.run(
+                lake, worker, cid, todo, size, summary, console, address=ray_address, actors=workers
+            )
+        else:
+            procs = _workers(worker, workers, todo.height)
+            if procs > 1:
+                console.detail(f"analysing in {procs} worker processes")
+            batches = _batches(lake, todo, size)
+            with console.progress(f"analysing ({worker.name})", todo.height) as advance:
+                for picked, batch, outcomes in map_batches(worker, batches, procs):
+                    _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
+                    advance(picked.height)
         tidy(lake)  # the retries' rows replace the error rows they supersede
     con.close()
     summary.seconds = time.perf_counter() - started
