@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 
 HTTP_BOUND_CPUS = 0.25  # per actor of an analyst that mostly waits on a model server
 MAX_ERRORS = 20  # as many first failures as the local map keeps
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 _RESULT = pa.schema(
     [
@@ -136,7 +138,8 @@ class _AnalyseBatches:
             self.lake.scan("steps", row["step_files"]).filter(keep).collect(),
         )
         outcomes = self.analyst.analyse_batch(batch)
-        part = AnalyseSummary(self.analyst.name, self.analyst.model, "", self.cid)
+        a = self.analyst
+        part = AnalyseSummary(a.name, a.model, a.prompt_version, self.cid)
         picked = pl.DataFrame({"trajectory_id": ids_}, schema={"trajectory_id": pl.String})
         _write_batch(self.lake, self.analyst, self.cid, picked, batch, outcomes, part)
         return {
@@ -152,6 +155,16 @@ class _AnalyseBatches:
             "errors": json.dumps(part.errors),
             "lessons_by_rule": json.dumps(dict(part.lessons_by_rule)),
         }
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The error a worker raised, out of the layers Ray wraps it in (Ray passes it on as text:
+    the worker's traceback, innermost error first)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if _ERROR_LINE.match(line) and not line.startswith("ray."):
+            return line
+    return lines[0] if lines else type(exc).__name__
 
 
 def _start(ray, address: str | None, console: Console) -> bool:
@@ -196,11 +209,14 @@ def run(
         )
     batches = plan(lake, todo, size)
     started = _start(ray, address, console)
+    context = DataContext.get_current()
+    logger = logging.getLogger("ray.data")
+    saved = (context.enable_progress_bars, context.print_on_execution_start, logger.level)
     try:
-        context = DataContext.get_current()
-        context.enable_progress_bars = False  # the console's bar reports progress
+        # The console's bar reports progress; Ray Data's own bars and banners would interleave.
+        context.enable_progress_bars = False
         context.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        logger.setLevel(logging.ERROR)
         cpus = 1.0 if getattr(worker, "cpu_bound", False) else HTTP_BOUND_CPUS
         pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         pool = max(1, min(pool, batches.height))
@@ -236,13 +252,14 @@ def run(
             except ray.exceptions.RayError as exc:
                 from pipeline.analyse.run import AnalyseError
 
-                cause = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
                 raise AnalyseError(
-                    f"the Ray map stopped: {cause}; the batches written so far are kept and "
-                    "the next run resumes after them"
+                    f"the Ray map stopped: {_root_cause(exc)}; the batches written so far are "
+                    "kept and the next run resumes after them"
                 ) from exc
         summary.lessons_by_rule.update(rules)
         summary.errors += sorted(errors)[: max(0, MAX_ERRORS - len(summary.errors))]
     finally:
+        context.enable_progress_bars, context.print_on_execution_start = saved[:2]
+        logger.setLevel(saved[2])
         if started:
             ray.shutdown()

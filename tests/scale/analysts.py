@@ -25,6 +25,13 @@ class Failing(MinerAnalyst):
         return super().lessons_for(ctx)
 
 
+class Broken(MinerAnalyst):
+    """A bug that takes the whole batch down (not one trajectory)."""
+
+    def analyse_batch(self, batch):
+        raise RuntimeError("broken analyst")
+
+
 class Asking(BaseAnalyst):
     """An HTTP-bound analyst: one chat request per trajectory to an OpenAI-compatible server,
     through the real client; its lesson names the process that asked."""

@@ -33,6 +33,8 @@ else:
 
 from tests.scale import analysts  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own settings
+
 DEMO = [
     DATA / "tau-bench-airline" / "gpt-4o-airline.json",
     DATA / "reflexion-hotpotqa" / "100_questions_5_trials.txt",
@@ -137,6 +139,13 @@ def test_failures_on_ray_are_error_rows(ray_instance, seed, tmp_path):
     rows = lake.read("analyses").filter(pl.col("status") == "error")
     assert sorted(rows["trajectory_id"]) == sorted(bad)
     assert lake.read("lessons").filter(pl.col("trajectory_id").is_in(bad)).height == 0
+
+
+def test_a_broken_analyst_stops_the_map_with_its_error(ray_instance, seed, tmp_path):
+    lake = copy(seed, tmp_path)
+    with pytest.raises(AnalyseError, match="RuntimeError: broken analyst.*next run resumes"):
+        analyse(lake, analyst=analysts.Broken(), batch_size=BATCH, engine="ray")
+    assert lake.parts("analyses") == []
 
 
 def test_http_bound_workers_take_a_fraction_of_a_cpu(ray_instance, seed, tmp_path):
