@@ -29,16 +29,13 @@ from pipeline.llm.types import (
     load_completion,
     prepare,
     read_completion,
+    repair_body,
     validate_output,
 )
 from pipeline.settings import ModelSettings
 
 T = TypeVar("T")
 BUDGET = "budget exhausted"
-REPAIR = (
-    "Your reply did not match the required JSON schema: {error}. "
-    "Reply again with only the corrected JSON object."
-)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -242,12 +239,8 @@ class LLM:
         self, p: Prepared, bad: ChatResult, problem: Exception
     ) -> tuple[ChatResult, str | None]:
         """One more call showing the model its validation error; then an error result."""
-        messages = [
-            *p.body["messages"],
-            {"role": "assistant", "content": bad.content or ""},
-            {"role": "user", "content": REPAIR.format(error=problem)},
-        ]
-        sent = await self.transport.post("chat", {**p.body, "messages": messages}, load_completion)
+        body = repair_body(p, bad.content, problem)
+        sent = await self.transport.post("chat", body, load_completion)
         spent_in, spent_out = bad.tokens_in, bad.tokens_out
         if sent.error is not None:
             reason = f"invalid output ({problem}); the repair call failed: {sent.error}"

@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
@@ -32,7 +33,7 @@ MAX_RETRY_AFTER_S = 120.0
 
 @dataclass
 class Sent:
-    data: dict | None  # the parsed body, if the request succeeded
+    data: Any  # the parsed body, if the request succeeded
     text: str | None  # the body as received (also the last body of a failed request)
     attempts: int
     error: str | None
@@ -98,13 +99,23 @@ class Transport:
         """POST one chat or embeddings body; `load` turns the text into data or raises."""
         client = self.bind()
         endpoint = client.chat.completions if kind == "chat" else client.embeddings
+
+        async def once() -> tuple[Any, str]:
+            raw = await endpoint.with_raw_response.create(**body)
+            text = raw.http_response.text
+            return load(text), text
+
+        return await self.run(once)
+
+    async def run(self, once: Callable[[], Awaitable[tuple[Any, str | None]]]) -> Sent:
+        """Call `once()` until it returns (data, text), retrying what is worth retrying."""
+        self.bind()
         last, text, attempts = "no attempt made", None, 0
         for attempt in range(1, self.settings.max_retries + 2):
             attempts, asked = attempt, None
             try:
-                raw = await endpoint.with_raw_response.create(**body)
-                text = raw.http_response.text
-                return Sent(load(text), text, attempt, None)
+                data, text = await once()
+                return Sent(data, text, attempt, None)
             except MalformedResponse as exc:
                 last = str(exc)
             except openai.APITimeoutError:
