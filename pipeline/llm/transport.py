@@ -64,6 +64,13 @@ def retry_after(headers) -> float | None:
     return None
 
 
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return exc.message
+
+
 class Transport:
     def __init__(self, settings: ModelSettings, rng: random.Random | None = None):
         self.settings = settings
@@ -124,7 +131,7 @@ class Transport:
                 last = f"connection error: {exc.__cause__ or exc}"
             except openai.APIStatusError as exc:
                 text = exc.response.text if exc.response is not None else None
-                last = f"HTTP {exc.status_code}: {exc.message}"
+                last = f"HTTP {exc.status_code}: {_message(exc)}"
                 if exc.status_code < 500 and exc.status_code not in RETRY_STATUS:
                     return Sent(None, text, attempt, last)
                 asked = retry_after(exc.response.headers if exc.response is not None else None)
