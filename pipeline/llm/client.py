@@ -326,12 +326,12 @@ class LLM:
         self.log.flush()
 
     async def aclose(self) -> None:
-        self.log.flush()
+        self.log.close()
         if self.transport is not None:
             await self.transport.aclose()
 
     def close(self) -> None:
-        self.log.flush()
+        self.log.close()
         if self.transport is not None:
             self.transport.client = None  # its loop, if any, is gone with its connections
 
