@@ -57,7 +57,7 @@ class CallLog:
         self,
         lake: Lake | None,
         *,
-        flush_rows: int = 200,
+        flush_rows: int = 1000,
         flush_s: float = 10.0,
         parts_cached: int = 64,
     ):

@@ -333,7 +333,7 @@ class LLM:
     def close(self) -> None:
         self.log.close()
         if self.transport is not None:
-            self.transport.client = None  # its loop, if any, is gone with its connections
+            self.transport.forget()  # their loop, if any, is gone with their connections
 
     def __enter__(self) -> LLM:
         return self

@@ -9,8 +9,10 @@ off (``max_retries=0``) so that every attempt is counted and every fault is clas
 - not retried: other 4xx (bad request, authentication, unknown model): the answer will not change.
 
 A request never raises on a model fault: it ends as a `Sent` with data or with the last reason.
-The client belongs to the event loop that created it; `bind()` makes a new one when the loop
-changes (each ``LLM.map`` runs its own loop).
+Clients belong to the event loop that created them; `bind()` makes new ones when the loop
+changes (each ``LLM.map`` runs its own loop). Requests are spread over one client per
+``PER_CLIENT`` concurrent requests: the HTTP connection pool scans all its connections for every
+request, so several small pools cost less CPU per call than one large one.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pipeline.settings import ModelSettings, SettingsError
 
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
+PER_CLIENT = 8
 
 
 @dataclass
@@ -76,25 +79,38 @@ class Transport:
         self.settings = settings
         self.key = api_key(settings)
         self.rng = rng or random.Random()
-        self.client: openai.AsyncOpenAI | None = None
+        self.clients: list[openai.AsyncOpenAI] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn = 0
 
     def bind(self) -> openai.AsyncOpenAI:
+        """A client of the running loop (the next one in turn)."""
         loop = asyncio.get_running_loop()
-        if self.client is None or self._loop is not loop:
-            self.client = openai.AsyncOpenAI(
-                api_key=self.key,
-                base_url=self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-                max_retries=0,
-                timeout=self.settings.timeout_s,
-            )
+        if not self.clients or self._loop is not loop:
+            n = -(-self.settings.concurrency // PER_CLIENT)
+            base_url = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+            self.clients = [
+                openai.AsyncOpenAI(
+                    api_key=self.key,
+                    base_url=base_url,
+                    max_retries=0,
+                    timeout=self.settings.timeout_s,
+                )
+                for _ in range(n)
+            ]
             self._loop = loop
-        return self.client
+        self._turn = (self._turn + 1) % len(self.clients)
+        return self.clients[self._turn]
+
+    def forget(self) -> None:
+        """Drop the clients without closing them (their loop is gone)."""
+        self.clients, self._loop = [], None
 
     async def aclose(self) -> None:
-        if self.client is not None and self._loop is asyncio.get_running_loop():
-            await self.client.close()
-        self.client, self._loop = None, None
+        if self.clients and self._loop is asyncio.get_running_loop():
+            for client in self.clients:
+                await client.close()
+        self.forget()
 
     def backoff(self, attempt: int, asked: float | None) -> float:
         if asked is not None:
@@ -116,7 +132,6 @@ class Transport:
 
     async def run(self, once: Callable[[], Awaitable[tuple[Any, str | None]]]) -> Sent:
         """Call `once()` until it returns (data, text), retrying what is worth retrying."""
-        self.bind()
         last, text, attempts = "no attempt made", None, 0
         for attempt in range(1, self.settings.max_retries + 2):
             attempts, asked = attempt, None
