@@ -11,7 +11,7 @@ BASE_SKILL ?= data/tau-bench-airline/base-skill
 DEMO       ?= data/tau-bench-airline/gpt-4o-airline.json data/reflexion-hotpotqa/100_questions_5_trials.txt
 ARGS       ?=
 
-.PHONY: help venv distill test lint golden bench sql clean
+.PHONY: help venv distill test lint golden bench sql clean chromium
 
 help:
 	@echo "make distill   ingest the demo data (or DEMO=...), analyse, consolidate, write the skill to OUT"
@@ -32,7 +32,15 @@ venv: $(STAMP)
 distill: $(STAMP)
 	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) --base-skill $(BASE_SKILL) --out $(OUT) $(ARGS)
 
-test: $(STAMP)
+# The report tests draw the HTML report in headless Chromium (Debian package `chromium`).
+chromium:
+	@test -x /usr/bin/chromium || command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (apt-get) for the report tests"; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)
