@@ -16,10 +16,12 @@ Without a lake the log lives in memory: identical requests of one process are st
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -77,8 +79,23 @@ class CallLog:
         folder = wal.journal_folder(lake)
         self.journal = wal.Journal(folder, self.token) if folder is not None else None
         self.recovered = 0  # rows of killed writers written as parts by this log
+        if lake is not None:  # a caller that never closes still gets its rows written
+            ref = weakref.ref(self)
+            atexit.register(lambda: (log := ref()) is not None and log._flush_at_exit())
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # the journal keeps the rows for the next reader
+            pass
 
     # -- recovery ----------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Write the journals of writers that died as parts; how many rows that was."""
+        before = self.recovered
+        self._recover()
+        return self.recovered - before
+
     def _recover(self) -> None:
         folder = wal.journal_folder(self.lake)
         if folder is None:

@@ -13,13 +13,18 @@ import polars as pl
 from pipeline import sql
 from pipeline.console import Console
 from pipeline.lake import Lake
+from pipeline.llm.cache import CallLog
 from pipeline.options import lake_option, pass_console
 
 
 def calls_report(
     lake: Lake, *, stage: str | None = None, model: str | None = None, limit: int = 10
 ):
-    """(by stage/model/kind with a total row, top error reasons) as polars frames."""
+    """(by stage/model/kind with a total row, top error reasons) as polars frames.
+
+    Rows journaled by a run that was killed are written to the lake first, so they count.
+    """
+    CallLog(lake).recover()
     con = sql.connect(lake)
     try:
         by = sql.query(con, "calls_by_stage_model", stage=stage, model=model)

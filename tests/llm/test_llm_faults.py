@@ -199,6 +199,27 @@ def test_a_killed_writer_loses_nothing_it_had_answered(loopback, lake):
     assert again.log.recovered == 0 and lake.read("llm_calls").height == 25
 
 
+def test_the_calls_report_counts_a_killed_writers_rows(loopback, lake):
+    import subprocess
+    import sys
+
+    from pipeline.llm.commands import calls_report
+
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, lake.uri, loopback.url])
+    by, _ = calls_report(lake)
+    assert by.filter("is_total")["requests"].to_list() == [12]
+
+
+def test_an_unclosed_llm_writes_its_rows_at_exit(loopback, lake):
+    import subprocess
+    import sys
+
+    script = KILLED_WRITER.replace("os.kill(os.getpid(), signal.SIGKILL)", "pass")
+    assert subprocess.run([sys.executable, "-c", script, lake.uri, loopback.url]).returncode == 0
+    assert lake.read("llm_calls").height == 12
+    assert list(Path(lake.path("_journal", "llm_calls")).glob("*.jsonl")) == []
+
+
 def test_a_live_writers_journal_is_left_alone(loopback, lake):
     writer = LLM(loopback.settings(log_flush_rows=1000, log_flush_s=1000), lake)
     import asyncio
