@@ -26,6 +26,7 @@ from collections import OrderedDict
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -79,6 +80,7 @@ class CallLog:
         folder = wal.journal_folder(lake)
         self.journal = wal.Journal(folder, self.token) if folder is not None else None
         self.recovered = 0  # rows of killed writers written as parts by this log
+        self.unreadable: list[str] = []  # parts that could not be read, with why
         if lake is not None:  # a caller that never closes still gets its rows written
             ref = weakref.ref(self)
             atexit.register(lambda: (log := ref()) is not None and log._flush_at_exit())
@@ -119,9 +121,13 @@ class CallLog:
             if self.lake is not None:
                 self._recover()
                 for path in self.lake.parts(TABLE):  # sorted by name, so by time: later wins
-                    table = pq.read_table(
-                        path, columns=["key", "error", "cache_hit"], filesystem=self.lake.fs
-                    )
+                    try:
+                        table = pq.read_table(
+                            path, columns=["key", "error", "cache_hit"], filesystem=self.lake.fs
+                        )
+                    except (pa.ArrowException, OSError) as exc:
+                        self.unreadable.append(f"{path}: {exc}")
+                        continue  # a cache: its answers are asked again
                     ok = pc.and_(pc.is_null(table["error"]), pc.invert(table["cache_hit"]))
                     keys = table.filter(ok)["key"].to_pylist()
                     self._index.update(dict.fromkeys(keys, path))

@@ -180,7 +180,8 @@ class LLM:
     async def achat(self, req: ChatRequest) -> ChatResult:
         """One chat completion: from the cache, or from the server. Never raises on model faults."""
         p = prepare(req, self.settings)
-        return await self._achat(p, self.log.get(p.key) if not self.settings.offline else None)
+        cached = self._lookup([p.key]).get(p.key) if self.transport is not None else None
+        return await self._achat(p, cached)
 
     async def _achat(self, p: Prepared, cached) -> ChatResult:
         t0 = time.perf_counter()
@@ -267,10 +268,18 @@ class LLM:
         return result
 
     # -- many at once ------------------------------------------------------------------------
+    def _lookup(self, keys: list[str]) -> dict:
+        found = self.log.get_many(keys)
+        while self.log.unreadable:
+            self.console.warn(
+                f"llm_calls part skipped, its answers will be asked again: {self.log.unreadable.pop()}"
+            )
+        return found
+
     async def amap(self, reqs: list[ChatRequest]) -> list[ChatResult]:
         """Every request answered, in the same order; the log is flushed at the end."""
         prepared = [prepare(r, self.settings) for r in reqs]
-        cached = {} if self.transport is None else self.log.get_many([p.key for p in prepared])
+        cached = {} if self.transport is None else self._lookup([p.key for p in prepared])
         if self.settings.batch and self.transport is not None:
             from pipeline.llm.batch import amap_batch
 

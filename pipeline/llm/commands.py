@@ -6,8 +6,10 @@ Reads ``LAKE/llm_calls`` through ``sql/calls_by_stage_model.sql`` and ``sql/call
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
+import duckdb
 import polars as pl
 
 from pipeline import sql
@@ -24,11 +26,15 @@ def calls_report(
 
     Rows journaled by a run that was killed are written to the lake first, so they count.
     """
+    if lake.is_local and Path(lake.base).exists() and not Path(lake.base).is_dir():
+        raise click.ClickException(f"{lake.uri} is a file, not a lake folder")
     CallLog(lake).recover()
     con = sql.connect(lake)
     try:
         by = sql.query(con, "calls_by_stage_model", stage=stage, model=model)
         errors = sql.query(con, "calls_errors", stage=stage, model=model, limit=limit)
+    except duckdb.Error as exc:
+        raise click.ClickException(f"cannot read llm_calls in {lake.uri}: {exc}") from None
     finally:
         con.close()
     return by, errors

@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -154,3 +155,16 @@ def test_calls_after_a_real_run(loopback, lake):
     assert total["attempts"] == 2 + 2 + 6 + 1
     assert total["tokens_in"] > first.usage.tokens_in > 0
     assert errors["reason"].to_list() == ["HTTP 500: The server had an error"]
+
+
+def test_calls_names_what_it_cannot_read(lake, tmp_path):
+    runner = CliRunner()
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    out = runner.invoke(main, ["calls", "--lake", str(afile)])
+    assert out.exit_code == 1 and "is a file, not a lake folder" in out.output
+    folder = Path(lake.table_dir("llm_calls"))
+    folder.mkdir(parents=True)
+    (folder / "part-bad.parquet").write_bytes(b"junk")
+    out = runner.invoke(main, ["calls", "--lake", lake.uri])
+    assert out.exit_code == 1 and "part-bad.parquet" in out.output
