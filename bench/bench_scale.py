@@ -74,6 +74,7 @@ def ray_vs_local(size: str, workdir: Path) -> list[Measurement]:
         ray.shutdown()
     assert got.n_analysed == n and got.n_failed == 0, got.errors
     same = _lessons(on_ray).equals(_lessons(local))
+    load = round(os.getloadavg()[0], 1)  # other work on the machine slows both maps
     details = {"trajectories": n, "lessons": got.n_lessons, "same_lessons": same, "cores": cores}
     return [
         Measurement(
@@ -84,7 +85,7 @@ def ray_vs_local(size: str, workdir: Path) -> list[Measurement]:
             reference_name="local map, one worker process per core",
             reference_value=n / local_s,
             notes=f"{n:,} trajectories on {cores} cores; same lessons: {same}; Ray start "
-            f"{init_s:.1f}s not included",
+            f"{init_s:.1f}s not included; load average {load}",
             details=details,
         ),
         Measurement(
@@ -140,6 +141,7 @@ def s3_vs_local(size: str, workdir: Path) -> list[Measurement]:
             )
             assert summary.n_analysed == n and summary.n_failed == 0, summary.errors
         same = _lessons(remote).equals(_lessons(local))
+        load = round(os.getloadavg()[0], 1)
     finally:
         server.stop()
         for key, value in saved.items():
@@ -156,7 +158,7 @@ def s3_vs_local(size: str, workdir: Path) -> list[Measurement]:
             "trajectories/s",
             reference_name="same pool on a local disk",
             reference_value=n / timings["local_map"],
-            notes=f"{n:,} trajectories, one process; same lessons: {same}",
+            notes=f"{n:,} trajectories, one process; same lessons: {same}; load average {load}",
             details=details,
         ),
         Measurement(

@@ -149,3 +149,26 @@ def test_a_mistyped_s3_lake_is_named(s3):
     assert "s3://no-such-bucket/lake: bucket 'no-such-bucket' does not exist" in r.output
     r = cli("analyse", "--lake", f"s3://{bucket}/no-lake")
     assert r.exit_code == 1 and "holds no trajectories" in r.output
+
+
+def test_model_calls_are_cached_and_counted_in_an_s3_lake(s3, loopback, tmp_path):
+    from pipeline.llm import LLM, ChatRequest
+    from pipeline.llm.commands import calls_report
+
+    settings = loopback.settings(concurrency=2)
+    asks = [
+        ChatRequest(messages=[{"role": "user", "content": f"q{i}"}], stage="analyse")
+        for i in range(6)
+    ]
+    local, remote = Lake(tmp_path / "lake"), s3.lake("calls")
+    for lake in (local, remote):
+        LLM(settings, lake).map(asks)
+        again = LLM(settings, lake).map(asks)
+        assert all(r.cache_hit for r in again)
+    assert len(loopback.chat_requests) == 12  # once per lake: the second map read the lake
+    counts = ["stage", "model", "requests", "cache_hits", "errors", "tokens_in", "tokens_out"]
+    want, have = (calls_report(lake)[0].select(counts) for lake in (local, remote))
+    assert have.equals(want) and want.filter(pl.col("cache_hits") > 0).height > 0
+    r = cli("calls", "--lake", remote.uri, "--json")
+    assert r.exit_code == 0, r.output
+    assert '"requests": 12' in r.stdout and '"cache_hits": 6' in r.stdout, r.stdout
