@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline import schemas
 from pipeline.lake import Lake
 
 
@@ -44,6 +45,11 @@ def _rewrite(lake: Lake, table: str, drop: pl.DataFrame, key: str) -> int:
         gone = set(rows.get_column(key).to_list())
         frame = pl.read_parquet(lake.url(path), storage_options=lake.storage_options or None)
         frame = frame.filter(~pl.col(key).is_in(gone))
+        # Parts written before a column was added lack it: it is null there.
+        columns = schemas.table(table).columns
+        frame = frame.with_columns(
+            pl.lit(None, dtype).alias(c) for c, dtype in columns.items() if c not in frame.columns
+        ).select(list(columns))
         part = _name(path).removeprefix("part-").removesuffix(".parquet")
         if frame.height:
             lake.write_part(table, frame, part=part)
