@@ -37,7 +37,8 @@ COLUMNS = {
     "steps": "trajectory_id, source, step_idx, role, kind (message/tool_call/tool_result), "
     "content, tool_name, tool_args (JSON), call_step_idx, is_error",
     "tool_calls": "trajectory_id, source, task_id, outcome, call_step_idx, result_step_idx, "
-    "tool_name, tool_args, result_content, is_error (one row per call with its result)",
+    "tool_name, tool_args, call_content, result_content, is_error (one row per call with its "
+    "result)",
 }
 
 
