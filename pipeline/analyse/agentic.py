@@ -108,14 +108,7 @@ class AgenticAnalyst(ModelAnalyst):
         tid = row["trajectory_id"]
         case = case_of(row.get("outcome"))
         tools = RunTools(row, steps, self.view, sections=self.sections, gold=gold, calls=calls)
-        trajectory = render_trajectory(row, steps, budget_tokens=self.render_tokens)
-        values = self.values(case, trajectory, self.skill_block(with_text=False))
-        values |= {
-            "tools": tools.describe(),
-            "max_turns": self.max_turns,
-            "shape": self.prompt.text("shape_judged" if case == "judge" else "shape_lessons"),
-        }
-        messages: list[dict] = self.prompt.messages(**values)
+        messages = self.opening(row, steps, tools)
         specs = tools.specs()
         answer_type = self.answer_type(case)
         usage, n_tools, spent = Usage(), 0, 0
@@ -143,7 +136,7 @@ class AgenticAnalyst(ModelAnalyst):
                 n_tools += 1
                 messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
         if answer is None:
-            final = [*messages, {"role": "user", "content": self.prompt.text("final")}]
+            final = [*messages, self.final_message()]
             res = await self.llm.achat(
                 self._request(final, tid, tools=specs, tool_choice="none", answer=answer_type)
             )
@@ -155,6 +148,21 @@ class AgenticAnalyst(ModelAnalyst):
                 )
             answer = res.parsed
         return self.finish(row, steps, case, answer, usage, started, n_tool_calls=n_tools)
+
+    def opening(self, row: dict[str, Any], steps: pl.DataFrame, tools: RunTools) -> list[dict]:
+        """The system and user messages a run's conversation starts from."""
+        case = case_of(row.get("outcome"))
+        trajectory = render_trajectory(row, steps, budget_tokens=self.render_tokens)
+        values = self.values(case, trajectory, self.skill_block(with_text=False))
+        values |= {
+            "tools": tools.describe(),
+            "max_turns": self.max_turns,
+            "shape": self.prompt.text("shape_judged" if case == "judge" else "shape_lessons"),
+        }
+        return self.prompt.messages(**values)
+
+    def final_message(self) -> dict:
+        return {"role": "user", "content": self.prompt.text("final")}
 
     def _request(self, messages, tid, *, tools, tool_choice="auto", answer=None) -> ChatRequest:
         return ChatRequest(
