@@ -188,7 +188,6 @@ def test_configuration_decides_what_is_done(tmp_path):
 
 
 def test_model_settings_and_analyst_options(tmp_path):
-
     lake = fresh(tmp_path)
     # Named explicitly, the offline miner runs whatever model the pipeline's settings name.
     done = analyse(lake, analyst="miner", settings=ModelSettings(model="gpt-4o"))
