@@ -5,9 +5,12 @@ services, shared by every conversation of a run:
 
 - `query(sql)`: one model-written SQL statement over the pool. Only a single SELECT (or
   WITH ... SELECT) passes DuckDB's own parser check; it runs on a connection that cannot touch
-  files (``enable_external_access = false``, configuration locked) and sees only the registered
-  lake tables, with a row cap and a time limit (the query is interrupted past it). Each query gets
-  its own cursor, so conversations can query at once.
+  files (``enable_external_access = false``, configuration locked) beyond the lake's
+  `trajectories` and `steps` folders, with a row cap and a time limit (the query is interrupted
+  past it). Each query gets its own cursor, so conversations can query at once. On a local lake
+  DuckDB reads the Parquet parts itself (``allowed_directories``: the two table folders only,
+  2-10x faster than an Arrow scan, and off the GIL); on an object store it scans the pyarrow
+  datasets, registered per cursor.
 - `contrast(row, which)`: another run of the same task that succeeded (`sql/analyse_contrast_runs`).
 - `gold_roles(source)`: which tools the pool shows to be read-only or writing, learned as the
   miner learns them (computed once, on first use).
@@ -22,7 +25,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import sql
+from pipeline import schemas, sql
 from pipeline.analyse.miner.pool import gold_tool_roles
 from pipeline.lake import Lake
 
@@ -61,6 +64,10 @@ def check_select(text: str) -> None:
         raise QueryRefused(f"only a SELECT (or WITH ... SELECT) is allowed, not {kind.name}")
 
 
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _first_line(exc: BaseException) -> str:
     return " ".join(str(exc).split("\n", 2)[:2]).strip()
 
@@ -72,28 +79,57 @@ def _cell(value: Any) -> str:
 
 
 class LakeView:
-    def __init__(self, lake: Lake, *, time_limit_s: float = TIME_LIMIT_S, row_cap: int = ROW_CAP):
+    def __init__(
+        self,
+        lake: Lake,
+        *,
+        time_limit_s: float = TIME_LIMIT_S,
+        row_cap: int = ROW_CAP,
+        native: bool | None = None,
+    ):
         self.lake = lake
         self.time_limit_s = time_limit_s
         self.row_cap = row_cap
-        self.datasets = {name: lake.dataset(name) for name in TABLES}
+        self.native = lake.is_local if native is None else native
         self.db = duckdb.connect(":memory:")
         self.db.execute("set memory_limit = '2GB'")
         self.db.execute("set enable_progress_bar = false")
+        view = sql.load("views_tool_calls")
+        self.datasets: dict[str, Any] = {}
+        if self.native:
+            folders = [lake.table_dir(name) for name in TABLES]
+            listed = ", ".join(_quote(f + "/") for f in folders)
+            self.db.execute(f"set allowed_directories = [{listed}]")
+            for name, folder in zip(TABLES, folders, strict=True):
+                if lake.exists(name):
+                    self.db.execute(
+                        f"create view {name} as select * from read_parquet("
+                        f"{_quote(folder + '/**/part-*.parquet')}, hive_partitioning = true, "
+                        "union_by_name = true)"
+                    )
+                else:
+                    empty = schemas.arrow_schema(name, with_partitions=True).empty_table()
+                    self.db.register("_empty", empty)
+                    self.db.execute(f"create table {name} as select * from _empty")
+                    self.db.unregister("_empty")
+            self.db.execute(view)
+            self._view = None
+        else:
+            self.datasets = {name: lake.dataset(name) for name in TABLES}
+            self._view = view.replace("create or replace view", "create or replace temp view", 1)
         self.db.execute("set enable_external_access = false")
         self.db.execute("set lock_configuration = true")
         self._roles: tuple[dict[str, set[str]], dict[str, set[str]]] | None = None
         self._lock = threading.Lock()
-        view = sql.load("views_tool_calls")
-        self._view = view.replace("create or replace view", "create or replace temp view", 1)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A cursor that sees the lake tables and the tool_calls view (registrations are per
-        cursor, so every query gets its own)."""
+        """A cursor that sees the lake tables and the tool_calls view (registered objects are
+        per cursor, so over datasets every query registers its own)."""
         cur = self.db.cursor()
-        for name, dataset in self.datasets.items():
-            cur.register(name, dataset)
-        cur.execute(self._view)
+        if not self.native:
+            for name, dataset in self.datasets.items():
+                cur.register(name, dataset)
+            cur.execute(self._view)
         return cur
 
     def close(self) -> None:

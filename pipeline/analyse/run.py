@@ -418,8 +418,9 @@ def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:
         return DEFAULT_BATCH_SIZE
     if model_settings.batch:
         return BATCH_API_SIZE
-    # enough runs per part that the requests in flight stay near the concurrency limit
-    return max(DEFAULT_BATCH_SIZE, 4 * model_settings.concurrency)
+    # Many waves of requests per part: each part ends on a partial wave (the slowest runs), and
+    # a kill costs little (answers already logged in llm_calls are replayed by the rerun).
+    return max(DEFAULT_BATCH_SIZE, 16 * model_settings.concurrency)
 
 
 def _workers(worker: Analyst, asked: int | None, n_todo: int) -> int:

@@ -14,10 +14,11 @@ from tests.analyse import builders, scripted
 from tests.analyse.builders import call, user
 
 
-@pytest.fixture
-def view(lake):
+@pytest.fixture(params=[True, False], ids=["parquet", "arrow"])
+def view(lake, request):
+    """Over DuckDB's own Parquet reader (local lakes) and over pyarrow datasets (object stores)."""
     scripted.small_lake(lake)
-    v = LakeView(lake)
+    v = LakeView(lake, native=request.param)
     yield v
     v.close()
 
@@ -55,7 +56,10 @@ def test_queries_see_the_lake_and_nothing_else(view, tmp_path):
         view.query(f"select * from read_csv('{tmp_path / 'secret.csv'}')")
     with pytest.raises(QueryRefused, match="Catalog Error"):
         view.query("select * from llm_calls")
-    capped = LakeView(view.lake, row_cap=5)
+    calls = f"{view.lake.table_dir('llm_calls')}/x.parquet"
+    with pytest.raises(QueryRefused, match="Permission Error"):
+        view.query(f"select * from read_parquet('{calls}')")
+    capped = LakeView(view.lake, row_cap=5, native=view.native)
     rows = capped.query("select trajectory_id, step_idx from steps order by 1, 2").splitlines()
     assert len(rows) == 7 and rows[-1].startswith("[only the first 5 rows are shown")
     capped.close()
@@ -135,3 +139,14 @@ def test_other_runs_gold_and_the_skill(view):
     assert steps["step_idx"].to_list() == list(range(8))
     contrast, n = view.contrast(shop.row(0, named=True))
     assert contrast["trajectory_id"].to_list() == ["s0", "s1", "s2", "s3"] and n == 8
+
+
+def test_a_table_without_parts_reads_as_empty(lake):
+    traj, _ = builders.frames([builders.run("r", "s", "failure", [user("x")])])
+    lake.write_part("trajectories", traj, part="p", partition={"source": "s"})
+    v = LakeView(lake)
+    assert v.query("select count(*) as n from tool_calls") == "n\n0"
+    assert (
+        v.query("select trajectory_id, source from trajectories") == "trajectory_id | source\nr | s"
+    )
+    v.close()
