@@ -4,8 +4,8 @@ Reads each run of a batch (its `trajectories` row and `steps`), the lake through
 tools of `tools.py`, and the base skill; the map writes what it returns. A conversation starts
 from the prompt ``agentic-v<N>.md`` (the run's case, the tools offered, the run rendered within
 `render_tokens`, the skill's section names) and goes on while the model calls tools (chat
-completions with ``tools``, ``tool_choice = auto``), up to `max_turns` turns and `tokens_per_run`
-tokens. Tool results (errors included: bad arguments are answered, not raised) go back as tool
+completions with ``tools``, the tool choice left to the server's default, auto), up to
+`max_turns` turns and `tokens_per_run` tokens. Tool results (errors included: bad arguments are answered, not raised) go back as tool
 messages. The model ends by replying with the lessons' JSON; a reply that is not that JSON, the
 last turn, or the token budget leads to one forced final turn (``tool_choice = none`` with the
 answer's ``response_format``, validated and repaired once by the model layer). If that fails too,
@@ -164,7 +164,7 @@ class AgenticAnalyst(ModelAnalyst):
     def final_message(self) -> dict:
         return {"role": "user", "content": self.prompt.text("final")}
 
-    def _request(self, messages, tid, *, tools, tool_choice="auto", answer=None) -> ChatRequest:
+    def _request(self, messages, tid, *, tools, tool_choice=None, answer=None) -> ChatRequest:
         return ChatRequest(
             messages=list(messages),
             tools=tools,

@@ -367,7 +367,9 @@ def analyse(
         )
     summary.tidied = tidy(lake)
     for what, n in summary.tidied.items():
-        if n:
+        if n and what.startswith("parts upgraded"):
+            console.detail(f"{n} {what} (analyses and lessons)")
+        elif n:
             console.warn(f"removed {n} {what} left by an interrupted run")
     con = sql.connect(lake)
     con.sql("set enable_progress_bar = false")  # our own bar reports progress

@@ -69,7 +69,7 @@ def test_tools_bad_arguments_and_the_answer(loopback, lake):
     )
     assert (summary.n_analysed, summary.n_failed) == (2, 0)
     convo = sorted((b for b in loopback.chat_requests if trajectory_of(b) == "f_args"), key=turn_of)
-    assert len(convo) == 3 and all(b["tool_choice"] == "auto" for b in convo)
+    assert len(convo) == 3 and all("tool_choice" not in b for b in convo), "auto, by default"
     assert "response_format" not in convo[0]
     assert tools_of(convo[0]) == [
         "read_steps",
@@ -130,7 +130,7 @@ def test_running_out_of_turns_forces_a_final_answer(loopback, lake):
         lake, analyst="agentic", settings=loopback.settings(), options={"max_turns": 2}, where=WHERE
     )
     convo = [b for b in loopback.chat_requests if trajectory_of(b) == "f_args"]
-    assert [b["tool_choice"] for b in convo] == ["auto", "auto", "none"]
+    assert [b.get("tool_choice") for b in convo] == [None, None, "none"]
     final = convo[-1]
     assert final["response_format"]["json_schema"]["name"] == "LessonsAnswer"
     assert final["messages"][-1]["content"].startswith("Stop using tools now")
@@ -165,7 +165,7 @@ def test_the_token_budget_and_a_reply_that_is_not_the_answer(loopback, lake):
     )
     by_run: dict[str, list] = {}
     for body in loopback.chat_requests:
-        by_run.setdefault(trajectory_of(body), []).append(body["tool_choice"])
+        by_run.setdefault(trajectory_of(body), []).append(body.get("tool_choice", "auto"))
     assert by_run["f_args"] == ["auto", "none"], "the second turn would pass 1000 tokens"
     assert by_run["q_seen"] == ["auto", "none"], "prose instead of the JSON: one final turn"
     assert (lake.read("analyses")["status"] == "ok").all()

@@ -225,3 +225,21 @@ def test_tidy_keeps_one_copy_of_a_lesson(tmp_path):
     assert tidy(lake)["duplicate lesson rows"] == 5
     lessons = lake.read("lessons")
     assert lessons.height == lessons["lesson_id"].n_unique()
+
+
+def test_analyses_parts_from_before_the_model_columns_read_and_tidy(tmp_path):
+    import pyarrow.parquet as pq
+
+    lake = fresh(tmp_path)
+    analyse(lake, analyst=Failing({"f_args"}))
+    added = ["n_rejected", "rejected", "judged_outcome", "judge_reason", "judge_confidence"]
+    for path in lake.parts("analyses"):  # as an older version wrote them
+        pq.write_table(pq.read_table(path).drop_columns([*added, "n_tool_calls"]), path)
+    n_parts = len(lake.parts("analyses"))
+    retry = analyse(lake)  # the retry's row replaces the error row inside an old part
+    assert (retry.n_analysed, retry.n_failed) == (1, 0)
+    assert retry.tidied["parts upgraded to the current columns"] == n_parts
+    rows = lake.read("analyses")
+    assert rows["analysis_id"].n_unique() == rows.height and (rows["status"] == "ok").all()
+    assert rows["judged_outcome"].null_count() == rows.height
+    assert analyse(lake).tidied["parts upgraded to the current columns"] == 0
