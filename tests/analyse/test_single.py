@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from contextlib import contextmanager
 
 import polars as pl
 import pytest
 
 from pipeline.analyse.prompts import EVIDENCE, NO_SECTION, NO_SKILL, OVER_LIMIT
 from pipeline.analyse.run import analyse
+from pipeline.console import Console
 from pipeline.lake import Lake
 from tests.analyse import builders, scripted
 from tests.analyse.builders import call, say, user
@@ -234,3 +236,27 @@ def test_model_faults_and_a_spent_budget(loopback, lake):
     resumed = analyse(fresh, settings=loopback.settings(concurrency=4))
     assert resumed.n_failed == 0 and resumed.n_skipped == (done["status"] == "ok").sum()
     assert (fresh.read("analyses")["status"] == "ok").all()
+
+
+class Ticking(Console):
+    """A console whose progress bar counts its ticks (a real bar needs a terminal)."""
+
+    def __init__(self):
+        super().__init__(0)
+        self.ticks: list[int] = []
+
+    @contextmanager
+    def progress(self, description, total):
+        self.ticks.append(0)
+        yield lambda n=1: self.ticks.__setitem__(-1, self.ticks[-1] + n)
+
+
+def test_the_progress_bar_moves_per_trajectory(loopback, lake):
+    scripted.small_lake(lake)
+    loopback.responder = answer
+    console = Ticking()
+    analyse(lake, settings=loopback.settings(), console=console, batch_size=7)
+    assert console.ticks == [20], "one bar, one tick per run, none from the model layer's own"
+    console = Ticking()
+    analyse(lake, analyst="agentic", settings=loopback.settings(), console=console, limit=5)
+    assert console.ticks == [5]
