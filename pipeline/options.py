@@ -54,9 +54,7 @@ def model_options(func=None, *, multiple_models: bool = False):
         click.option(
             "--base-url",
             default=None,
-            envvar="OPENAI_BASE_URL",
-            show_envvar=True,
-            help="OpenAI-compatible server.",
+            help="OpenAI-compatible server (default: $OPENAI_BASE_URL, or the settings file).",
         ),
         click.option(
             "--api-key", default=None, help="API key (default: $OPENAI_API_KEY). Never stored."

@@ -63,7 +63,7 @@ class ModelSettings(BaseModel):
     batch_max_requests: int = Field(50_000, ge=1, description="requests per batch job")
     embedder: str = Field("lexical", description="'lexical' | 'openai:<model>' | 'local'")
     embed_batch: int = Field(256, ge=1, description="texts per embeddings request")
-    log_flush_rows: int = Field(200, ge=1, description="llm_calls rows buffered before a write")
+    log_flush_rows: int = Field(1000, ge=1, description="llm_calls rows buffered before a write")
     log_flush_s: float = Field(10.0, gt=0, description="longest time a row waits to be written")
 
     @property

@@ -7,25 +7,33 @@ part names carry the time, the process id and a random token, so several process
 once and a kill loses at most the unflushed rows. A row is servable when it has neither an error
 nor ``cache_hit``; error rows are kept as a log but never answer a request.
 
+On a local lake every row is also appended to a journal the moment it is logged (see
+`pipeline.llm.journal`), so a kill between two parts loses only the requests in flight: the next
+`CallLog` on the lake writes a dead writer's journal as a part before reading the index.
+
 Without a lake the log lives in memory: identical requests of one process are still answered once.
 """
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import schemas
 from pipeline.ids import digest
 from pipeline.lake import Lake
+from pipeline.llm import journal as wal
 
 TABLE = "llm_calls"
 Answer = tuple[str | None, list[float] | None]  # (response JSON, vector)
@@ -52,7 +60,7 @@ class CallLog:
         self,
         lake: Lake | None,
         *,
-        flush_rows: int = 200,
+        flush_rows: int = 1000,
         flush_s: float = 10.0,
         parts_cached: int = 64,
     ):
@@ -69,16 +77,57 @@ class CallLog:
         self._index: dict[str, str] | None = None  # key -> part holding its latest answer
         self._fresh: dict[str, Answer] = {}  # answers not yet in a part
         self._parts: OrderedDict[str, dict[str, Answer]] = OrderedDict()
+        folder = wal.journal_folder(lake)
+        self.journal = wal.Journal(folder, self.token) if folder is not None else None
+        self.recovered = 0  # rows of killed writers written as parts by this log
+        self.unreadable: list[str] = []  # parts that could not be read, with why
+        if lake is not None:  # a caller that never closes still gets its rows written
+            ref = weakref.ref(self)
+            atexit.register(lambda: (log := ref()) is not None and log._flush_at_exit())
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # the journal keeps the rows for the next reader
+            pass
+
+    # -- recovery ----------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Write the journals of writers that died as parts; how many rows that was."""
+        before = self.recovered
+        self._recover()
+        return self.recovered - before
+
+    def _recover(self) -> None:
+        folder = wal.journal_folder(self.lake)
+        if folder is None:
+            return
+        own = self.journal.path if self.journal is not None else None
+        for path, rows, handle in wal.orphans(folder, own):
+            if rows:
+                present = set(self.lake.scan(TABLE).select("call_id").collect()["call_id"])
+                rows = [r for r in rows if r["call_id"] not in present]
+            if rows:
+                frame = pl.DataFrame(rows, schema=schemas.table(TABLE).columns)
+                stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
+                self.lake.write_part(TABLE, frame, part=f"{stamp}-recovered-{path.stem}")
+                self.recovered += len(rows)
+            wal.release(path, handle)
 
     # -- reading -----------------------------------------------------------------------------
     def _load_index(self) -> dict[str, str]:
         if self._index is None:
             self._index = {}
             if self.lake is not None:
+                self._recover()
                 for path in self.lake.parts(TABLE):  # sorted by name, so by time: later wins
-                    table = pq.read_table(
-                        path, columns=["key", "error", "cache_hit"], filesystem=self.lake.fs
-                    )
+                    try:
+                        table = pq.read_table(
+                            path, columns=["key", "error", "cache_hit"], filesystem=self.lake.fs
+                        )
+                    except (pa.ArrowException, OSError) as exc:
+                        self.unreadable.append(f"{path}: {exc}")
+                        continue  # a cache: its answers are asked again
                     ok = pc.and_(pc.is_null(table["error"]), pc.invert(table["cache_hit"]))
                     keys = table.filter(ok)["key"].to_pylist()
                     self._index.update(dict.fromkeys(keys, path))
@@ -143,6 +192,8 @@ class CallLog:
         row["call_id"] = digest(row["key"], self.token, self._seq)
         row["created_at"] = now
         self._buffer.append(row)
+        if self.journal is not None:
+            self.journal.append(row)
         if row["error"] is None and not row["cache_hit"]:
             self._fresh[row["key"]] = (row["response"], row["vector"])
         self.maybe_flush()
@@ -163,6 +214,8 @@ class CallLog:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
         name = f"{stamp}-{self.token}-{len(self.parts_written):05d}"
         path = self.lake.write_part(TABLE, frame, part=name)
+        if self.journal is not None:
+            self.journal.clear()
         self.parts_written.append(path)
         self.rows_written += len(rows)
         flushed = {
@@ -175,6 +228,12 @@ class CallLog:
             index[key] = path
             self._fresh.pop(key, None)
         self._remember(path, flushed)
+
+    def close(self) -> None:
+        """Flush, then drop this writer's (empty) journal."""
+        self.flush()
+        if self.journal is not None:
+            self.journal.close()
 
     @property
     def pending(self) -> int:

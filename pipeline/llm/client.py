@@ -29,16 +29,13 @@ from pipeline.llm.types import (
     load_completion,
     prepare,
     read_completion,
+    repair_body,
     validate_output,
 )
 from pipeline.settings import ModelSettings
 
 T = TypeVar("T")
 BUDGET = "budget exhausted"
-REPAIR = (
-    "Your reply did not match the required JSON schema: {error}. "
-    "Reply again with only the corrected JSON object."
-)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -183,7 +180,8 @@ class LLM:
     async def achat(self, req: ChatRequest) -> ChatResult:
         """One chat completion: from the cache, or from the server. Never raises on model faults."""
         p = prepare(req, self.settings)
-        return await self._achat(p, self.log.get(p.key) if not self.settings.offline else None)
+        cached = self._lookup([p.key]).get(p.key) if self.transport is not None else None
+        return await self._achat(p, cached)
 
     async def _achat(self, p: Prepared, cached) -> ChatResult:
         t0 = time.perf_counter()
@@ -242,12 +240,8 @@ class LLM:
         self, p: Prepared, bad: ChatResult, problem: Exception
     ) -> tuple[ChatResult, str | None]:
         """One more call showing the model its validation error; then an error result."""
-        messages = [
-            *p.body["messages"],
-            {"role": "assistant", "content": bad.content or ""},
-            {"role": "user", "content": REPAIR.format(error=problem)},
-        ]
-        sent = await self.transport.post("chat", {**p.body, "messages": messages}, load_completion)
+        body = repair_body(p, bad.content, problem)
+        sent = await self.transport.post("chat", body, load_completion)
         spent_in, spent_out = bad.tokens_in, bad.tokens_out
         if sent.error is not None:
             reason = f"invalid output ({problem}); the repair call failed: {sent.error}"
@@ -274,10 +268,18 @@ class LLM:
         return result
 
     # -- many at once ------------------------------------------------------------------------
+    def _lookup(self, keys: list[str]) -> dict:
+        found = self.log.get_many(keys)
+        while self.log.unreadable:
+            self.console.warn(
+                f"llm_calls part skipped, its answers will be asked again: {self.log.unreadable.pop()}"
+            )
+        return found
+
     async def amap(self, reqs: list[ChatRequest]) -> list[ChatResult]:
         """Every request answered, in the same order; the log is flushed at the end."""
         prepared = [prepare(r, self.settings) for r in reqs]
-        cached = {} if self.transport is None else self.log.get_many([p.key for p in prepared])
+        cached = {} if self.transport is None else self._lookup([p.key for p in prepared])
         if self.settings.batch and self.transport is not None:
             from pipeline.llm.batch import amap_batch
 
@@ -333,14 +335,14 @@ class LLM:
         self.log.flush()
 
     async def aclose(self) -> None:
-        self.log.flush()
+        self.log.close()
         if self.transport is not None:
             await self.transport.aclose()
 
     def close(self) -> None:
-        self.log.flush()
+        self.log.close()
         if self.transport is not None:
-            self.transport.client = None  # its loop, if any, is gone with its connections
+            self.transport.forget()  # their loop, if any, is gone with their connections
 
     def __enter__(self) -> LLM:
         return self

@@ -9,8 +9,10 @@ off (``max_retries=0``) so that every attempt is counted and every fault is clas
 - not retried: other 4xx (bad request, authentication, unknown model): the answer will not change.
 
 A request never raises on a model fault: it ends as a `Sent` with data or with the last reason.
-The client belongs to the event loop that created it; `bind()` makes a new one when the loop
-changes (each ``LLM.map`` runs its own loop).
+Clients belong to the event loop that created them; `bind()` makes new ones when the loop
+changes (each ``LLM.map`` runs its own loop). Requests are spread over one client per
+``PER_CLIENT`` concurrent requests: the HTTP connection pool scans all its connections for every
+request, so several small pools cost less CPU per call than one large one.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import openai
 
@@ -28,11 +31,12 @@ from pipeline.settings import ModelSettings, SettingsError
 
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
+PER_CLIENT = 8
 
 
 @dataclass
 class Sent:
-    data: dict | None  # the parsed body, if the request succeeded
+    data: Any  # the parsed body, if the request succeeded
     text: str | None  # the body as received (also the last body of a failed request)
     attempts: int
     error: str | None
@@ -63,30 +67,50 @@ def retry_after(headers) -> float | None:
     return None
 
 
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return exc.message
+
+
 class Transport:
     def __init__(self, settings: ModelSettings, rng: random.Random | None = None):
         self.settings = settings
         self.key = api_key(settings)
         self.rng = rng or random.Random()
-        self.client: openai.AsyncOpenAI | None = None
+        self.clients: list[openai.AsyncOpenAI] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn = 0
 
     def bind(self) -> openai.AsyncOpenAI:
+        """A client of the running loop (the next one in turn)."""
         loop = asyncio.get_running_loop()
-        if self.client is None or self._loop is not loop:
-            self.client = openai.AsyncOpenAI(
-                api_key=self.key,
-                base_url=self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None,
-                max_retries=0,
-                timeout=self.settings.timeout_s,
-            )
+        if not self.clients or self._loop is not loop:
+            n = -(-self.settings.concurrency // PER_CLIENT)
+            base_url = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+            self.clients = [
+                openai.AsyncOpenAI(
+                    api_key=self.key,
+                    base_url=base_url,
+                    max_retries=0,
+                    timeout=self.settings.timeout_s,
+                )
+                for _ in range(n)
+            ]
             self._loop = loop
-        return self.client
+        self._turn = (self._turn + 1) % len(self.clients)
+        return self.clients[self._turn]
+
+    def forget(self) -> None:
+        """Drop the clients without closing them (their loop is gone)."""
+        self.clients, self._loop = [], None
 
     async def aclose(self) -> None:
-        if self.client is not None and self._loop is asyncio.get_running_loop():
-            await self.client.close()
-        self.client, self._loop = None, None
+        if self.clients and self._loop is asyncio.get_running_loop():
+            for client in self.clients:
+                await client.close()
+        self.forget()
 
     def backoff(self, attempt: int, asked: float | None) -> float:
         if asked is not None:
@@ -98,13 +122,22 @@ class Transport:
         """POST one chat or embeddings body; `load` turns the text into data or raises."""
         client = self.bind()
         endpoint = client.chat.completions if kind == "chat" else client.embeddings
+
+        async def once() -> tuple[Any, str]:
+            raw = await endpoint.with_raw_response.create(**body)
+            text = raw.http_response.text
+            return load(text), text
+
+        return await self.run(once)
+
+    async def run(self, once: Callable[[], Awaitable[tuple[Any, str | None]]]) -> Sent:
+        """Call `once()` until it returns (data, text), retrying what is worth retrying."""
         last, text, attempts = "no attempt made", None, 0
         for attempt in range(1, self.settings.max_retries + 2):
             attempts, asked = attempt, None
             try:
-                raw = await endpoint.with_raw_response.create(**body)
-                text = raw.http_response.text
-                return Sent(load(text), text, attempt, None)
+                data, text = await once()
+                return Sent(data, text, attempt, None)
             except MalformedResponse as exc:
                 last = str(exc)
             except openai.APITimeoutError:
@@ -113,7 +146,7 @@ class Transport:
                 last = f"connection error: {exc.__cause__ or exc}"
             except openai.APIStatusError as exc:
                 text = exc.response.text if exc.response is not None else None
-                last = f"HTTP {exc.status_code}: {exc.message}"
+                last = f"HTTP {exc.status_code}: {_message(exc)}"
                 if exc.status_code < 500 and exc.status_code not in RETRY_STATUS:
                     return Sent(None, text, attempt, last)
                 asked = retry_after(exc.response.headers if exc.response is not None else None)

@@ -18,6 +18,10 @@ from pipeline.ids import canonical_json, digest
 from pipeline.settings import ModelSettings
 
 KEY_VERSION = "llm-v1"
+REPAIR = (
+    "Your reply did not match the required JSON schema: {error}. "
+    "Reply again with only the corrected JSON object."
+)
 
 
 @dataclass
@@ -173,3 +177,13 @@ def validate_output(model: type[pydantic.BaseModel], content: str | None) -> pyd
             f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:10]
         )
         raise ValueError(problems) from None
+
+
+def repair_body(p: Prepared, content: str | None, problem: Exception) -> dict:
+    """The request again, with the invalid reply and its validation error appended."""
+    messages = [
+        *p.body["messages"],
+        {"role": "assistant", "content": content or ""},
+        {"role": "user", "content": REPAIR.format(error=problem)},
+    ]
+    return {**p.body, "messages": messages}

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 import pydantic
 import pytest
@@ -228,3 +229,13 @@ def test_a_slow_answer_is_within_the_latency(loopback, lake):
     t0 = time.perf_counter()
     result = LLM(loopback.settings(), lake).map([ask("slow")])[0]
     assert result.ok and 200 <= result.latency_ms <= (time.perf_counter() - t0) * 1000 + 1
+
+
+def test_an_unreadable_log_part_is_skipped_with_a_warning(loopback, lake, capsys):
+    LLM(loopback.settings(), lake).map([ask("kept")])
+    junk = Path(lake.table_dir("llm_calls")) / "part-junk.parquet"
+    junk.write_bytes(b"not parquet")
+    llm = LLM(loopback.settings(), lake)
+    kept, new = llm.map([ask("kept"), ask("new")])
+    assert kept.cache_hit and new.ok and not new.cache_hit
+    assert "part-junk.parquet" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """Retries, timeouts, malformed bodies, budgets and the log under faults."""
 
 import time
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -159,3 +160,74 @@ def test_two_writers_at_once_do_not_clash(loopback, lake):
         t.join()
     calls = lake.read("llm_calls")
     assert calls.height == 40 and calls["key"].n_unique() == 40
+
+
+KILLED_WRITER = """
+import os, signal, sys
+from pipeline.lake import Lake
+from pipeline.llm import LLM, ChatRequest, ModelSettings
+settings = ModelSettings(model="loopback-model", base_url=sys.argv[2], api_key="k",
+                         log_flush_rows=1000, log_flush_s=1000)
+llm = LLM(settings, Lake(sys.argv[1]))
+async def run():
+    for i in range(12):
+        await llm.achat(ChatRequest(messages=[{"role": "user", "content": f"q{i}"}], stage="s"))
+    os.kill(os.getpid(), signal.SIGKILL)  # nothing flushed, no cleanup
+import asyncio
+asyncio.run(run())
+"""
+
+
+def test_a_killed_writer_loses_nothing_it_had_answered(loopback, lake):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILLED_WRITER, lake.uri, loopback.url])
+    assert proc.returncode == -9
+    assert lake.parts("llm_calls") == [] and len(loopback.chat_requests) == 12
+    llm = LLM(loopback.settings(), lake)
+    results = llm.map([ask(f"q{i}") for i in range(12)])
+    assert all(r.cache_hit for r in results) and len(loopback.chat_requests) == 12
+    assert llm.log.recovered == 12
+    calls = lake.read("llm_calls")
+    assert calls.height == 24 and calls["call_id"].n_unique() == 24
+    # The journal is gone once recovered (and ours once closed); nothing is recovered twice.
+    llm.close()
+    assert list(Path(lake.path("_journal", "llm_calls")).glob("*.jsonl")) == []
+    again = LLM(loopback.settings(), lake)
+    again.map([ask("q0")])
+    assert again.log.recovered == 0 and lake.read("llm_calls").height == 25
+
+
+def test_the_calls_report_counts_a_killed_writers_rows(loopback, lake):
+    import subprocess
+    import sys
+
+    from pipeline.llm.commands import calls_report
+
+    subprocess.run([sys.executable, "-c", KILLED_WRITER, lake.uri, loopback.url])
+    by, _ = calls_report(lake)
+    assert by.filter("is_total")["requests"].to_list() == [12]
+
+
+def test_an_unclosed_llm_writes_its_rows_at_exit(loopback, lake):
+    import subprocess
+    import sys
+
+    script = KILLED_WRITER.replace("os.kill(os.getpid(), signal.SIGKILL)", "pass")
+    assert subprocess.run([sys.executable, "-c", script, lake.uri, loopback.url]).returncode == 0
+    assert lake.read("llm_calls").height == 12
+    assert list(Path(lake.path("_journal", "llm_calls")).glob("*.jsonl")) == []
+
+
+def test_a_live_writers_journal_is_left_alone(loopback, lake):
+    writer = LLM(loopback.settings(log_flush_rows=1000, log_flush_s=1000), lake)
+    import asyncio
+
+    asyncio.run(writer.achat(ask("pending")))  # journaled, not flushed
+    reader = LLM(loopback.settings(), lake)
+    reader.map([ask("other")])
+    assert reader.log.recovered == 0
+    assert lake.read("llm_calls")["tag"].to_list() == ["other"]
+    writer.close()
+    assert sorted(lake.read("llm_calls")["tag"].to_list()) == ["other", "pending"]

@@ -62,3 +62,13 @@ def test_bad_settings_name_their_origin(tmp_path: Path):
         ModelSettings.resolve(settings_file=bad)
     with pytest.raises(SettingsError, match=r"temperature \(from the command line\)"):
         ModelSettings.resolve(temperature=5.0)
+
+
+def test_a_model_without_key_or_server_fails_before_any_call():
+    from pipeline.llm import LLM
+
+    with pytest.raises(SettingsError, match="needs an API key"):
+        LLM(ModelSettings.resolve(model="gpt-4o-mini"))
+    # A local server needs no key; "offline" needs nothing at all.
+    assert LLM(ModelSettings.resolve(model="m", base_url="http://127.0.0.1:1/v1")).transport
+    assert LLM(ModelSettings.resolve()).transport is None
