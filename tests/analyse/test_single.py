@@ -260,3 +260,13 @@ def test_the_progress_bar_moves_per_trajectory(loopback, lake):
     console = Ticking()
     analyse(lake, analyst="agentic", settings=loopback.settings(), console=console, limit=5)
     assert console.ticks == [5]
+
+
+def test_the_batch_api(loopback, lake):
+    scripted.small_lake(lake)
+    loopback.responder = answer
+    summary = analyse(lake, settings=loopback.settings(batch=True))
+    assert (summary.n_analysed, summary.n_failed) == (20, 0)
+    paths = [r["path"] for r in loopback.received]
+    assert paths[:2] == ["/v1/files", "/v1/batches"] and not loopback.chat_requests
+    assert lake.read("lessons").height == 20
