@@ -23,7 +23,6 @@ flight (its unanswered runs get error rows) and the rest is left for the next ru
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import time
@@ -123,8 +122,6 @@ def make_analyst(
             "the agentic analyst holds a conversation per run, which the batch API cannot; "
             "--batch applies to the single analyst"
         )
-    if model_settings.batch and importlib.util.find_spec("pipeline.llm.batch") is None:
-        raise AnalyseError("--batch needs the model layer's batch support, not in this build")
     if name == "single":
         from pipeline.analyse.single import SingleAnalyst as cls
     else:
