@@ -70,16 +70,21 @@ def tokens(title: str) -> list[str]:
     ]
 
 
-def head(title: str) -> str:
-    """The main clause: without a leading or trailing 'when/if/unless ...' condition."""
+def split(title: str) -> tuple[str, str, str]:
+    """(leading condition, main clause, trailing condition) of a lower-cased title."""
     low = title.lower()
     lead = _LEAD.match(low)
-    return low[lead.end() :] if lead else _TAIL.sub("", low)
+    if lead:
+        return low[: lead.end()], low[lead.end() :], ""
+    tail = _TAIL.search(low)
+    if tail:
+        return "", low[: tail.start()], low[tail.start() :]
+    return "", low, ""
 
 
 def negated(title: str) -> bool:
     """The main clause advises against something (a negation in a condition does not count)."""
-    return any(t in NEGATIONS for t in tokens(head(title)))
+    return any(t in NEGATIONS for t in tokens(split(title)[1]))
 
 
 def position(title: str) -> tuple[bool, tuple[str, ...]]:
@@ -88,13 +93,10 @@ def position(title: str) -> tuple[bool, tuple[str, ...]]:
 
 
 def stem(title: str) -> str:
-    out = []
-    neg = negated(title)
-    for t in tokens(title):
-        if (neg and t in NEGATIONS) or t in FILLER:
-            continue
-        out.append(t.split("=", 1)[0] + "=" if "=" in t else t)
-    return " ".join(out)
+    """The title's words without the main clause's negations, fillers, or setting values."""
+    pre, main, post = split(title)
+    words = tokens(pre) + [t for t in tokens(main) if t not in NEGATIONS] + tokens(post)
+    return " ".join(t.split("=", 1)[0] + "=" if "=" in t else t for t in words if t not in FILLER)
 
 
 def section_key(section: str | None) -> str:

@@ -22,12 +22,13 @@ import polars as pl
 from pipeline.consolidate.conflicts import Item, section_key
 from pipeline.consolidate.settings import Thresholds
 from pipeline.llm.embed import Embedder
-from pipeline.skill.document import Document, slug
+from pipeline.skill.document import slug
 from pipeline.skill.folder import SKILL_FILE, SkillFolder
 from pipeline.skill.patch import PatchOp
 
 GENERAL = "General"
 _WS = re.compile(r"\s+")
+_SPACE_PUNCT = re.compile(r"\s+([.,;:!?])(?=\s|$)")
 
 
 @dataclass
@@ -43,12 +44,12 @@ class RunIndex:
     def from_facts(cls, facts: pl.DataFrame) -> RunIndex:
         runs = facts.select("trajectory_id", "outcome", "task_id").unique("trajectory_id")
         runs = runs.sort("trajectory_id")
-        task = runs["task_id"].fill_null("").cast(pl.Categorical).to_physical().to_numpy()
+        task = runs["task_id"].cast(pl.Categorical).to_physical().cast(pl.Int64).fill_null(-1)
         return cls(
             ids=runs["trajectory_id"].to_list(),
             failed=(runs["outcome"] == "failure").fill_null(False).to_numpy(),
             succeeded=(runs["outcome"] == "success").fill_null(False).to_numpy(),
-            task=np.where(runs["task_id"].is_null().to_numpy(), -1, task).astype(np.int64),
+            task=task.to_numpy(),
         )
 
     def index(self) -> pl.DataFrame:
@@ -72,7 +73,8 @@ def evidence_note(item: Item, runs: RunIndex) -> str:
 
 
 def one_line(text: str) -> str:
-    return _WS.sub(" ", text or "").strip()
+    """One line of text: spacing collapsed, no space before punctuation."""
+    return _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", text or "")).strip()
 
 
 def detail_of(item: Item) -> str:
@@ -224,7 +226,3 @@ def _op(kind: str, section: str, anchor: str | None, text: str, it: Item) -> Pat
         cluster_ids=list(it.cluster_ids),
         item=it.item_id,
     )
-
-
-def skill_document_lines(doc: Document) -> int:
-    return doc.render().count("\n")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import sql
+from pipeline import schemas, sql
 from pipeline.console import Console
 from pipeline.consolidate.dedupe import lesson_facts
 from pipeline.consolidate.merge import OfflineMerger
@@ -119,7 +119,7 @@ def _start_folder(base: SkillFolder | None, name: str, facts: pl.DataFrame, min_
     description = (
         f"Lessons distilled from {n_runs} agent runs"
         + (f" ({', '.join(sources[:5])})" if sources else "")
-        + (f" on: {', '.join(sections[:12])}" if sections else "")
+        + (f" about {', '.join(sections[:12])}" if sections else "")
         + ". Use it when doing these tasks; each lesson recurred across separate runs."
     )[:1024]
     title = name.replace("-", " ").capitalize()
@@ -283,13 +283,13 @@ def _audit(con, facts: pl.DataFrame, skill_lines: pl.DataFrame, dropped: pl.Data
 
 def _write_tables(lake, run_id, outcome, written, dropped, s, settings_json, model, base_dir):
     def frame(rows_or_df, table):
-        df = (
-            rows_or_df
-            if isinstance(rows_or_df, pl.DataFrame)
-            else pl.DataFrame(
-                rows_or_df, schema={c: d for c, d in lake_columns(table).items() if c != "run_id"}
+        if isinstance(rows_or_df, pl.DataFrame):
+            df = rows_or_df
+        else:
+            columns = schemas.table(table).columns
+            df = pl.DataFrame(
+                rows_or_df, schema={c: d for c, d in columns.items() if c != "run_id"}
             )
-        )
         return df.with_columns(run_id=pl.lit(run_id))
 
     now = dt.datetime.now(dt.UTC)
@@ -328,9 +328,3 @@ def _write_tables(lake, run_id, outcome, written, dropped, s, settings_json, mod
     lake.ensure()
     for table in TABLES:  # consolidations last: its row says the run is complete
         lake.replace_partition(table, frames[table], {"run_id": run_id})
-
-
-def lake_columns(table: str) -> dict:
-    from pipeline import schemas
-
-    return schemas.table(table).columns

@@ -148,7 +148,8 @@ def _topic(rng: random.Random, i: int) -> dict:
         f"{title}. Runs that skipped this step failed with an error from {tool} "
         f"or a wrong final database state; runs that did it passed."
     )
-    return dict(section=section, tool=tool, kind=kind, title=title, content=content)
+    op = "revise" if rng.random() < 0.2 else "add"
+    return dict(section=section, tool=tool, kind=kind, title=title, content=content, op=op)
 
 
 def _negate(topic: dict) -> dict:
@@ -157,6 +158,15 @@ def _negate(topic: dict) -> dict:
         "title": title,
         "content": f"{title}. Runs that did it anyway went wrong at {topic['tool']}.",
     }
+
+
+def _revalue(rng: random.Random, topic: dict) -> dict:
+    """The same advice with another value for its setting: a value conflict."""
+    name, _, rest = topic["title"].partition("=")
+    old = rest.split(" ", 1)[0]
+    new = rng.choice([v for v in VALUES if v != old])
+    title = topic["title"].replace(f"={old} ", f"={new} ", 1)
+    return topic | {"title": title, "content": topic["content"].replace(topic["title"], title)}
 
 
 def _jitter(rng: random.Random, text: str) -> str:
@@ -208,11 +218,14 @@ def synthetic_lessons(
     rng = random.Random(seed)
     n_topics = n_topics or max(20, n_lessons // 40)
     topics = [_topic(rng, i) for i in range(n_topics)]
-    for i in range(int(n_topics * conflicts)):
-        twin = _negate(topics[i])
-        topics.append(twin)
     weights = [1.0 / (rank + 1) ** 0.9 for rank in range(n_topics)]
-    weights += [weights[i] * rng.choice([0.3, 1.0]) for i in range(len(topics) - n_topics)]
+    for i in range(int(n_topics * conflicts)):
+        topics.append(_negate(topics[i]))
+        weights.append(weights[i] * rng.choice([0.3, 1.0]))
+        j = n_topics - 1 - i
+        if "=" in topics[j]["title"]:  # a rarer topic gets a value twin
+            topics.append(_revalue(rng, topics[j]))
+            weights.append(weights[j] * rng.choice([0.3, 1.0]))
 
     n_runs = max(1, n_lessons // lessons_per_run)
     n_tasks = max(1, n_runs // 4)
@@ -273,7 +286,7 @@ def synthetic_lessons(
                 topic["section"],
                 topic["tool"],
                 RULES[topic["kind"]],
-                "revise" if i % 11 == 0 else "add",
+                topic.get("op", "add"),
                 "single" if i % 10 == 0 else "miner",
                 t,
                 variant,
