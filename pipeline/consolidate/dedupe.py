@@ -42,6 +42,14 @@ def lesson_facts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     return sql.query(con, "consolidate_lesson_facts")
 
 
+def prefilter(t: Thresholds) -> float:
+    """Share of equal MinHash values a candidate needs before exact verification: three
+    standard errors of the estimate below the threshold, so true pairs are not let go."""
+    n = t.minhash_bands * t.minhash_rows
+    se = (t.near_threshold * (1 - t.near_threshold) / n) ** 0.5
+    return max(0.0, t.near_threshold - 3 * max(se, 0.05))
+
+
 def near_pairs(
     con: duckdb.DuckDBPyConnection, docs: pl.DataFrame, t: Thresholds
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,6 +63,7 @@ def near_pairs(
             rows=t.minhash_rows,
             max_bucket=t.max_bucket,
             pivots=t.bucket_pivots,
+            prefilter=prefilter(t),
             threshold=t.near_threshold,
         )
     finally:
