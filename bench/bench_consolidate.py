@@ -4,7 +4,7 @@
   each size in its own subprocess (so its RSS high-water mark is its own), beside a plain DuckDB
   pass over the same lessons (read + group by title) as the time reference and the in-memory size
   of the lessons as the memory reference. Sizes: full 100k and 1M lessons; small 10k and 50k.
-- recall: the LSH band join (random hyperplanes, the default 16 bands x 12 bits) against the exact
+- recall: the LSH band join (random hyperplanes, the default 32 bands x 14 bits, on centred vectors) against the exact
   pairs of a numpy brute force over a sample of distinct titles (full 20k, small 5k) at the
   default semantic threshold; pair recall of the candidates, and the share of true pairs that
   end up in one cluster after verification and union-find. Reference: the brute force's time.

@@ -23,8 +23,8 @@ class Thresholds:
     minhash_rows: int = 4
     # semantic clusters: embeddings, random-hyperplane LSH, cosine verification
     semantic_threshold: float = 0.9
-    lsh_bands: int = 16
-    lsh_rows: int = 12
+    lsh_bands: int = 32
+    lsh_rows: int = 14
     embedder: str = "lexical"
     # buckets bigger than this pair each member with its first `bucket_pivots` members only
     max_bucket: int = 16

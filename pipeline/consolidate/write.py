@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import duckdb
 import polars as pl
 
-from pipeline import sql
+from pipeline import schemas, sql
 from pipeline.consolidate.outcome import Outcome, lesson_drops
+from pipeline.lake import Lake
 from pipeline.skill.folder import SkillFolder
 from pipeline.skill.patch import OpResult, apply_patch
 from pipeline.skill.provenance import line_rows
@@ -140,3 +141,50 @@ def apply_outcome(
         skill_lines=skill_lines,
         dropped=lesson_drops(outcome.members, lost, "apply"),
     )
+
+
+def unaccounted_lessons(
+    con: duckdb.DuckDBPyConnection,
+    facts: pl.DataFrame,
+    skill_lines: pl.DataFrame,
+    dropped: pl.DataFrame,
+) -> pl.DataFrame:
+    """Lessons neither behind a skill line nor dropped once (must be empty)."""
+    con.register("lesson_facts", facts)
+    con.register("run_skill_lines", skill_lines.select("lesson_ids"))
+    con.register("run_dropped", dropped.select("lesson_id"))
+    try:
+        return sql.query(con, "audit_consolidate_unaccounted_lessons")
+    finally:
+        for n in ("lesson_facts", "run_skill_lines", "run_dropped"):
+            con.unregister(n)
+
+
+TABLES = ("clusters", "cluster_members", "merge_nodes", "merge_edges", "patch_ops",
+          "skill_lines", "dropped", "consolidations")  # fmt: skip
+
+
+def write_tables(
+    lake: Lake, run_id: str, outcome: Outcome, written: Written, dropped: pl.DataFrame, row: dict
+) -> None:
+    """Every consolidation table's rows for `run_id`, replacing that run's earlier rows."""
+
+    def frame(rows: pl.DataFrame | list[dict], table: str) -> pl.DataFrame:
+        if not isinstance(rows, pl.DataFrame):
+            columns = schemas.table(table).columns
+            rows = pl.DataFrame(rows, schema={c: d for c, d in columns.items() if c != "run_id"})
+        return rows.with_columns(run_id=pl.lit(run_id))
+
+    frames = {
+        "clusters": frame(outcome.clusters, "clusters"),
+        "cluster_members": frame(outcome.members, "cluster_members"),
+        "merge_nodes": frame(outcome.nodes, "merge_nodes"),
+        "merge_edges": frame(outcome.edges, "merge_edges"),
+        "patch_ops": frame(written.patch_ops, "patch_ops"),
+        "skill_lines": frame(written.skill_lines, "skill_lines"),
+        "dropped": frame(dropped, "dropped"),
+        "consolidations": frame([row], "consolidations"),
+    }
+    lake.ensure()
+    for table in TABLES:  # consolidations last: its row says the run is complete
+        lake.replace_partition(table, frames[table], {"run_id": run_id})

@@ -137,7 +137,13 @@ def test_semantic_lsh_candidates_recall_against_brute_force():
         },
     )
     con = sql.connect()
-    a, b = candidate_pairs(con, docs, band_keys(v, 16, 12), max_bucket=10**6, pivots=1)
+    a, b = candidate_pairs(
+        con,
+        docs,
+        band_keys(v, Thresholds().lsh_bands, Thresholds().lsh_rows),
+        max_bucket=10**6,
+        pivots=1,
+    )
     sims = v @ v.T
     x, y = np.triu_indices(len(titles), 1)
     hit = sims[x, y] >= 0.9
