@@ -28,6 +28,7 @@ from pipeline.skill.patch import PatchOp
 
 GENERAL = "General"
 _WS = re.compile(r"\s+")
+_BRACKET = re.compile(r"(?<!\\)\[")
 _SPACE_PUNCT = re.compile(r"\s+([.,;:!?])(?=\s|$)")
 
 
@@ -73,8 +74,10 @@ def evidence_note(item: Item, runs: RunIndex) -> str:
 
 
 def one_line(text: str) -> str:
-    """One line of text: spacing collapsed, no space before punctuation."""
-    return _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", text or "")).strip()
+    """One line of Markdown from lesson text: spacing collapsed, no space before punctuation,
+    and '[' escaped, so text quoted from a run never becomes a link (that could dangle)."""
+    flat = _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", text or "")).strip()
+    return _BRACKET.sub(r"\\[", flat)
 
 
 def detail_of(item: Item) -> str:

@@ -175,12 +175,13 @@ def consolidate(
         )
     sources = facts["source"].drop_nulls().unique().to_list()
     base_name = (base.skill.frontmatter or {}).get("name") if base else None
-    name = (
-        name
-        or base_name
-        or (slug(f"{sources[0]}-skill") if len(sources) == 1 else "distilled-skill")
-    )
-    _check_args(mode, fan_in, min_support, batch_size, name)
+    if name is None and base_name is not None:
+        if not isinstance(base_name, str) or not KEBAB.match(base_name) or len(base_name) > 64:
+            raise SettingsError(
+                f"the base skill's name {base_name!r} is not kebab-case of at most 64 "
+                "characters: pass --name"
+            )
+    name = name or base_name or (slug(f"{sources[0]}-skill") if len(sources) == 1 else "distilled-skill")  # fmt: skip
     out = Path(out_dir) / name
     check_target(out, base_dir)
 

@@ -23,7 +23,7 @@ from pipeline.skill.document import Document, FrontmatterError, norm_title, spli
 ALLOWED_KEYS = ("name", "description", "license", "allowed-tools", "metadata", "compatibility")
 MAX_NAME, MAX_DESCRIPTION, MAX_LINES = 64, 1024, 500
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_LINK = re.compile(r"!?(?<!\\)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
 @dataclass(frozen=True)

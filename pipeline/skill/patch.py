@@ -9,7 +9,8 @@ Ops (``file`` is a path inside the folder; ``section`` a heading title; ``anchor
 
 - add_section: a new ``## section`` (level from ``anchor`` = "level:N", default 2) with ``text``
   as its body, at the end of the file.
-- append: ``text`` as a new block at the end of ``section`` (of the file when section is None).
+- append: ``text`` as a new block at the end of ``section``'s own text, before its first
+  subsection (at the end of the file when section is None).
 - replace: the one occurrence of ``anchor`` inside ``section`` becomes ``text``.
 - insert_after / insert_before: ``text`` lines right after / before the one line of ``section``
   that contains ``anchor``.
@@ -146,8 +147,9 @@ def apply_op(folder: SkillFolder, op: PatchOp) -> OpResult:
     if span is None:
         return OpResult("anchor_missing", f"no section {op.section!r} in {path}")
     start, end = span
-    if op.op == "append":
-        _block(doc, doc.last_content(start, end) + 1, _lines(op))
+    if op.op == "append":  # at the end of the section's own text, before any subsection
+        own_end = next((h.index for h in doc.headings() if start < h.index < end), end)
+        _block(doc, doc.last_content(start, own_end) + 1, _lines(op))
         return OpResult("applied")
     if op.op == "delete_section":
         del doc.lines[start:end]

@@ -124,3 +124,16 @@ def test_reference_names_avoid_files_the_base_has(runs, tmp_path):
 
 def test_one_line_tidies_spacing():
     assert one_line("Check  the fare\nfirst .") == "Check the fare first."
+
+
+def test_links_quoted_from_runs_cannot_dangle(runs, tmp_path):
+    from pipeline.skill.folder import stage_skill
+    from pipeline.skill.lint import lint_skill
+
+    it = item(1, "Read [the guide](docs/guide.md) before booking")
+    it.detail = "See [x](../../etc/passwd)."
+    folder = load_skill(BASE)
+    apply_patch(folder, render_patch([it], layout(runs)))
+    staged = stage_skill(folder, tmp_path / "airline-agent-policy")
+    assert lint_skill(staged, folder_name="airline-agent-policy") == []
+    assert "- Read \\[the guide](docs/guide.md) before booking" in (staged / "SKILL.md").read_text()

@@ -246,3 +246,15 @@ def test_a_skill_that_fails_lint_is_kept_aside_and_the_run_fails(lake, tmp_path,
     assert (out / "airline-agent-policy.rejected" / "SKILL.md").exists()
     row = lake.read("consolidations").row(0, named=True)
     assert row["lint_ok"] is False
+
+
+def test_a_base_skill_with_a_bad_name_asks_for_one(lake, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    base = tmp_path / "base"
+    shutil.copytree(BASE, base)
+    skill = base / "SKILL.md"
+    skill.write_text(skill.read_text().replace("name: airline-agent-policy", "name: Airline Policy"))
+    with pytest.raises(SettingsError, match="pass --name"):
+        consolidate(lake, base_skill=base, out_dir=tmp_path / "out")
+    s = consolidate(lake, base_skill=base, out_dir=tmp_path / "out", name="airline")
+    assert s.lint_ok and (tmp_path / "out" / "airline" / "SKILL.md").read_text().count("name: airline\n") == 1

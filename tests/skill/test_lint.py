@@ -124,3 +124,8 @@ def test_command_line(tmp_path, capsys):
     assert main([str(bad)]) == 1
     assert "does not match the folder name" in capsys.readouterr().out
     assert main([]) == 2
+
+
+def test_escaped_brackets_are_not_links(tmp_path):
+    root = write(tmp_path, GOOD.replace("- A rule.", "- A rule citing \\[a note](../nowhere.md)."))
+    assert lint_skill(root) == []

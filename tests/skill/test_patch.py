@@ -197,3 +197,10 @@ def test_per_line_tags_for_created_files():
         ("x", "added"),
         ("y", "added"),
     ]
+
+
+def test_append_to_a_section_with_subsections_lands_before_them():
+    f = folder()
+    res = apply_op(f, PatchOp("append", "SKILL.md", section="Policy", text="- General rule."))
+    assert res.status == "applied"
+    assert body(f).startswith("# Policy\n\nIntro.\n\n- General rule.\n\n## Book flight")
