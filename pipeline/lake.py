@@ -35,6 +35,36 @@ class LakeError(RuntimeError):
     """The lake cannot be read or written as asked."""
 
 
+def _s3(storage_options: dict) -> tuple[pafs.FileSystem, dict]:
+    """An S3 filesystem and matching polars storage options from the standard AWS environment.
+
+    Honours AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_REGION (or
+    AWS_DEFAULT_REGION) and AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_S3) for S3-compatible stores.
+    """
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL")
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    kwargs: dict = {"region": region}
+    options = {"aws_region": region}
+    if env.get("AWS_ACCESS_KEY_ID"):
+        kwargs |= {
+            "access_key": env["AWS_ACCESS_KEY_ID"],
+            "secret_key": env.get("AWS_SECRET_ACCESS_KEY", ""),
+        }
+        options |= {
+            "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY", ""),
+        }
+        if env.get("AWS_SESSION_TOKEN"):
+            kwargs["session_token"] = env["AWS_SESSION_TOKEN"]
+            options["aws_session_token"] = env["AWS_SESSION_TOKEN"]
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        kwargs |= {"endpoint_override": host or scheme, "scheme": scheme if host else "https"}
+        options |= {"aws_endpoint_url": endpoint, "aws_allow_http": str(scheme == "http").lower()}
+    return pafs.S3FileSystem(**kwargs), options | storage_options
+
+
 class Lake:
     """A handle on one lake root. Cheap to create; holds no open files."""
 
@@ -45,6 +75,9 @@ class Lake:
         if self.is_local:
             self.fs: pafs.FileSystem = pafs.LocalFileSystem()
             self.base = str(Path(self.uri.removeprefix("file://")).resolve())
+        elif self.uri.startswith("s3://"):
+            self.fs, self.storage_options = _s3(self.storage_options)
+            self.base = self.uri.removeprefix("s3://")
         else:
             self.fs, self.base = pafs.FileSystem.from_uri(self.uri)
         self.base = self.base.rstrip("/")

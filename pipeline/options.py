@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from pipeline.console import Console
@@ -22,3 +24,81 @@ def lake_option(required: bool = True):
 
 
 pass_console = click.make_pass_decorator(Console, ensure=True)
+
+
+def model_options(func=None, *, multiple_models: bool = False):
+    """--model, --base-url, --api-key, --settings and the limits, collected into `model_overrides`.
+
+    The command resolves them with `ModelSettings.resolve(settings_file=..., **overrides)`:
+    command line > settings file > environment > defaults. With `multiple_models`, --model is
+    repeatable and required, and arrives apart as `models` (one client per model).
+    `--model-seed` is the sampling seed sent to the server; a command's own `--seed` (sampling
+    trajectories or tasks) is a different thing.
+    """
+    if func is None:
+        return functools.partial(model_options, multiple_models=multiple_models)
+    if multiple_models:
+        model = click.option(
+            "--model",
+            "models",
+            multiple=True,
+            required=True,
+            help="Model name at the endpoint; repeat to compare models.",
+        )
+    else:
+        model = click.option(
+            "--model", default=None, help="Model name, or 'offline' (the default) for no model."
+        )
+    options = [
+        model,
+        click.option(
+            "--base-url",
+            default=None,
+            help="OpenAI-compatible server (default: $OPENAI_BASE_URL, or the settings file).",
+        ),
+        click.option(
+            "--api-key", default=None, help="API key (default: $OPENAI_API_KEY). Never stored."
+        ),
+        click.option(
+            "--settings",
+            "settings_file",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Settings file (TOML); default ./trace2skill.toml if present.",
+        ),
+        click.option("--concurrency", default=None, type=int, help="Requests in flight at once."),
+        click.option("--temperature", default=None, type=float, help="Sampling temperature."),
+        click.option(
+            "--model-seed", default=None, type=int, help="Sampling seed sent to the server."
+        ),
+        click.option(
+            "--token-budget", default=None, type=int, help="Stop cleanly after this many tokens."
+        ),
+        click.option(
+            "--cost-budget", default=None, type=float, help="Stop cleanly after this many USD."
+        ),
+        click.option("--batch/--no-batch", default=None, help="Use the server's batch API."),
+    ]
+    keys = [
+        "base_url",
+        "api_key",
+        "settings_file",
+        "concurrency",
+        "temperature",
+        "token_budget",
+        "batch",
+    ]
+
+    def collect(**kwargs):
+        overrides = {k: kwargs.pop(k) for k in keys}
+        if not multiple_models:
+            overrides["model"] = kwargs.pop("model")
+        overrides["seed"] = kwargs.pop("model_seed")
+        overrides["cost_budget_usd"] = kwargs.pop("cost_budget")
+        kwargs["model_overrides"] = overrides
+        return func(**kwargs)
+
+    functools.update_wrapper(collect, func)  # keeps options declared below this decorator
+    for option in reversed(options):
+        collect = option(collect)
+    return collect

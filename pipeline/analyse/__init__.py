@@ -1,0 +1,1 @@
+"""The analyse stage: trajectories in, lessons and per-trajectory analyses out (see `run.py`)."""

@@ -139,4 +139,4 @@ def to_arrow(name: str, df: pl.DataFrame, *, with_partitions: bool = False) -> p
 
 
 # The table modules register themselves on import.
-from pipeline.schemas import analysis, consolidation, llm, trajectory  # noqa: E402,F401
+from pipeline.schemas import analysis, consolidation, evaluation, llm, trajectory  # noqa: E402,F401

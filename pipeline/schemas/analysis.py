@@ -19,7 +19,10 @@ class Analyses(pa.DataFrameModel):
 
     analysis_id: str = pa.Field(
         unique=True,
-        description="digest of trajectory_id, analyst, model, prompt_version and analyst settings",
+        description="digest of trajectory_id and config_id",
+    )
+    config_id: str = pa.Field(
+        description="digest of analyst, model, prompt_version and analyst settings: the resume key"
     )
     trajectory_id: str = pa.Field(description="run analysed")
     analyst: str = pa.Field(isin=ANALYSTS, description="miner / single / agentic")

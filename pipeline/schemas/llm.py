@@ -11,7 +11,12 @@ from pipeline.schemas.trajectory import Strict
 
 @register("llm_calls")
 class LlmCalls(pa.DataFrameModel):
-    """One row per model request answered (from the server, from the cache, or with an error)."""
+    """One row per model request answered (from the server, from the cache, or with an error).
+
+    A chat request is one row; an embeddings request is one row per input text, so every text
+    is cached on its own. A key may have several rows over time (a first error, a later success,
+    cache hits); only rows with neither an error nor cache_hit are served from the cache.
+    """
 
     call_id: str = pa.Field(description="unique id of this row (key plus time and attempt)")
     key: str = pa.Field(
@@ -27,13 +32,27 @@ class LlmCalls(pa.DataFrameModel):
     )
     prompt_version: str = pa.Field(nullable=True, description="version of the prompt template")
     request: str = pa.Field(description="JSON of the request body (messages or inputs)")
-    response: str = pa.Field(nullable=True, description="JSON of the response body; null on error")
+    response: str = pa.Field(
+        nullable=True,
+        description="JSON of the response body (an embedding's vector is in `vector`); on an error the last body received, if any; null on a cache hit",
+    )
+    vector: pl.List(pl.Float32) = pa.Field(
+        nullable=True, description="the embedding of one text (embedding rows that succeeded)"
+    )
+    finish_reason: str = pa.Field(
+        nullable=True, description="why generation stopped (stop, length, tool_calls, ...)"
+    )
+    tag: str = pa.Field(
+        nullable=True, description="free label of the caller (e.g. a trajectory_id), not in the key"
+    )
     tokens_in: int = pa.Field(
         ge=0, description="prompt tokens reported by the server (0 on a cache hit)"
     )
     tokens_out: int = pa.Field(ge=0, description="completion tokens (0 on a cache hit)")
     latency_ms: float = pa.Field(ge=0, description="wall time of the call including retries")
-    cost_usd: float = pa.Field(ge=0, description="cost at the configured prices (0 on a cache hit)")
+    cost_usd: float = pa.Field(
+        ge=0, description="cost at the configured prices (0 on a cache hit or an unpriced model)"
+    )
     attempts: int = pa.Field(ge=0, description="HTTP attempts made (0 on a cache hit)")
     error: str = pa.Field(
         nullable=True, description="why the call failed, after retries and the repair attempt"

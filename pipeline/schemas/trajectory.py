@@ -111,10 +111,16 @@ class IngestFiles(pa.DataFrameModel):
         description="digest of the file's resolved path and the source; names its parts"
     )
     file: str = pa.Field(description="path as given")
+    resolved_path: str = pa.Field(
+        description="absolute path of the file; finds its old parts when it moves to another source"
+    )
     file_sha256: str = pa.Field(description="sha256 of the bytes read")
     size_bytes: int = pa.Field(ge=0, description="file size")
     source: str = pa.Field(description="source partition it was written to")
     format: str = pa.Field(description="adapter used")
+    settings_digest: str = pa.Field(
+        description="digest of the adapter version and options (format, labels, mapping, model) the file was read with; a change re-reads it"
+    )
     status: str = pa.Field(
         isin=["ingested", "unchanged", "replaced", "failed"],
         description="what this ingest did with the file",
@@ -122,6 +128,9 @@ class IngestFiles(pa.DataFrameModel):
     n_trajectories: int = pa.Field(ge=0, description="trajectories read from it")
     n_steps: int = pa.Field(ge=0, description="steps read from it")
     n_skipped: int = pa.Field(ge=0, description="records skipped as bad input")
+    n_duplicates: int = pa.Field(
+        ge=0, description="records dropped as repeats of a run already read (reprints, copies)"
+    )
     ingested_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
 
     class Config(Strict):

@@ -1,0 +1,149 @@
+"""The analyst interface: what the map asks of every analyst (miner now, model analysts later).
+
+An analyst has a `name` (miner / single / agentic), a `model` ('offline' for the miner), a
+`prompt_version` (of its prompt files, or of the miner's rule set) and `settings` (everything
+else that changes its output). Those four make its configuration id: a trajectory already
+analysed ok under the same configuration is skipped by the map.
+
+The map calls `prepare(lake, con)` once per run (pool-level work: the miner's statistics over
+the whole lake; a model analyst would open its client), then `analyse_batch(batch)` for each batch
+of trajectories, which returns one `Outcome` per trajectory: lessons, usage (model calls, tokens,
+cost), or an error. An exception inside one trajectory's analysis must become that trajectory's
+error outcome; `BaseAnalyst` does that for analysts that work one trajectory at a time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import polars as pl
+
+from pipeline import ids
+from pipeline.lake import Lake
+
+
+@dataclass
+class LessonDraft:
+    """A lesson as an analyst states it; the map adds ids, analyst fields and timestamps."""
+
+    kind: str  # failure_cause / failure_lesson / success_lesson / workflow
+    title: str
+    content: str
+    evidence_steps: list[int]
+    rule: str | None = None
+    tool_name: str | None = None
+    confidence: float = 0.5
+    target_section: str | None = None
+    description: str | None = None
+    op: str = "add"
+
+
+@dataclass
+class Usage:
+    n_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.n_calls += other.n_calls
+        self.tokens_in += other.tokens_in
+        self.tokens_out += other.tokens_out
+        self.cost_usd += other.cost_usd
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Outcome:
+    """One trajectory's analysis: lessons and usage, or the error that stopped it."""
+
+    trajectory_id: str
+    lessons: list[LessonDraft] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    error: str | None = None
+    started_at: dt.datetime = field(default_factory=now)
+    finished_at: dt.datetime = field(default_factory=now)
+
+
+@dataclass
+class Batch:
+    """Trajectories to analyse together, with all their steps."""
+
+    trajectories: pl.DataFrame
+    steps: pl.DataFrame
+
+    def items(self) -> Iterator[tuple[dict[str, Any], pl.DataFrame]]:
+        """(trajectory row, its steps sorted by step_idx) in trajectory_id order."""
+        by_run = {
+            key[0]: frame.sort("step_idx")
+            for key, frame in self.steps.partition_by("trajectory_id", as_dict=True).items()
+        }
+        empty = self.steps.clear()
+        for row in self.trajectories.sort("trajectory_id").iter_rows(named=True):
+            yield row, by_run.get(row["trajectory_id"], empty)
+
+
+class Analyst(Protocol):
+    name: str
+    model: str
+    prompt_version: str
+    settings: dict[str, Any]
+
+    def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None: ...
+
+    def analyse_batch(self, batch: Batch) -> list[Outcome]: ...
+
+
+def error_reason(exc: BaseException) -> str:
+    """One line for an error row: the exception and where it was raised."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def config_id(analyst: Analyst) -> str:
+    """Digest of everything that decides an analyst's output (not the trajectory)."""
+    return ids.digest(
+        "analysis-config", analyst.name, analyst.model, analyst.prompt_version, analyst.settings
+    )
+
+
+class BaseAnalyst:
+    """Runs `analyse_one` per trajectory, turning each exception into that run's error outcome."""
+
+    name = "base"
+    model = "offline"
+    prompt_version = "0"
+
+    def __init__(self, settings: dict[str, Any] | None = None):
+        self.settings = dict(settings or {})
+
+    def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
+        return None
+
+    def analyse_one(
+        self, trajectory: dict[str, Any], steps: pl.DataFrame
+    ) -> tuple[list[LessonDraft], Usage]:
+        raise NotImplementedError
+
+    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+        outcomes = []
+        for row, steps in batch.items():
+            started = now()
+            try:
+                lessons, usage = self.analyse_one(row, steps)
+                outcomes.append(Outcome(row["trajectory_id"], lessons, usage, None, started, now()))
+            except Exception as exc:  # one bad trajectory must not stop the batch
+                outcomes.append(
+                    Outcome(row["trajectory_id"], [], Usage(), error_reason(exc), started, now())
+                )
+        return outcomes

@@ -1,0 +1,87 @@
+"""Repair what an interrupted or repeated analyse run can leave in `lessons` and `analyses`.
+
+Run at the start of every analyse (cheap when there is nothing to do: it reads ids only):
+
+- a lessons part without the analyses part of the same name belongs to a batch that was killed
+  between its two writes: it is deleted (the batch is redone);
+- an analysis that was retried leaves two rows with the same analysis_id (the old error and the
+  new result): the newer row is kept (an ok row always wins), so `analyses` keeps one row per
+  trajectory and configuration;
+- a lesson id present in two parts (two runs racing on one trajectory) keeps its first copy.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipeline.lake import Lake
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+def _with_paths(lake: Lake, table: str, columns: list[str]) -> pl.DataFrame:
+    parts = lake.parts(table)
+    if not parts:
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, "_part": pl.String})
+    return (
+        pl.scan_parquet(
+            [lake.url(p) for p in parts],
+            include_file_paths="_part",
+            storage_options=lake.storage_options or None,
+        )
+        .select(*columns, "_part")
+        .collect()
+    )
+
+
+def _rewrite(lake: Lake, table: str, drop: pl.DataFrame, key: str) -> int:
+    """Drop rows from their parts by key (keys are unique within a part: each part is validated
+    on write), rewriting each touched part atomically under its own name."""
+    n = 0
+    for (path,), rows in drop.group_by("_part"):
+        gone = set(rows.get_column(key).to_list())
+        frame = pl.read_parquet(lake.url(path), storage_options=lake.storage_options or None)
+        frame = frame.filter(~pl.col(key).is_in(gone))
+        part = _name(path).removeprefix("part-").removesuffix(".parquet")
+        if frame.height:
+            lake.write_part(table, frame, part=part)
+        else:
+            lake.delete_parts(table, [path])
+        n += len(gone)
+    return n
+
+
+def tidy(lake: Lake) -> dict[str, int]:
+    """Repair the lake as above; returns what was removed, by kind."""
+    done = {_name(p) for p in lake.parts("analyses")}
+    orphans = [p for p in lake.parts("lessons") if _name(p) not in done]
+    lake.delete_parts("lessons", orphans)
+
+    analyses = _with_paths(lake, "analyses", ["analysis_id", "status", "finished_at"])
+    stale = (
+        analyses.sort(
+            "analysis_id",
+            pl.col("status") == "ok",
+            "finished_at",
+            "_part",
+            descending=[False, True, True, True],
+        )
+        .with_columns(pl.int_range(pl.len()).over("analysis_id").alias("_rank"))
+        .filter(pl.col("_rank") > 0)
+    )
+    n_stale = _rewrite(lake, "analyses", stale, "analysis_id") if stale.height else 0
+
+    lessons = _with_paths(lake, "lessons", ["lesson_id"])
+    dupes = (
+        lessons.sort("lesson_id", "_part")
+        .with_columns(pl.int_range(pl.len()).over("lesson_id").alias("_rank"))
+        .filter(pl.col("_rank") > 0)
+    )
+    n_dupes = _rewrite(lake, "lessons", dupes, "lesson_id") if dupes.height else 0
+    return {
+        "lessons parts without their analyses part": len(orphans),
+        "superseded analysis rows": n_stale,
+        "duplicate lesson rows": n_dupes,
+    }

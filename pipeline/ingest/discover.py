@@ -1,0 +1,110 @@
+"""Which raw files an ingest reads: paths given on the command line, folders walked recursively.
+
+Folders are walked in sorted order; hidden files and folders (a name starting with ".") and the
+lake being written are skipped, and so are files whose suffix no format uses (a folder of runs
+often holds configs, logs and reports too). Files named explicitly are always read.
+
+Each file gets its source (``--source``, else the name of the folder given, or of the folder
+holding the file given) and its key: a digest of its resolved path and source, which names its
+parts in the lake.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.ids import digest
+from pipeline.lake import Lake
+
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".txt", ".log", ".parquet")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class FileTask:
+    """One raw file to read."""
+
+    path: str  # as the user will recognise it (given, or found under a given folder)
+    resolved: str
+    source: str
+    file_key: str
+    explicit: bool
+    size: int
+    previous: object = None  # the file's latest ingest_files row (run.Previous), if any
+
+
+@dataclass
+class Discovery:
+    tasks: list[FileTask] = field(default_factory=list)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    n_ignored: int = 0  # files in walked folders with no trajectory suffix
+
+
+def source_name(name: str) -> str:
+    """A partition-safe source name: letters, digits, '.', '_' and '-'."""
+    cleaned = _UNSAFE.sub("-", name).strip("-.")
+    return cleaned or "default"
+
+
+def file_key(resolved: str, source: str) -> str:
+    return digest("file", resolved, source)
+
+
+def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> Discovery:
+    found = Discovery()
+    lake_root = Path(lake.base) if lake is not None and lake.is_local else None
+    seen: set[str] = set()
+    for given in paths:
+        p = Path(given)
+        if not p.exists():
+            found.problems.append((str(given), "no such file or folder"))
+            continue
+        resolved = p.resolve()
+        src = (
+            source_name(source)
+            if source
+            else source_name(resolved.name if resolved.is_dir() else resolved.parent.name)
+        )
+        if resolved.is_file():
+            _add(found, seen, str(given), resolved, src, explicit=True)
+            continue
+        n_before = len(found.tasks)
+        for f in sorted(resolved.rglob("*")):
+            rel = f.relative_to(resolved)
+            if any(part.startswith(".") for part in rel.parts):
+                continue
+            if lake_root is not None and (f == lake_root or lake_root in f.parents):
+                continue
+            if not f.is_file():
+                continue
+            if not f.name.lower().endswith(SUFFIXES):
+                found.n_ignored += 1
+                continue
+            _add(found, seen, str(Path(given) / rel), f, src, explicit=False)
+        if len(found.tasks) == n_before:
+            found.problems.append(
+                (
+                    str(given),
+                    f"no trajectory files in this folder (looked for {', '.join(SUFFIXES)})",
+                )
+            )
+    return found
+
+
+def _add(found: Discovery, seen: set[str], shown: str, resolved: Path, src: str, explicit: bool):
+    key = str(resolved)
+    if key in seen:  # the same file reached twice (a file and its folder both given)
+        return
+    seen.add(key)
+    found.tasks.append(
+        FileTask(
+            path=shown,
+            resolved=key,
+            source=src,
+            file_key=file_key(key, src),
+            explicit=explicit,
+            size=resolved.stat().st_size,
+        )
+    )

@@ -1,0 +1,288 @@
+"""`ingest_paths`: raw files and folders -> LAKE/trajectories, steps, ingest_files, ingest_errors.
+
+Reads: the raw files, the lake's ``ingest_files`` (what each file was last read as) and the ids
+of ``trajectories`` (to drop a run already ingested from another file). Writes, per raw file,
+one part named by the file's key in ``trajectories`` and in ``steps`` (replacing the file's old
+rows; the parts of the same path under another source are removed), one part of its bad records
+in ``ingest_errors``, and one ``ingest_files`` part per ingest.
+
+Files are read by a pool of worker processes (one file per task, results handled in file order,
+so the outcome does not depend on timing); the parent only dedupes across files and writes.
+A file whose sha256 and reading settings match its last ingest is skipped without parsing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline.console import Console
+from pipeline.ids import digest
+from pipeline.ingest import formats
+from pipeline.ingest.discover import FileTask, discover
+from pipeline.ingest.formats import ReadContext
+from pipeline.ingest.labels import LabelsError, load_labels
+from pipeline.ingest.lakestate import LakeState
+from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
+from pipeline.lake import Lake
+
+EXIT_OK = 0  # every file and record was read
+EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
+EXIT_NOTHING = 4  # nothing could be read
+ADAPTER_VERSION = "1"  # bump when an adapter's output changes: unchanged files are re-read
+POOL_MIN_BYTES = 64 << 20  # below this, starting workers (~1 s each) costs more than it saves
+BATCH_BYTES = 16 << 20  # files read and checked together, up to this size ...
+BATCH_FILES = 256  # ... or this many files
+
+
+class IngestError(ValueError):
+    """The ingest cannot start (bad option, unreadable labels or mapping file)."""
+
+
+@dataclass
+class FileReport:
+    file: str
+    source: str
+    format: str | None
+    detected_by: str | None
+    status: str  # ingested / replaced / unchanged / failed / ignored
+    n_trajectories: int = 0
+    n_steps: int = 0
+    n_skipped: int = 0
+    n_duplicates: int = 0
+    n_labelled: int = 0
+    size_bytes: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class Problem:
+    file: str
+    record: str
+    error: str
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileReport] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)  # skipped records and unreadable files
+    duplicates: list[Problem] = field(default_factory=list)
+    ignored: list[Problem] = field(default_factory=list)  # walked files of no known format
+    n_ignored_suffix: int = 0
+    seconds: float = 0.0
+
+    def total(self, attr: str, statuses=("ingested", "replaced", "unchanged")) -> int:
+        return sum(getattr(f, attr) for f in self.files if f.status in statuses)
+
+    @property
+    def n_trajectories(self) -> int:
+        return self.total("n_trajectories")
+
+    @property
+    def n_steps(self) -> int:
+        return self.total("n_steps")
+
+    @property
+    def n_skipped(self) -> int:
+        return self.total("n_skipped", ("ingested", "replaced", "unchanged", "failed"))
+
+    @property
+    def n_bytes(self) -> int:
+        return self.total("size_bytes", ("ingested", "replaced"))
+
+    @property
+    def exit_code(self) -> int:
+        read = [f for f in self.files if f.status in ("ingested", "replaced", "unchanged")]
+        if not read:
+            return EXIT_NOTHING
+        if self.errors or self.n_skipped or any(f.status == "failed" for f in self.files):
+            return EXIT_PARTIAL
+        return EXIT_OK
+
+
+def ingest_paths(
+    lake: Lake,
+    paths: list[str | Path],
+    *,
+    format: str = "auto",
+    source: str | None = None,
+    labels: str | Path | None = None,
+    console: Console | None = None,
+    model: str | None = None,
+    mapping: str | Path | None = None,
+    jobs: int | None = None,
+) -> IngestSummary:
+    """Ingest raw trajectory files (and folders of them) into `lake`; see the module docstring."""
+    console = console or Console(0)
+    started = time.perf_counter()
+    now = dt.datetime.now(dt.UTC)
+    fmt, ctx, mapping_sha = _format_and_context(format, mapping, model)
+    try:
+        label_set = load_labels(labels) if labels else None
+    except LabelsError as exc:
+        raise IngestError(str(exc)) from None
+    settings = Settings(
+        format=fmt,
+        ctx=ctx,
+        labels=label_set,
+        digest=digest(
+            "settings", ADAPTER_VERSION, fmt, mapping_sha, label_set and label_set.sha256, model
+        ),
+        ingested_at=now,
+    )
+    summary = IngestSummary()
+    found = discover(list(paths), lake, source)
+    summary.n_ignored_suffix = found.n_ignored
+    lake.ensure()
+    state = LakeState.load(lake)
+    for given, error in found.problems:
+        summary.errors.append(Problem(given, "-", error))
+    state.record_path_problems(paths, found.problems, now)
+    if label_set is not None:
+        summary.errors += [Problem(label_set.file, b.record, b.error) for b in label_set.errors]
+        state.record_label_errors(label_set, now)
+    for task in found.tasks:
+        task.previous = state.previous_if_intact(task.file_key)
+
+    log_rows = []
+    with console.progress("ingest", total=len(found.tasks)) as advance:
+        for result in _read_all(found.tasks, settings, jobs):
+            report = state.apply(result, summary, now)
+            if report.status != "ignored":
+                log_rows.append(_log_row(result, report, settings, now))
+            summary.files.append(report)
+            if report.status != "ignored":
+                console.detail(
+                    f"{report.file}: {report.status}, {report.format or '-'} "
+                    f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
+                    f"{report.n_steps} steps, {report.n_skipped} skipped"
+                )
+            advance()
+    if log_rows:
+        lake.write_part(
+            "ingest_files",
+            pl.DataFrame(log_rows, schema=_log_schema(), orient="row"),
+            part=f"{now:%Y%m%dT%H%M%S%f}-{digest('log', os.getpid(), time.time_ns(), length=8)}",
+        )
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _format_and_context(format: str, mapping: str | Path | None, model: str | None):
+    mapping_sha = None
+    spec = None
+    if format.startswith("mapping:"):
+        if mapping:
+            raise IngestError("give the mapping file once: --format mapping:FILE or --mapping FILE")
+        mapping, format = format.removeprefix("mapping:"), "mapping"
+    if mapping and format not in ("auto", "mapping"):
+        raise IngestError(
+            f"--mapping describes the format: it cannot be combined with --format {format}"
+        )
+    if format == "mapping" and not mapping:
+        raise IngestError("--format mapping needs the mapping file: --format mapping:FILE")
+    if mapping:
+        from pipeline.ingest.formats import mapping as mapping_format
+
+        try:
+            spec = mapping_format.load_spec(mapping)
+        except ValueError as exc:
+            raise IngestError(str(exc)) from None
+        mapping_sha, format = spec.sha256, "mapping"
+    elif format != "auto":
+        try:
+            formats.adapter(format)
+        except ValueError as exc:
+            raise IngestError(str(exc)) from None
+    return format, ReadContext(model=model, mapping=spec), mapping_sha
+
+
+def _read_all(tasks: list[FileTask], settings: Settings, jobs: int | None) -> Iterator[FileResult]:
+    """Results in task order: unchanged files by their hash alone, the others read in batches
+    (a process pool when the bytes to parse are enough to pay for starting it)."""
+    done = {i: r for i, t in enumerate(tasks) if (r := check_unchanged(t, settings)) is not None}
+    todo = [t for i, t in enumerate(tasks) if i not in done]
+    batches = _batches(todo)
+    workers = min(jobs or os.cpu_count() or 1, len(batches))
+    if workers <= 1 or sum(t.size for t in todo) < POOL_MIN_BYTES:
+        parsed = (r for batch in batches for r in read_batch(batch, settings))
+    else:
+        parsed = _pooled(batches, settings, workers)
+    for i in range(len(tasks)):
+        yield done[i] if i in done else next(parsed)
+
+
+def _batches(tasks: list[FileTask]) -> list[list[FileTask]]:
+    """Consecutive files grouped up to BATCH_BYTES / BATCH_FILES, so that small files share
+    one schema check and one round trip to a worker."""
+    batches: list[list[FileTask]] = []
+    size = 0
+    for task in tasks:
+        if not batches or size + task.size > BATCH_BYTES or len(batches[-1]) >= BATCH_FILES:
+            batches.append([])
+            size = 0
+        batches[-1].append(task)
+        size += task.size
+    return batches
+
+
+def _pooled(
+    batches: list[list[FileTask]], settings: Settings, workers: int
+) -> Iterator[FileResult]:
+    context = multiprocessing.get_context("spawn")  # polars' threads do not survive fork
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init, initargs=(settings,)
+    ) as pool:
+        window = 2 * workers  # bounded: parsed files wait in memory only until written
+        pending = []
+        for batch in batches:
+            pending.append(pool.submit(_work, batch))
+            if len(pending) >= window:
+                yield from pending.pop(0).result()
+        for future in pending:
+            yield from future.result()
+
+
+_WORKER: dict[str, Settings] = {}  # the settings of this worker process, set once at start
+
+
+def _init(settings: Settings) -> None:
+    _WORKER["settings"] = settings
+
+
+def _work(batch: list[FileTask]) -> list[FileResult]:
+    return read_batch(batch, _WORKER["settings"])
+
+
+def _log_schema() -> dict:
+    from pipeline import schemas
+
+    return schemas.table("ingest_files").columns
+
+
+def _log_row(result: FileResult, report: FileReport, settings: Settings, now: dt.datetime) -> tuple:
+    task = result.task
+    return (
+        task.file_key,
+        task.path,
+        task.resolved,
+        result.sha256 or "",
+        task.size,
+        task.source,
+        report.format or "",
+        result.settings_digest or settings.digest,
+        report.status,
+        report.n_trajectories,
+        report.n_steps,
+        report.n_skipped,
+        report.n_duplicates,
+        now,
+    )

@@ -1,0 +1,159 @@
+"""Synthetic trajectories in any supported format: realistic, varied, deterministic per seed.
+
+``write_synthetic(out_dir, n, format=..., seed=...)`` writes ``n`` runs (ingesting the folder
+gives exactly ``n`` trajectories). Task families: ``booking`` (an airline agent with tools),
+``coding`` (a shell agent fixing a bug, with test failures) and ``qa`` (ReAct search). Each
+family injects recurring failure patterns (a tool that rejects a date format, an update without
+the lookup it needs, identical calls repeated in a loop, tests run before installing, an edit
+that did not apply, ...) at rates that differ by model, and records them in the grader's view
+(``meta.grader.injected`` once ingested) so an analysis can be scored against the truth.
+
+Formats and families: openai-chat and parquet mix booking and coding; tau-bench is booking;
+mini-swe-agent, swe-agent and claude-code are coding (outcomes in ``report.json`` /
+``labels.csv``, as real runs keep them apart); react-text is qa. Runs are written in shards
+(files or folders) in parallel worker processes; a shard's bytes depend only on the seed, the
+format and the shard number.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import os
+import random
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from pipeline.ingest.synth import booking, coding, qa
+from pipeline.ingest.synth.episode import MODELS, Episode, Text
+from pipeline.ingest.synth.writers import WRITERS
+
+FORMATS = list(WRITERS)
+FAMILIES = {
+    "openai-chat": ("booking", "coding"),
+    "parquet": ("booking", "coding"),
+    "tau-bench": ("booking",),
+    "mini-swe-agent": ("coding",),
+    "swe-agent": ("coding",),
+    "claude-code": ("coding",),
+    "react-text": ("qa",),
+}
+GENERATORS = {"booking": booking.episode, "coding": coding.episode, "qa": qa.episode}
+SHARD_RUNS = {"tau-bench": 1000, "react-text": 200}  # runs per shard (default 2000)
+REACT_QUESTIONS = 100  # questions attempted per Reflexion trial
+TRIALS = 4  # runs per task: run i is trial i % TRIALS of task i // TRIALS
+POOL_MIN_RUNS = 3000
+
+
+def shard_episodes(fmt: str, seed: int, shard: int, start: int, stop: int) -> list[Episode]:
+    rng = random.Random(f"synth:{seed}:{fmt}:{shard}")
+    text = Text(rng)
+    if fmt == "react-text":
+        return _reflexion_trials(rng, text, seed, start, stop)
+    families = FAMILIES[fmt]
+    models = list(MODELS)
+    shard_model = models[shard % len(models)]  # tau-bench files hold one model each
+    episodes = []
+    for i in range(start, stop):
+        family = families[rng.randrange(len(families))]
+        model = shard_model if fmt == "tau-bench" else rng.choice(models)
+        e = GENERATORS[family](rng, text, model, i // TRIALS)
+        e.trial = i % TRIALS
+        e.run_id = f"{family}-{seed}-{i:07d}"
+        episodes.append(e)
+    return episodes
+
+
+def _reflexion_trials(
+    rng: random.Random, text: Text, seed: int, start: int, stop: int
+) -> list[Episode]:
+    """qa runs in Reflexion trials: every trial retries the questions not yet solved, topped up
+    with new questions to REACT_QUESTIONS, until the shard's number of runs is reached."""
+    model = rng.choice(list(MODELS))  # one agent per log, as one experiment
+    episodes: list[Episode] = []
+    unsolved: list[int] = []
+    next_question = start
+    trial = 0
+    while len(episodes) < stop - start:
+        batch = unsolved + list(
+            range(next_question, next_question + REACT_QUESTIONS - len(unsolved))
+        )
+        next_question += REACT_QUESTIONS - len(unsolved)
+        batch = batch[: stop - start - len(episodes)]
+        unsolved = []
+        for q in batch:
+            e = qa.episode(rng, text, model, q)
+            e.trial = trial
+            e.run_id = f"qa-{seed}-{start + len(episodes):07d}"
+            episodes.append(e)
+            if e.outcome == "failure":
+                unsolved.append(q)
+        trial += 1
+    return episodes
+
+
+def _write_shard(args: tuple) -> tuple[list[Path], list[tuple[str, str, list]]]:
+    fmt, seed, shard, start, stop, out = args
+    episodes = shard_episodes(fmt, seed, shard, start, stop)
+    paths = WRITERS[fmt](shard, episodes, Path(out))
+    outcomes = [(e.run_id, e.outcome, e.grader.get("injected", [])) for e in episodes]
+    return paths, outcomes
+
+
+def write_synthetic(
+    out_dir: str | Path,
+    n: int,
+    *,
+    format: str = "openai-chat",
+    seed: int = 0,
+    jobs: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Write n synthetic runs under out_dir in `format`; returns the files written.
+    `progress(k)` is called as each shard of k runs is done."""
+    if format not in WRITERS:
+        raise ValueError(f"unknown format {format!r}; synth writes {', '.join(FORMATS)}")
+    if n < 1:
+        raise ValueError("the number of trajectories must be at least 1")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty: write synthetic runs into a new or empty folder")
+    out.mkdir(parents=True, exist_ok=True)
+    size = SHARD_RUNS.get(format, 2000)
+    tasks = [
+        (format, seed, k, s, min(n, s + size), str(out)) for k, s in enumerate(range(0, n, size))
+    ]
+    workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    results = []
+    if workers > 1 and n >= POOL_MIN_RUNS:
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+            for task, result in zip(tasks, pool.map(_write_shard, tasks), strict=True):
+                results.append(result)
+                if progress:
+                    progress(task[4] - task[3])
+    else:
+        for task in tasks:
+            results.append(_write_shard(task))
+            if progress:
+                progress(task[4] - task[3])
+    paths = [p for shard_paths, _ in results for p in shard_paths]
+    outcomes = [o for _, shard_outcomes in results for o in shard_outcomes]
+    if format in ("mini-swe-agent", "swe-agent"):
+        report = out / "report.json"
+        report.write_text(json.dumps({
+            "resolved_ids": [r for r, o, _ in outcomes if o == "success"],
+            "unresolved_ids": [r for r, o, _ in outcomes if o == "failure"],
+            "injected": {r: i for r, _, i in outcomes},
+        }, indent=1))  # fmt: skip
+        paths.append(report)
+    elif format == "claude-code":
+        labels = out / "labels.csv"
+        with labels.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["trajectory_id", "outcome", "injected"])
+            w.writerows((r, o, " ".join(i)) for r, o, i in outcomes)
+        paths.append(labels)
+    return paths

@@ -1,0 +1,189 @@
+"""Requests and results of the model layer, the cache key, and reading a completion back.
+
+A `ChatRequest` becomes a `Prepared` request: the exact chat-completions body sent (settings
+filled in), its cache key and the JSON kept in `llm_calls`. The key is a digest of everything that
+changes the answer (model, messages, temperature, seed, max_tokens, response format, tools,
+tool_choice) and the prompt version, never the API key or the server address.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+
+from pipeline.ids import canonical_json, digest
+from pipeline.settings import ModelSettings
+
+KEY_VERSION = "llm-v1"
+REPAIR = (
+    "Your reply did not match the required JSON schema: {error}. "
+    "Reply again with only the corrected JSON object."
+)
+
+
+@dataclass
+class ChatRequest:
+    messages: list[dict]
+    response_model: type[pydantic.BaseModel] | None = None
+    tools: list[dict] | None = None
+    tool_choice: str | dict | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    max_tokens: int | None = None
+    prompt_version: str | None = None
+    stage: str = ""
+    tag: str | None = None
+
+
+@dataclass
+class ChatResult:
+    key: str
+    ok: bool
+    content: str | None = None
+    tool_calls: list[dict] = field(default_factory=list)
+    parsed: pydantic.BaseModel | None = None
+    error: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    latency_ms: float = 0.0
+    message: dict = field(default_factory=lambda: {"role": "assistant", "content": None})
+    finish_reason: str | None = None
+    attempts: int = 0
+
+
+@dataclass
+class Usage:
+    """Running totals of one LLM: server calls, cache hits, error results, tokens and cost."""
+
+    n_calls: int = 0
+    cache_hits: int = 0
+    errors: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+@dataclass
+class Prepared:
+    req: ChatRequest
+    body: dict  # the chat-completions body, as sent
+    key: str
+    params: str  # JSON of the generation parameters (llm_calls.params)
+    request: str  # JSON of the messages (llm_calls.request)
+
+
+def response_format(model: type[pydantic.BaseModel]) -> dict:
+    """A strict json_schema response_format for a pydantic model (the client's own converter)."""
+    try:
+        from openai.lib._parsing._completions import type_to_response_format_param
+
+        return dict(type_to_response_format_param(model))
+    except Exception:  # helper moved, or a schema strict mode cannot express: send it plain
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": model.__name__, "schema": model.model_json_schema()},
+        }
+
+
+def prepare(req: ChatRequest, settings: ModelSettings) -> Prepared:
+    """The body to send and its cache key; request values win over settings."""
+    params: dict[str, Any] = {
+        "temperature": req.temperature if req.temperature is not None else settings.temperature,
+        "seed": req.seed if req.seed is not None else settings.seed,
+        "max_tokens": req.max_tokens if req.max_tokens is not None else settings.max_tokens,
+    }
+    if req.response_model is not None:
+        params["response_format"] = response_format(req.response_model)
+    if req.tools:
+        params["tools"] = req.tools
+    if req.tool_choice is not None:
+        params["tool_choice"] = req.tool_choice
+    params = {k: v for k, v in params.items() if v is not None}
+    body = {"model": settings.model, "messages": req.messages, **params}
+    key = digest(KEY_VERSION, "chat", settings.model, req.messages, params, req.prompt_version)
+    return Prepared(req, body, key, canonical_json(params), canonical_json(req.messages))
+
+
+def embedding_key(model: str, text: str) -> str:
+    return digest(KEY_VERSION, "embedding", model, text)
+
+
+class MalformedResponse(ValueError):
+    """A 200 answer that is not a chat completion (truncated, not JSON, no choices)."""
+
+
+def load_completion(text: str) -> dict:
+    try:
+        data = json.loads(text)
+        message = data["choices"][0]["message"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        snippet = text[:80].replace("\n", " ")
+        raise MalformedResponse(
+            f"malformed response body ({exc.__class__.__name__}): {snippet!r}"
+        ) from None
+    if not isinstance(message, dict):
+        raise MalformedResponse("malformed response body: choices[0].message is not an object")
+    return data
+
+
+def read_completion(data: dict) -> dict[str, Any]:
+    """content, tool_calls (arguments decoded where they are JSON), the message to append next."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    calls = []
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        raw = fn.get("arguments") or ""
+        try:
+            args = json.loads(raw) if raw else {}
+        except json.JSONDecodeError:
+            args = None
+        calls.append({"id": call.get("id"), "name": fn.get("name"), "arguments": args, "raw": raw})
+    next_message: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        next_message["tool_calls"] = [
+            {"id": c.get("id"), "type": "function", "function": c.get("function")}
+            for c in message["tool_calls"]
+        ]
+    usage = data.get("usage") or {}
+    return {
+        "content": message.get("content"),
+        "refusal": message.get("refusal"),
+        "tool_calls": calls,
+        "message": next_message,
+        "finish_reason": choice.get("finish_reason"),
+        "tokens_in": int(usage.get("prompt_tokens") or 0),
+        "tokens_out": int(usage.get("completion_tokens") or 0),
+    }
+
+
+def validate_output(model: type[pydantic.BaseModel], content: str | None) -> pydantic.BaseModel:
+    """The parsed instance, or a ValueError whose text the model can act on."""
+    if content is None:
+        raise ValueError("the reply had no content; a JSON object was expected")
+    try:
+        return model.model_validate_json(content)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:10]
+        )
+        raise ValueError(problems) from None
+
+
+def repair_body(p: Prepared, content: str | None, problem: Exception) -> dict:
+    """The request again, with the invalid reply and its validation error appended."""
+    messages = [
+        *p.body["messages"],
+        {"role": "assistant", "content": content or ""},
+        {"role": "user", "content": REPAIR.format(error=problem)},
+    ]
+    return {**p.body, "messages": messages}

@@ -1,0 +1,327 @@
+"""Coverage of one consolidation: which failures its skill covers, the fate of every lesson, the
+evidence behind every statement, and drift on runs it was not built from.
+
+Reads the lake through the views of ``pipeline.report.views`` and the ``sql/coverage_*.sql``
+queries; writes nothing to the lake. The result is a ``Coverage`` of polars frames (``tables()``),
+which the command prints, writes as Parquet (``--out``) and draws in the HTML report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline import sql as sqlfiles
+from pipeline.lake import Lake
+from pipeline.report import drift as drift_
+from pipeline.report.views import connect_views
+
+THIN_TRAJECTORIES = 3  # a statement resting on fewer distinct runs may be one run's quirk
+
+
+class CoverageError(ValueError):
+    """Coverage cannot be computed as asked (no run, bad option); the message says what to do."""
+
+
+@dataclass
+class Coverage:
+    run: dict
+    trajectories: pl.DataFrame  # coverage_trajectories
+    by: pl.DataFrame  # coverage_by
+    fate: pl.DataFrame  # lesson_fate of the run
+    fate_summary: pl.DataFrame  # coverage_fate_summary
+    statements: pl.DataFrame  # coverage_statements
+    sections: pl.DataFrame  # coverage_sections
+    costs: pl.DataFrame  # examples/cost_by_stage_model
+    drift: drift_.Drift | None
+    settings: dict
+    warnings: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pl.DataFrame]:
+        """Every result as a named frame (the names are the Parquet files of ``write``)."""
+        out = {
+            "coverage_trajectories": self.trajectories,
+            "coverage_by": self.by,
+            "lesson_fate": self.fate,
+            "coverage_fate_summary": self.fate_summary,
+            "coverage_statements": self.statements,
+            "coverage_sections": self.sections,
+            "cost_by_stage_model": self.costs,
+        }
+        if self.drift is not None:
+            out["drift_lessons"] = self.drift.lessons
+            out["drift_trajectories"] = self.drift.trajectories
+        return out
+
+    @property
+    def summary(self) -> dict:
+        """Headline figures, all counted from the tables."""
+
+        def part(outcome: str) -> dict:
+            row = self.by.filter(
+                (pl.col("outcome") == outcome) & (pl.col("dimension") == "all")
+            ).to_dicts()
+            return row[0] if row else {"n_trajectories": 0, "n_covered": 0, "share_covered": None}
+
+        failures, successes = part("failure"), part("success")
+        fates = dict(self.fate_summary.group_by("fate").agg(pl.col("n_lessons").sum()).iter_rows())
+        lines = self.statements.filter(pl.col("evidence") == "lessons")
+        return {
+            "run_id": self.run["run_id"],
+            "failures": failures["n_trajectories"],
+            "failures_covered": failures["n_covered"],
+            "share_failures_covered": failures["share_covered"],
+            "successes": successes["n_trajectories"],
+            "successes_covered": successes["n_covered"],
+            "share_successes_covered": successes["share_covered"],
+            "lessons_read": self.fate.height,
+            "lessons_merged": fates.get("merged", 0),
+            "lessons_deduplicated": fates.get("deduplicated", 0),
+            "lessons_dropped": fates.get("dropped", 0),
+            "lessons_unaccounted": fates.get("unaccounted", 0),
+            "statements": lines.height,
+            "statements_thin": int(lines["is_thin"].sum()),
+            "statements_without_evidence": self.statements.filter(
+                pl.col("evidence") == "none"
+            ).height,
+            "sections_thin": int(self.sections["is_thin"].sum()),
+            "cost_usd": float(self.costs["cost_usd"].sum()) if self.costs.height else 0.0,
+            "drift": self.drift.summary if self.drift is not None else None,
+        }
+
+    def to_json(self) -> dict:
+        """The summary and the aggregate tables (per-lesson and per-run rows go to ``write``)."""
+        return {
+            "run": self.run,
+            "settings": self.settings,
+            "summary": self.summary,
+            "warnings": self.warnings,
+            "coverage_by": self.by.to_dicts(),
+            "fate_summary": self.fate_summary.to_dicts(),
+            "statements": self.statements.to_dicts(),
+            "sections": self.sections.to_dicts(),
+            "cost_by_stage_model": self.costs.to_dicts(),
+        }
+
+    def write(self, out_dir: str | os.PathLike) -> list[Path]:
+        """Every table as ``<out_dir>/<name>.parquet`` and the summary as ``summary.json``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, frame in self.tables().items():
+            frame.write_parquet(out / f"{name}.parquet")
+            written.append(out / f"{name}.parquet")
+        (out / "summary.json").write_text(json.dumps(self.to_json(), indent=2, default=str))
+        return [*written, out / "summary.json"]
+
+
+def coverage(
+    lake: Lake,
+    *,
+    run_id: str | None = None,
+    against: Lake | str | os.PathLike | None = None,
+    where: str | None = None,
+    skill: str | os.PathLike | None = None,
+    thin: int = THIN_TRAJECTORIES,
+    match_threshold: float = drift_.MATCH_THRESHOLD,
+    redistill_below: float = drift_.REDISTILL_BELOW,
+    embedder: str = "lexical",
+) -> Coverage:
+    """Coverage of one consolidation run (`run_id`, the run that wrote `skill`, or the newest).
+
+    Drift is measured on the runs of another lake (`against`) or on the runs of this one that
+    match `where` (an SQL condition on trajectories), which are then left out of the rest.
+    """
+    if against is not None and where is not None:
+        raise CoverageError("give --against or --where, not both")
+    con = connect_views(lake)
+    try:
+        run = resolve_run(con, lake, run_id=run_id, skill=skill)
+        held_out = _held_out(con, lake, where)
+        con.register("held_out", held_out)
+        rid = run["run_id"]
+        # Every fate is needed three times over: work it out once.
+        con.sql(
+            "create temp table run_fate as select * from lesson_fate where run_id = $run_id",
+            params={"run_id": rid},
+        )
+        fate = con.sql("select * from run_fate order by lesson_id").pl()
+        trajectories = sqlfiles.query(con, "coverage_trajectories")
+        con.register("coverage_trajectories", trajectories)
+        result = Coverage(
+            run=run,
+            trajectories=trajectories,
+            by=sqlfiles.query(con, "coverage_by"),
+            fate=fate,
+            fate_summary=sqlfiles.query(con, "coverage_fate_summary"),
+            statements=sqlfiles.query(con, "coverage_statements", run_id=rid, thin=thin),
+            sections=sqlfiles.query(con, "coverage_sections", run_id=rid, thin=thin),
+            costs=sqlfiles.query(con, "examples/cost_by_stage_model"),
+            drift=None,
+            settings={
+                "thin": thin,
+                "match_threshold": match_threshold,
+                "redistill_below": redistill_below,
+                "embedder": embedder,
+                "where": where,
+                "against": None if against is None else str(_as_lake(against).uri),
+            },
+        )
+        result.warnings += _check_run(result, held_out)
+        result.warnings += check_skill_folder(result.statements, skill or run.get("out_dir"))
+        if where is not None or against is not None:
+            targets = sqlfiles.query(con, "coverage_skill_targets", run_id=rid)
+            if against is not None:
+                new_lessons, new_runs, origin = _new_batch(_as_lake(against))
+            else:
+                new_lessons = sqlfiles.query(con, "coverage_new_lessons")
+                new_runs = sqlfiles.query(con, "coverage_new_trajectories")
+                origin = f"where: {where}"
+            result.drift = drift_.measure(
+                new_lessons,
+                new_runs,
+                targets,
+                origin=origin,
+                threshold=match_threshold,
+                embedder=embedder,
+                redistill_below=redistill_below,
+            )
+        return result
+    finally:
+        con.close()
+
+
+def _as_lake(value: Lake | str | os.PathLike) -> Lake:
+    return value if isinstance(value, Lake) else Lake(value)
+
+
+def resolve_run(
+    con: duckdb.DuckDBPyConnection,
+    lake: Lake,
+    *,
+    run_id: str | None = None,
+    skill: str | os.PathLike | None = None,
+) -> dict:
+    """The consolidation row to report on: by id, by the folder it wrote, or the newest."""
+    runs = con.sql("select * from consolidations order by created_at desc, run_id desc").pl()
+    if runs.height == 0:
+        raise CoverageError(
+            f"{lake.uri} holds no consolidation run: run `trace2skill consolidate` first"
+        )
+    known = ", ".join(runs["run_id"].head(10).to_list())
+    if run_id is not None:
+        picked = runs.filter(pl.col("run_id") == run_id)
+        if picked.height == 0:
+            raise CoverageError(f"no consolidation run {run_id!r} in {lake.uri}; known: {known}")
+    elif skill is not None:
+        wanted = Path(skill).resolve()
+        picked = runs.filter(
+            pl.col("out_dir").map_elements(
+                lambda d: Path(d).resolve() == wanted, return_dtype=pl.Boolean
+            )
+        )
+        if picked.height == 0:
+            dirs = ", ".join(sorted(set(runs["out_dir"].to_list()))[:10])
+            raise CoverageError(
+                f"no consolidation run in {lake.uri} wrote {skill}; runs wrote: {dirs} "
+                "(or pass --run RUN_ID)"
+            )
+    else:
+        picked = runs
+    return picked.row(0, named=True)
+
+
+def _held_out(con: duckdb.DuckDBPyConnection, lake: Lake, where: str | None) -> pl.DataFrame:
+    """trajectory_id of the runs `where` selects (none without it)."""
+    if where is None:
+        return pl.DataFrame({"trajectory_id": []}, schema={"trajectory_id": pl.String})
+    if ";" in where:
+        raise CoverageError(f"--where must be one condition on trajectories, got {where!r}")
+    try:
+        # The condition is the user's own SQL, like a query given to `trace2skill sql`.
+        held = con.sql(f"select trajectory_id from trajectories where ({where})").pl()
+    except duckdb.Error as exc:
+        first = str(exc).splitlines()[0]
+        raise CoverageError(
+            f"--where {where!r} is not a condition on trajectories: {first}"
+        ) from None
+    if held.height == 0:
+        raise CoverageError(f"--where {where!r} selects no trajectory of {lake.uri}")
+    return held
+
+
+def _new_batch(other: Lake) -> tuple[pl.DataFrame, pl.DataFrame, str]:
+    """Lessons and runs of another lake: every run of it counts as new."""
+    con = connect_views(other)
+    try:
+        con.register("held_out", con.sql("select trajectory_id from trajectories").pl())
+        runs = sqlfiles.query(con, "coverage_new_trajectories")
+        lessons = sqlfiles.query(con, "coverage_new_lessons")
+    finally:
+        con.close()
+    if runs.height == 0:
+        raise CoverageError(f"--against {other.uri} holds no trajectories: ingest them first")
+    if lessons.height == 0:
+        raise CoverageError(
+            f"--against {other.uri} holds no lessons: run `trace2skill analyse --lake "
+            f"{other.uri}` first"
+        )
+    return lessons, runs, f"against: {other.uri}"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _check_run(result: Coverage, held_out: pl.DataFrame) -> list[str]:
+    """Faults worth a warning: held-out runs the skill was built from, unaccounted lessons."""
+    out = []
+    leaked = result.fate.join(held_out, on="trajectory_id", how="semi")
+    if leaked.height:
+        out.append(
+            f"{_n(leaked.height, 'lesson')} of held-out runs were read by run "
+            f"{result.run['run_id']}: "
+            "the held-out split is not independent of the skill"
+        )
+    lost = result.fate.filter(pl.col("fate") == "unaccounted")
+    if lost.height:
+        out.append(
+            f"{_n(lost.height, 'lesson')} did not reach the skill and no drop row says why "
+            f"(e.g. {', '.join(lost['lesson_id'].head(3).to_list())})"
+        )
+    gaps = result.statements.filter(pl.col("evidence") == "none")
+    if gaps.height:
+        out.append(f"added or revised statements without a lesson behind them: {gaps.height}")
+    return out
+
+
+def check_skill_folder(statements: pl.DataFrame, skill: str | os.PathLike | None) -> list[str]:
+    """Warn when the folder on disk no longer holds the statements the run recorded."""
+    if skill is None or not Path(skill).is_dir() or statements.height == 0:
+        return []
+    root = Path(skill)
+    differ, missing = 0, set()
+    for file, rows in statements.group_by("file", maintain_order=True):
+        path = root / file[0]
+        if not path.is_file():
+            missing.add(file[0])
+            continue
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line_no, text in rows.select("line_no", "text").iter_rows():
+            found = lines[line_no - 1].strip() if 0 < line_no <= len(lines) else None
+            if found is None or text.strip() not in found:
+                differ += 1
+    out = []
+    if missing:
+        out.append(f"{root}: files recorded by the run are missing: {', '.join(sorted(missing))}")
+    if differ:
+        out.append(
+            f"{root}: {differ} of {statements.height} recorded lines differ from the folder "
+            "(edited since the run?); coverage describes the run as recorded"
+        )
+    return out

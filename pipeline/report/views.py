@@ -1,0 +1,182 @@
+"""DuckDB over the lake: every table as a view, the convenience views of ``sql/views_*.sql``,
+and the warehouse file that keeps them for other tools.
+
+Reads every lake table (Parquet parts); writes nothing to the lake. ``build_warehouse`` writes one
+``.duckdb`` file whose views read the lake's Parquet in place, so the Parquet stays the source of
+truth and the file only needs rebuilding when a table appears for the first time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipeline import schemas
+from pipeline import sql as sqlfiles
+from pipeline.lake import Lake, LakeError
+
+# Order matters: a view binds the views it reads when it is created.
+VIEW_FILES = (
+    "views_tool_calls",
+    "views_lesson_facts",
+    "views_skill",
+    "views_lesson_fate",
+    "views_latest",
+)
+
+_VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
+_GLOB_CHARS = re.compile(r"[*?\[\]{}]")
+
+
+def view_names() -> list[str]:
+    """Every convenience view, in definition order."""
+    return [m.group(1) for f in VIEW_FILES for m in _VIEW_NAME.finditer(sqlfiles.load(f))]
+
+
+def view_descriptions() -> dict[str, str]:
+    """View name -> what it holds (the `-- name: ...` line of its header comment)."""
+    out: dict[str, str] = {}
+    for f in VIEW_FILES:
+        text = sqlfiles.load(f)
+        heads = dict(re.findall(r"^-- ([a-z_]+): (.+)$", text, re.MULTILINE))
+        for m in _VIEW_NAME.finditer(text):
+            name = m.group(1)
+            if name in heads:
+                out[name] = heads[name]
+            elif name == "latest_run":
+                out[name] = "the newest consolidation run (one row)."
+            else:
+                out[name] = f"{name.removeprefix('latest_')} of the newest consolidation run."
+    return out
+
+
+def define_views(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every convenience view on a connection that already sees the lake tables."""
+    for name in VIEW_FILES:
+        con.execute(sqlfiles.load(name))
+
+
+def lake_columns() -> pl.DataFrame:
+    """One row per column of every lake table: its type, description and the table's grain."""
+    rows = []
+    types = _duckdb_types()
+    for name, spec in sorted(schemas.REGISTRY.items()):
+        for col, description in spec.descriptions.items():
+            rows.append(
+                {
+                    "table_name": name,
+                    "column_name": col,
+                    "column_type": types[name][col],
+                    "description": description,
+                    "is_partition": col in spec.partition_by,
+                    "grain": spec.grain,
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def connect_views(lake: Lake, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection: every lake table, every convenience view, lake_columns.
+
+    A local lake's tables are views over its Parquet read by DuckDB itself (several times faster
+    than through pyarrow datasets); an object-store lake goes through pyarrow datasets.
+    """
+    if lake.is_local:
+        con = sqlfiles.connect(None, threads=threads)
+        types = _duckdb_types()
+        for name in schemas.REGISTRY:
+            con.execute(base_view_sql(lake, name, types[name]))
+    else:
+        con = sqlfiles.connect(lake, threads=threads)
+    con.execute("set enable_progress_bar = false")
+    define_views(con)
+    con.register("lake_columns", lake_columns())
+    return con
+
+
+# -- the warehouse file -----------------------------------------------------------------------
+def quote_literal(text: str) -> str:
+    """A SQL string literal: single quotes doubled, so any path survives."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@cache
+def _duckdb_types() -> dict[str, dict[str, str]]:
+    """DuckDB's type name for every column of every table (from the explicit Arrow schema)."""
+    con = duckdb.connect(":memory:")
+    out = {}
+    for name in schemas.REGISTRY:
+        con.register("t", schemas.arrow_schema(name, with_partitions=True).empty_table())
+        out[name] = {row[0]: row[1] for row in con.sql("describe t").fetchall()}
+        con.unregister("t")
+    con.close()
+    return out
+
+
+def base_view_sql(lake: Lake, name: str, types: dict[str, str]) -> str:
+    """DDL of the view over one table's Parquet parts (typed and empty while it has none)."""
+    spec = schemas.table(name)
+    columns = ", ".join(quote_ident(c) for c in spec.columns)
+    parts = lake.parts(name)
+    if not parts:
+        typed = ", ".join(f"cast(null as {types[c]}) as {quote_ident(c)}" for c in spec.columns)
+        return f"create or replace view {quote_ident(name)} as select {typed} where false"
+    directory = lake.table_dir(name)
+    if _GLOB_CHARS.search(directory):
+        # A glob cannot escape these characters: list the parts (new parts need a rebuild).
+        source = "[" + ", ".join(quote_literal(p) for p in parts) + "]"
+    else:
+        pattern = directory + "/*" * len(spec.partition_by) + "/part-*.parquet"
+        source = quote_literal(pattern)
+    options = ["union_by_name = true"]
+    if spec.partition_by:
+        hive = ", ".join(
+            f"{quote_literal(k)}: {quote_literal(types[k])}" for k in spec.partition_by
+        )
+        options += ["hive_partitioning = true", f"hive_types = {{{hive}}}"]
+    else:
+        options.append("hive_partitioning = false")
+    return (
+        f"create or replace view {quote_ident(name)} as select {columns} "
+        f"from read_parquet({source}, {', '.join(options)})"
+    )
+
+
+def build_warehouse(lake: Lake, out: str | os.PathLike) -> Path:
+    """Write a DuckDB file of views over the lake's Parquet; replaces `out` atomically."""
+    if not lake.is_local:
+        raise LakeError(
+            f"{lake.uri}: a warehouse file needs a local lake (DuckDB here cannot read object "
+            "stores); query it with `trace2skill sql` instead"
+        )
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    types = _duckdb_types()
+    try:
+        con = duckdb.connect(str(tmp))
+        try:
+            for name in schemas.REGISTRY:
+                con.execute(base_view_sql(lake, name, types[name]))
+            define_views(con)
+            con.register("lake_columns_frame", lake_columns())
+            con.execute("create table lake_columns as select * from lake_columns_frame")
+            con.unregister("lake_columns_frame")
+            con.execute("checkpoint")
+        finally:
+            con.close()
+        os.replace(tmp, out)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return out

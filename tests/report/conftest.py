@@ -1,0 +1,33 @@
+"""Fixtures of the report tests: the hand-built lake of `fixture.py`, built once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.lake import Lake
+
+from . import fixture
+
+
+@pytest.fixture(scope="session")
+def fixture_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    root = tmp_path_factory.mktemp("report-fixture")
+    lake = Lake(root / "lake")
+    fixture.build(lake, root / "out" / "skill")
+    return lake
+
+
+@pytest.fixture(scope="session")
+def skill_dir(fixture_lake: Lake) -> Path:
+    return Path(fixture_lake.base).parent / "out" / "skill"
+
+
+@pytest.fixture(scope="session")
+def new_batch(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """A second lake holding only the held-out runs, as a new batch would arrive."""
+    root = tmp_path_factory.mktemp("report-batch")
+    lake = Lake(root / "lake")
+    fixture.build(lake, root / "unused", only_held_out=True)
+    return lake

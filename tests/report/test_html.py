@@ -1,0 +1,144 @@
+"""The HTML report: self-contained, and drawn by a real browser with the network shut."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.report.coverage import coverage
+from pipeline.report.html import render, write_report
+
+from . import browser, fixture
+
+# Every plot of a report with drift and model calls, in page order.
+PLOTS = [
+    "failure runs covered by source",
+    "failure runs covered by model",
+    "failure runs covered by task",
+    "failure runs covered by tool",
+    "success runs covered by source",
+    "success runs covered by task",
+    "lessons by fate",
+    "runs behind each statement",
+    "runs behind each section",
+    "similarity of new lessons",
+    "cost by stage and model (USD)",
+]
+
+
+@pytest.fixture(scope="module")
+def report(fixture_lake, tmp_path_factory) -> Path:
+    cov = coverage(fixture_lake, where=fixture.HELD_OUT_WHERE, thin=2)
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    return write_report(fixture_lake, out, coverage_result=cov)
+
+
+def test_report_is_self_contained(report):
+    html = report.read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html, re.I)
+    assert not re.search(r"<script|<link|@import|url\(|@font-face|<iframe|<img", html, re.I)
+    assert "http://" not in html and "https://" not in html
+    assert re.findall(r'aria-label="([^"]+)"', html) == PLOTS
+
+
+def test_report_shows_the_figures(report):
+    html = report.read_text()
+    for figure in (
+        "3/6 (50%)",
+        "1/2 (50%)",
+        "5/9",
+        "2/3 (67%)",
+        "re-distill",
+        "L4b",
+        "confidence 0.3 below 0.5",
+    ):
+        assert figure in html, figure
+
+
+def test_write_report_from_the_lake_alone(fixture_lake, tmp_path):
+    path = write_report(fixture_lake, tmp_path / "sub" / "r.html", run_id="r0")
+    html = path.read_text()
+    assert "run r0" in html and "Drift</h2>" in html and "Not measured" in html
+    assert not list(path.parent.glob(".*.tmp"))
+
+
+def test_text_is_escaped(fixture_lake):
+    cov = coverage(fixture_lake)
+    cov.run["out_dir"] = "<script>alert(1)</script>"
+    assert "<script>alert" not in render(cov)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = browser.find_chromium()
+    if found is None:
+        pytest.fail(
+            "Chromium is needed to check the report: `make test` installs it (apt-get install chromium)"
+        )
+    return found
+
+
+def test_report_renders_its_plots_in_chromium(report, chromium, tmp_path):
+    boxes, height, dom = browser.measure(chromium, report, tmp_path)
+    assert dom.count('class="plot"') == len(PLOTS)
+    assert len(boxes) == len(PLOTS), boxes
+    for x, y, w, h in boxes:
+        assert w >= 300 and h >= 40, (x, y, w, h)
+    pixels = browser.screenshot(chromium, report, tmp_path, min(height, 12000))
+    assert pixels.shape[1] == browser.WIDTH and pixels.shape[0] >= max(
+        y + h for _, y, _, h in boxes
+    )
+    for (x, y, w, h), name in zip(boxes, PLOTS, strict=True):
+        region = pixels[y : y + h, x : x + w].astype(int)
+        ink = (region.min(axis=2) < 200).mean()
+        colour = ((region.max(axis=2) - region.min(axis=2)) > 60).mean()
+        assert ink > 0.02, f"{name}: blank where the plot should be ({ink:.3f} ink)"
+        assert colour > 0.005, f"{name}: no coloured bars drawn ({colour:.4f})"
+    # and the page margin beside the plots is blank: the checks above can fail
+    margin = pixels[:height, browser.WIDTH - 20 :].astype(int)
+    assert (margin.min(axis=2) > 240).mean() > 0.99
+
+
+def test_png_decoder_reads_every_filter():
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(5, 4, 3), dtype=np.uint8)
+    rows = []
+    prior = np.zeros(12, dtype=np.int64)
+    for y, kind in enumerate([0, 1, 2, 3, 4]):
+        line = img[y].reshape(-1).astype(np.int64)
+        out = []
+        for i, v in enumerate(line):
+            a = line[i - 3] if i >= 3 else 0
+            b = prior[i]
+            c = prior[i - 3] if i >= 3 else 0
+            if kind == 0:
+                pred = 0
+            elif kind == 1:
+                pred = a
+            elif kind == 2:
+                pred = b
+            elif kind == 3:
+                pred = (a + b) // 2
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                pred = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            out.append((v - pred) % 256)
+        rows.append(bytes([kind, *out]))
+        prior = line
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + b"\0\0\0\0"
+
+    png = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 5, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+        + chunk(b"IEND", b"")
+    )
+    assert np.array_equal(browser.decode_png(png), img)
