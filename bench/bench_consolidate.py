@@ -152,7 +152,14 @@ def run(size: str, workdir: Path) -> list[Measurement]:
         lake = workdir / f"lake-{n}"
         _child(["synth", str(n), str(lake)])
         ref = _child(["reference", str(lake)])
-        got = _child(["consolidate", str(lake), str(workdir / f"out-{n}"), "parallel"])
+        got = _child(
+            [
+                "consolidate",
+                str(lake),
+                str(workdir / f"out-{n}" / "airline-agent-policy"),
+                "parallel",
+            ]
+        )
         label = f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}M"
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in got["stages"].items())
         rows.append(Measurement("consolidate", f"consolidate {label} lessons", got["seconds"], "s",
@@ -164,8 +171,12 @@ def run(size: str, workdir: Path) -> list[Measurement]:
     n = MODES_N[size]
     lake = workdir / f"lake-modes-{n}"
     _child(["synth", str(n), str(lake)])
-    par = _child(["consolidate", str(lake), str(workdir / "out-par"), "parallel"])
-    seq = _child(["consolidate", str(lake), str(workdir / "out-seq"), "sequential"])
+    par = _child(
+        ["consolidate", str(lake), str(workdir / "out-par" / "airline-agent-policy"), "parallel"]
+    )
+    seq = _child(
+        ["consolidate", str(lake), str(workdir / "out-seq" / "airline-agent-policy"), "sequential"]
+    )
     label = f"{n // 1000}k"
     note = (f"parallel: {par['nodes']:,} merge nodes, {par['ops']:,} ops, {par['kept']:,} statements "
             f"kept; sequential (batch 50): {seq['nodes']:,} batch edits, {seq['ops']:,} ops, "

@@ -23,15 +23,15 @@ D = Thresholds()
 @click.option(
     "--name",
     default=None,
-    help="Skill name (kebab-case). Default: the base skill's name, else <source>-skill.",
+    help="Skill name (kebab-case), when --out is not given. Default: the base skill's name, "
+    "else <source>-skill.",
 )
 @click.option(
     "--out",
     "out_dir",
-    default="out",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False),
-    help="Folder the skill folder is written into, as OUT/<name>/.",
+    help="The skill folder to write; its name is the skill's name. Default: out/<name>.",
 )
 @click.option(
     "--mode",
@@ -56,6 +56,13 @@ D = Thresholds()
     show_default=True,
     type=int,
     help="Lessons per edit in --mode sequential.",
+)
+@click.option(
+    "--where",
+    default=None,
+    metavar="SQL",
+    help="Only lessons matching this SQL filter, e.g. \"source = 'tau-bench-airline'\" "
+    "(columns: source, task_id, outcome, run_model, kind, section, tool_name, rule, analyst, ...).",
 )
 @click.option(
     "--model",
@@ -125,6 +132,7 @@ def consolidate(
     fan_in,
     min_support,
     batch_size,
+    where,
     model,
     **thresholds,
 ):
@@ -150,6 +158,7 @@ def consolidate(
             min_support=min_support,
             mode=mode,
             batch_size=batch_size,
+            where=where,
             settings=settings,
             console=console,
             **thresholds,

@@ -37,9 +37,32 @@ class Clustering:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def lesson_facts(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
-    """Lessons joined with their runs and keyed for blocking (needs lessons, trajectories)."""
-    return sql.query(con, "consolidate_lesson_facts")
+FACT_COLUMNS = ("lesson_id, trajectory_id, kind, title, content, section, tool_name, rule, op, "
+                "analyst, confidence, created_at, source, task_id, outcome, run_model")  # fmt: skip
+
+
+class FilterError(ValueError):
+    """The --where filter is not a valid SQL expression over the lesson facts."""
+
+
+def lesson_facts(con: duckdb.DuckDBPyConnection, where: str | None = None) -> pl.DataFrame:
+    """Lessons joined with their runs and keyed for blocking (needs lessons, trajectories),
+    optionally only those matching `where`, a SQL filter over FACT_COLUMNS."""
+    facts = sql.query(con, "consolidate_lesson_facts")
+    if not where or not where.strip():
+        return facts
+    if ";" in where:
+        raise FilterError(f"--where must be one filter expression, got {where!r}")
+    con.register("all_lesson_facts", facts)
+    try:
+        # The filter is the user's own SQL over their own lake.
+        return con.sql(f"select * from all_lesson_facts where ({where}) order by lesson_id").pl()
+    except duckdb.Error as exc:
+        raise FilterError(
+            f"--where {where!r} is not a valid filter on lessons ({exc}); columns: {FACT_COLUMNS}"
+        ) from None
+    finally:
+        con.unregister("all_lesson_facts")
 
 
 def prefilter(t: Thresholds) -> float:

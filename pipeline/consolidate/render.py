@@ -28,7 +28,7 @@ from pipeline.skill.patch import PatchOp
 
 GENERAL = "General"
 _WS = re.compile(r"\s+")
-_BRACKET = re.compile(r"(?<!\\)\[")
+_LINKISH = re.compile(r"(?<!\\)\[(?=[^\n]*\]\()")  # a '[' that a '](' follows
 _SPACE_PUNCT = re.compile(r"\s+([.,;:!?])(?=\s|$)")
 
 
@@ -75,9 +75,10 @@ def evidence_note(item: Item, runs: RunIndex) -> str:
 
 def one_line(text: str) -> str:
     """One line of Markdown from lesson text: spacing collapsed, no space before punctuation,
-    and '[' escaped, so text quoted from a run never becomes a link (that could dangle)."""
+    and '[' escaped where a '](' follows, so text quoted from a run never becomes a link (that
+    could dangle or point out of the folder)."""
     flat = _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", text or "")).strip()
-    return _BRACKET.sub(r"\\[", flat)
+    return _LINKISH.sub(r"\\[", flat)
 
 
 def detail_of(item: Item) -> str:

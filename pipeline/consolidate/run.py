@@ -3,9 +3,10 @@
 Reads `lessons` and `trajectories`; writes `consolidations`, `clusters`, `cluster_members`,
 `merge_nodes`, `merge_edges`, `patch_ops`, `skill_lines` and `dropped`, each partitioned by the
 run id (a digest of the input lesson ids and every setting, so a rerun replaces its own rows and
-other runs sit beside it), and the skill folder `OUT/<name>/`, staged in a temporary folder, linted,
-then swapped into place. A folder that fails lint goes to `OUT/<name>.rejected/` instead and the
-run fails listing the problems; the previous skill at `OUT/<name>` is left untouched.
+other runs sit beside it), and the skill folder OUT (named after the skill, as Agent Skills
+require), staged in a temporary sibling folder, linted, then swapped into place. A folder that
+fails lint goes to `OUT.rejected/` instead and the run fails listing the problems; the previous
+skill at OUT is left untouched.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import polars as pl
 
 from pipeline import sql
 from pipeline.console import Console
-from pipeline.consolidate.dedupe import lesson_facts
+from pipeline.consolidate.dedupe import FilterError, lesson_facts
 from pipeline.consolidate.merge import OfflineMerger
 from pipeline.consolidate.parallel import run_parallel
 from pipeline.consolidate.render import Layout, RunIndex
@@ -93,6 +94,36 @@ def _check_args(mode: str, fan_in: int, min_support: int, batch_size: int, name:
         raise SettingsError(f"name {name!r} must be kebab-case, at most 64 characters")
 
 
+def _resolve_out(out_dir, name, base, sources, console) -> tuple[Path, str]:
+    """The skill folder and the skill's name, which Agent Skills require to be the same.
+
+    With `out_dir`, the folder is `out_dir` and the name its last part (`name`, if given, must
+    agree). Without, the name is `name`, else the base skill's, else `<source>-skill`, and the
+    folder `out/<name>`."""
+    base_name = (base.skill.frontmatter or {}).get("name") if base else None
+    if out_dir is None:
+        default = slug(f"{sources[0]}-skill") if len(sources) == 1 else "distilled-skill"
+        name = name or (base_name if isinstance(base_name, str) else None) or default
+        out = Path("out") / name
+    else:
+        out = Path(out_dir)
+        if name is not None and name != out.name:
+            raise SettingsError(
+                f"--name {name!r} differs from the folder it would be written to ({out.name!r}): "
+                "Agent Skills name the folder after the skill; drop --name or change --out"
+            )
+        name = out.name
+    if not KEBAB.match(name) or len(name) > 64:
+        raise SettingsError(
+            f"the skill's name {name!r} (the name of its folder) must be kebab-case, at most "
+            "64 characters: choose another --out"
+        )
+    if base_name and base_name != name:
+        console.warn(f"the skill is named {name!r} after its folder (the base skill's name "
+                     f"was {base_name!r}); write it to a folder named {base_name!r} to keep it")  # fmt: skip
+    return out, name
+
+
 def _connect(lake: Lake):
     """DuckDB over the lake, with a memory cap: past it, DuckDB spills to a temporary folder
     instead of holding every buffer (at 1M lessons the peak falls from 9 GB to 5 GB)."""
@@ -138,16 +169,20 @@ def consolidate(
     *,
     base_skill: str | Path | None = None,
     name: str | None = None,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     fan_in: int = 5,
     min_support: int = 2,
     mode: str = "parallel",
     batch_size: int = 50,
+    where: str | None = None,
     settings=None,
     console: Console | None = None,
     **thresholds,
 ) -> ConsolidateSummary:
-    """Consolidate the lake's lessons into a skill folder at `out_dir/<name>`."""
+    """Consolidate the lake's lessons into the skill folder `out_dir` (named after it).
+
+    Without `out_dir`, the folder is `out/<name>`: `name`, the base skill's name, or
+    `<source>-skill`. See the module docstring for what is read and written."""
     started = time.perf_counter()
     console = console or Console(0)
     model = getattr(settings, "model", None) or "offline"
@@ -164,8 +199,13 @@ def consolidate(
     base = load_skill(base_dir) if base_dir else None
 
     con = _connect(lake)
-    facts = lesson_facts(con)
+    try:
+        facts = lesson_facts(con, where)
+    except FilterError as exc:
+        raise ConsolidateError(str(exc)) from None
     if facts.height == 0:
+        if where:
+            raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
         raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
     orphans = facts.filter(pl.col("source").is_null()).height
     if orphans:
@@ -174,15 +214,7 @@ def consolidate(
             "them as runs of unknown outcome and task"
         )
     sources = facts["source"].drop_nulls().unique().to_list()
-    base_name = (base.skill.frontmatter or {}).get("name") if base else None
-    if name is None and base_name is not None:
-        if not isinstance(base_name, str) or not KEBAB.match(base_name) or len(base_name) > 64:
-            raise SettingsError(
-                f"the base skill's name {base_name!r} is not kebab-case of at most 64 "
-                "characters: pass --name"
-            )
-    name = name or base_name or (slug(f"{sources[0]}-skill") if len(sources) == 1 else "distilled-skill")  # fmt: skip
-    out = Path(out_dir) / name
+    out, name = _resolve_out(out_dir, name, base, sources, console)
     check_target(out, base_dir)
 
     embedder = get_embedder(t.embedder)
@@ -194,6 +226,7 @@ def consolidate(
         "mode": mode,
         "fan_in": fan_in,
         "min_support": min_support,
+        "where": where,
         "name": name,
         "batch_size": batch_size if mode == "sequential" else None,
         "model": model,
@@ -235,7 +268,7 @@ def consolidate(
     tmp = stage_skill(written.folder, out)
     problems = lint_skill(tmp, folder_name=name)
     if problems:
-        target = out.with_name(f"{name}.rejected")
+        target = out.with_name(f"{out.name}.rejected")
         shutil.rmtree(target, ignore_errors=True)
         swap_into_place(tmp, target)
     else:
@@ -247,7 +280,7 @@ def consolidate(
         run_id=run_id,
         mode=mode,
         name=name,
-        out_dir=out if not problems else out.with_name(f"{name}.rejected"),
+        out_dir=out if not problems else out.with_name(f"{out.name}.rejected"),
         n_lessons=facts.height,
         n_clusters=outcome.clusters.height,
         n_kept=outcome.clusters.filter(pl.col("kept")).height,

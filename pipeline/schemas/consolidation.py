@@ -177,8 +177,8 @@ class SkillLines(pa.DataFrameModel):
     section: str = pa.Field(nullable=True, description="heading it sits under")
     text: str = pa.Field(description="the statement")
     origin: str = pa.Field(
-        isin=["base", "added", "revised", "structure"],
-        description="from the base skill, added or revised by this run, or structure this run wrote (headings, lead-in lines linking references)",
+        isin=["base", "added", "revised"],
+        description="from the base skill, or added or revised by this run",
     )
     item_id: str = pa.Field(
         nullable=True,

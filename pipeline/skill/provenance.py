@@ -1,9 +1,11 @@
 """Provenance read off a written skill: one row per line, with the statement that wrote it.
 
-Every non-blank line of every Markdown file (frontmatter excepted) becomes a row: its file,
-1-based line number in the file as written, the heading it sits under, its text, its origin
-(base, added, revised, structure) and the statement id (`item`) behind it, if any. The consolidate
-stage joins these rows with the clusters and lessons behind each statement (`skill_lines`).
+Every statement, i.e. every non-blank line of every Markdown file that came from the base skill or
+from a lesson (frontmatter, and the headings and lead-in lines the writer adds to hold statements,
+excepted), becomes a row: its file, 1-based line number in the file as written, the heading it
+sits under, its text, its origin (base, added, revised) and the statement id (`item`) behind it,
+if any. The consolidate stage joins these rows with the clusters and lessons behind each
+statement (`skill_lines`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,6 @@ def line_rows(folder: SkillFolder) -> pl.DataFrame:
         offset = doc.offset
         sections = doc.section_of()
         for i, ln in enumerate(doc.lines):
-            if ln.text.strip():
+            if ln.text.strip() and ln.origin != "structure":
                 rows.append((path, i + 1 + offset, sections[i], ln.text, ln.origin, ln.item))
     return pl.DataFrame(rows, schema=LINE_COLUMNS, orient="row")

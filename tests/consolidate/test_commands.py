@@ -30,12 +30,20 @@ def test_help_lists_the_options():
 
 def test_consolidate_command_writes_the_skill_and_prints_a_summary(lake, tmp_path, fixture_rows):
     write_lake(lake, fixture_rows)
-    res = run("--lake", lake.uri, "--base-skill", BASE, "--out", str(tmp_path))
+    out = tmp_path / "airline-agent-policy"
+    res = run("--lake", lake.uri, "--base-skill", BASE, "--out", str(out))
     assert res.exit_code == 0, res.output
     assert "clusters (kept)" in res.output and "6 (5)" in res.output
-    assert (tmp_path / "airline-agent-policy" / "SKILL.md").exists()
+    assert (out / "SKILL.md").exists()
     res = run(
-        "--lake", lake.uri, "--out", str(tmp_path), "--mode", "sequential", "--batch-size", "4"
+        "--lake",
+        lake.uri,
+        "--out",
+        str(tmp_path / "seq"),
+        "--mode",
+        "sequential",
+        "--batch-size",
+        "4",
     )
     assert res.exit_code == 0 and "(sequential)" in res.output
 
@@ -46,7 +54,7 @@ def test_clear_errors(lake, tmp_path, fixture_rows):
     write_lake(lake, fixture_rows)
     res = run("--lake", lake.uri, "--out", str(tmp_path), "--model", "gpt-4o")
     assert res.exit_code == 1 and "needs the model layer; not built in this version" in res.output
-    res = run("--lake", lake.uri, "--out", str(tmp_path), "--name", "Bad Name")
+    res = run("--lake", lake.uri, "--out", str(tmp_path / "Bad Name"))
     assert res.exit_code == 1 and "kebab-case" in res.output
     res = run("--lake", lake.uri, "--out", str(tmp_path), "--base-skill", str(tmp_path / "missing"))
     assert res.exit_code == 1 and "no SKILL.md" in res.output

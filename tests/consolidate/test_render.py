@@ -137,3 +137,17 @@ def test_links_quoted_from_runs_cannot_dangle(runs, tmp_path):
     staged = stage_skill(folder, tmp_path / "airline-agent-policy")
     assert lint_skill(staged, folder_name="airline-agent-policy") == []
     assert "- Read \\[the guide](docs/guide.md) before booking" in (staged / "SKILL.md").read_text()
+
+
+def test_nested_brackets_cannot_form_a_link_and_plain_brackets_stay(runs, tmp_path):
+    from pipeline.skill.folder import stage_skill
+    from pipeline.skill.lint import lint_skill
+
+    it = item(1, "Fix [a [b](c.md) and payment_methods[].amount")
+    folder = load_skill(BASE)
+    apply_patch(
+        folder, render_patch([it, item(2, "Set payment_methods[].amount exactly")], layout(runs))
+    )
+    staged = stage_skill(folder, tmp_path / "airline-agent-policy")
+    assert lint_skill(staged, folder_name="airline-agent-policy") == []
+    assert "- Set payment_methods[].amount exactly" in (staged / "SKILL.md").read_text()

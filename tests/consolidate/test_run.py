@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -37,7 +38,7 @@ def synthetic_lake(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deepened(synthetic_lake, tmp_path_factory):
-    out = tmp_path_factory.mktemp("out")
+    out = tmp_path_factory.mktemp("out") / "airline-agent-policy"
     s = consolidate(synthetic_lake, base_skill=BASE, out_dir=out)
     return synthetic_lake, s
 
@@ -151,30 +152,32 @@ def test_tables_are_written_valid_and_partitioned_by_run(deepened):
 
 def test_rerun_replaces_its_own_rows_and_keeps_other_runs(deepened, tmp_path):
     lake, s = deepened
-    again = consolidate(lake, base_skill=BASE, out_dir=tmp_path)
+    again = consolidate(lake, base_skill=BASE, out_dir=s.out_dir)
     assert again.run_id == s.run_id
     assert run_rows(lake, "clusters", s.run_id).height == s.n_clusters
-    other = consolidate(lake, base_skill=BASE, out_dir=tmp_path, min_support=3)
+    other = consolidate(
+        lake, base_skill=BASE, out_dir=tmp_path / "airline-agent-policy", min_support=3
+    )
     assert other.run_id != s.run_id and other.n_kept < s.n_kept
     assert set(lake.read("consolidations")["run_id"]) >= {s.run_id, other.run_id}
     assert (tmp_path / "airline-agent-policy" / "SKILL.md").exists()
 
 
 def test_create_mode_writes_a_new_skill(synthetic_lake, tmp_path):
-    s = consolidate(synthetic_lake, out_dir=tmp_path, max_section_items=3)
+    s = consolidate(synthetic_lake, out_dir=tmp_path / "synthetic-skill", max_section_items=3)
     assert s.name == "synthetic-skill" and s.out_dir == tmp_path / "synthetic-skill"
     assert lint_skill(s.out_dir) == []
     text = (s.out_dir / "SKILL.md").read_text()
     assert text.startswith("---\nname: synthetic-skill\ndescription: Lessons distilled from")
     assert "## Book flight" in text and "## Refund" in text
     lines = synthetic_lake.read("skill_lines").filter(pl.col("run_id") == s.run_id)
-    assert set(lines["origin"]) == {"added", "structure"}
+    assert set(lines["origin"]) == {"added"}  # headings and lead-in lines are not statements
 
 
 def test_sequential_mode_is_comparable(synthetic_lake, tmp_path, deepened):
     _, par = deepened
     seq = consolidate(
-        synthetic_lake, base_skill=BASE, out_dir=tmp_path, mode="sequential", batch_size=100
+        synthetic_lake, base_skill=BASE, out_dir=tmp_path / "seq", mode="sequential", batch_size=100
     )
     assert seq.lint_ok and seq.run_id != par.run_id
     assert seq.n_nodes == 30  # 3000 lessons / 100 per batch
@@ -202,7 +205,9 @@ def test_bad_requests_fail_clearly(lake, tmp_path, fixture_rows):
     with pytest.raises(ConsolidateError, match="needs the model layer"):
         consolidate(lake, out_dir=tmp_path, settings=model)
     with pytest.raises(SettingsError, match="kebab-case"):
-        consolidate(lake, out_dir=tmp_path, name="Not A Name")
+        consolidate(lake, out_dir=tmp_path / "Not A Name")
+    with pytest.raises(SettingsError, match="differs from the folder"):
+        consolidate(lake, out_dir=tmp_path / "x", name="y")
     with pytest.raises(SettingsError, match="fan-in"):
         consolidate(lake, out_dir=tmp_path, fan_in=1)
     with pytest.raises(SettingsError, match="unknown setting"):
@@ -216,13 +221,15 @@ def test_bad_requests_fail_clearly(lake, tmp_path, fixture_rows):
     base = tmp_path / "airline-agent-policy"
     shutil.copytree(BASE, base)
     with pytest.raises(SkillError, match="overlaps the base skill"):
-        consolidate(lake, out_dir=tmp_path, base_skill=base)
+        consolidate(lake, out_dir=base, base_skill=base)
+    with pytest.raises(SkillError, match="overlaps the base skill"):
+        consolidate(lake, out_dir=base / "inner", base_skill=base)
     assert (base / "SKILL.md").read_text() == (BASE / "SKILL.md").read_text()
 
 
 def test_fixture_lake_outcome(lake, tmp_path, fixture_rows):
     write_lake(lake, fixture_rows)
-    s = consolidate(lake, base_skill=BASE, out_dir=tmp_path)
+    s = consolidate(lake, base_skill=BASE, out_dir=tmp_path / "airline-agent-policy")
     assert (s.n_lessons, s.n_clusters, s.n_kept) == (16, 6, 5)
     assert s.n_conflicts == 2  # cabin=economy vs business (3 vs 2), call twice vs not (2 vs 2)
     text = (s.out_dir / "SKILL.md").read_text()
@@ -239,22 +246,38 @@ def test_a_skill_that_fails_lint_is_kept_aside_and_the_run_fails(lake, tmp_path,
     shutil.copytree(BASE, base)
     (base / "references").mkdir()
     (base / "references" / "orphan.md").write_text("# Orphan\n\nnot linked\n")
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "airline-agent-policy"
     with pytest.raises(ConsolidateError, match="unlinked-reference"):
         consolidate(lake, base_skill=base, out_dir=out)
-    assert not (out / "airline-agent-policy").exists()
-    assert (out / "airline-agent-policy.rejected" / "SKILL.md").exists()
+    assert not out.exists()
+    assert (out.parent / "airline-agent-policy.rejected" / "SKILL.md").exists()
     row = lake.read("consolidations").row(0, named=True)
     assert row["lint_ok"] is False
 
 
-def test_a_base_skill_with_a_bad_name_asks_for_one(lake, tmp_path, fixture_rows):
+def test_the_folder_names_the_skill(lake, tmp_path, fixture_rows, capsys, monkeypatch):
+    from pipeline.console import Console
+
     write_lake(lake, fixture_rows)
-    base = tmp_path / "base"
-    shutil.copytree(BASE, base)
-    skill = base / "SKILL.md"
-    skill.write_text(skill.read_text().replace("name: airline-agent-policy", "name: Airline Policy"))
-    with pytest.raises(SettingsError, match="pass --name"):
-        consolidate(lake, base_skill=base, out_dir=tmp_path / "out")
-    s = consolidate(lake, base_skill=base, out_dir=tmp_path / "out", name="airline")
-    assert s.lint_ok and (tmp_path / "out" / "airline" / "SKILL.md").read_text().count("name: airline\n") == 1
+    s = consolidate(lake, base_skill=BASE, out_dir=tmp_path / "airline", console=Console(1))
+    assert s.name == "airline" and s.lint_ok
+    assert "name: airline\n" in (s.out_dir / "SKILL.md").read_text()
+    assert "the base skill's name was 'airline-agent-policy'" in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path)  # without out_dir: out/<base skill's name>
+    s = consolidate(lake, base_skill=BASE)
+    assert (
+        s.out_dir == Path("out") / "airline-agent-policy"
+        and (tmp_path / s.out_dir / "SKILL.md").exists()
+    )
+
+
+def test_where_keeps_only_matching_lessons(lake, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    s = consolidate(lake, out_dir=tmp_path / "modify", where="section = 'Modify flight'")
+    assert s.n_lessons == 5 and s.n_clusters == 2
+    with pytest.raises(ConsolidateError, match="match --where"):
+        consolidate(lake, out_dir=tmp_path, where="source = 'elsewhere'")
+    with pytest.raises(ConsolidateError, match="not a valid filter on lessons"):
+        consolidate(lake, out_dir=tmp_path, where="no_such_column = 1")
+    with pytest.raises(ConsolidateError, match="one filter expression"):
+        consolidate(lake, out_dir=tmp_path, where="true; drop table lessons")

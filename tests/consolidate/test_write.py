@@ -29,7 +29,9 @@ def test_an_op_whose_anchor_is_missing_is_reported_and_logged(
         return ops
 
     monkeypatch.setattr(parallel, "render_patch", misplaced)
-    s = consolidate(lake, base_skill=BASE, out_dir=tmp_path, console=Console(1))
+    s = consolidate(
+        lake, base_skill=BASE, out_dir=tmp_path / "airline-agent-policy", console=Console(1)
+    )
     assert s.op_status["anchor_missing"] == 1 and s.lint_ok
     ops = lake.read("patch_ops").filter(pl.col("status") == "anchor_missing")
     assert ops.height == 1 and "No such section" in ops["message"][0]
