@@ -142,20 +142,24 @@ def _lessons_digest(facts: pl.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _start_folder(base: SkillFolder | None, name: str, facts: pl.DataFrame, min_support: int):
-    if base is not None:
-        folder = copy.deepcopy(base)
-        folder.skill.frontmatter = dict(folder.skill.frontmatter or {}) | {"name": name}
-        return folder
+def _description(facts: pl.DataFrame, sections: list[str]) -> str:
+    """A new skill's description: where its lessons come from and what they cover."""
     n_runs = facts["trajectory_id"].n_unique()
     sources = sorted(s for s in facts["source"].unique().to_list() if s)
-    sections = sorted({s for s in facts["section"].drop_nulls().unique().to_list()})
-    description = (
+    return (
         f"Lessons distilled from {n_runs} agent runs"
         + (f" ({', '.join(sources[:5])})" if sources else "")
         + (f" about {', '.join(sections[:12])}" if sections else "")
         + ". Use it when doing these tasks; each lesson recurred across separate runs."
     )[:1024]
+
+
+def _start_folder(base: SkillFolder | None, name: str, facts: pl.DataFrame, min_support: int):
+    if base is not None:
+        folder = copy.deepcopy(base)
+        folder.skill.frontmatter = dict(folder.skill.frontmatter or {}) | {"name": name}
+        return folder
+    description = _description(facts, [])
     title = name.replace("-", " ").capitalize()
     intro = (
         f"Lessons that recurred in at least {min_support} separate agent runs, consolidated "
@@ -250,6 +254,9 @@ def consolidate(
         outcome = run_parallel(con, facts, fan_in=fan_in, **common)
     else:
         outcome = run_sequential(con, facts, batch_size=batch_size, **common)
+    if base is None:  # a new skill says what its kept lessons cover
+        covered = sorted({layout.heading(it.section) for it in outcome.items})
+        start.skill.frontmatter["description"] = _description(facts, covered)
 
     clock = time.perf_counter()
     written = apply_outcome(con, start, outcome, facts)
