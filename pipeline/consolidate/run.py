@@ -34,6 +34,7 @@ from pipeline.consolidate.settings import SettingsError, Thresholds
 from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
 from pipeline.ids import digest
 from pipeline.lake import Lake
+from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
 from pipeline.skill.document import slug
 from pipeline.skill.folder import (
@@ -221,7 +222,12 @@ def consolidate(
     out, name = _resolve_out(out_dir, name, base, sources, console)
     check_target(out, base_dir)
 
-    embedder = get_embedder(t.embedder)
+    try:
+        embedder = get_embedder(
+            t.embedder, settings=settings if isinstance(settings, ModelSettings) else None, lake=lake
+        )
+    except ValueError as exc:
+        raise SettingsError(f"--embedder: {exc}") from None
     merger = OfflineMerger()
     base_bytes = b"".join(
         k.encode() + v for k, v in sorted((base.render() if base else {}).items())

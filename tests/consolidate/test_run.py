@@ -281,3 +281,9 @@ def test_where_keeps_only_matching_lessons(lake, tmp_path, fixture_rows):
         consolidate(lake, out_dir=tmp_path, where="no_such_column = 1")
     with pytest.raises(ConsolidateError, match="one filter expression"):
         consolidate(lake, out_dir=tmp_path, where="true; drop table lessons")
+
+
+def test_an_unknown_embedder_is_a_settings_error(lake, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    with pytest.raises(SettingsError, match="unknown embedder"):
+        consolidate(lake, out_dir=tmp_path / "x", embedder="word2vec")
