@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -34,17 +35,34 @@ SAMPLE = {"small": 5_000, "full": 20_000}
 MODES_N = {"small": 10_000, "full": 50_000}
 
 
+def _load() -> str:
+    """The machine's 1-minute load average: timings on a shared 2-core machine depend on it."""
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
 def _child(args: list[str]) -> dict:
+    before = os.getloadavg()[0]
     out = subprocess.run(
         [sys.executable, "-m", "bench.bench_consolidate", *args],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"child {args} failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["load"] = f"load {before:.1f}-{os.getloadavg()[0]:.1f}"
+    return result
 
 
 def _rss_mb() -> float:
+    """This process's RSS high-water mark. /proc's VmHWM is the process's own; ru_maxrss would
+    also count the parent's RSS at the fork that started it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -133,7 +151,7 @@ def recall(sample: int) -> list[Measurement]:
     ok = pair_cosines(v, capped_a, capped_b) >= t.semantic_threshold
     label = components(n, capped_a[ok], capped_b[ok])
     cluster_recall = float((label[ta] == label[tb]).mean()) if ta.size else 1.0
-    note = f"{n:,} titles, {len(true):,} true pairs at cosine >= {t.semantic_threshold}"
+    note = f"{n:,} titles, {len(true):,} true pairs at cosine >= {t.semantic_threshold}; {_load()}"
     return [
         Measurement("consolidate", f"LSH candidate pair recall ({n // 1000}k sample)", pair_recall,
                     "fraction", "exact numpy pairs", 1.0, ">= 0.9", note,
@@ -164,7 +182,7 @@ def run(size: str, workdir: Path) -> list[Measurement]:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in got["stages"].items())
         rows.append(Measurement("consolidate", f"consolidate {label} lessons", got["seconds"], "s",
                                 "DuckDB scan + group by title", ref["seconds"], "minutes, not hours",
-                                f"{got['clusters']:,} clusters, {got['kept']:,} kept; {stages}", got))  # fmt: skip
+                                f"{got['clusters']:,} clusters, {got['kept']:,} kept; {stages}; {got['load']}", got))  # fmt: skip
         rows.append(Measurement("consolidate", f"peak RSS {label} lessons", got["rss_mb"], "MB",
                                 "lessons in memory (polars)", ref["lessons_mb"], "< 24 GB", ""))  # fmt: skip
     rows += recall(SAMPLE[size])
@@ -180,7 +198,7 @@ def run(size: str, workdir: Path) -> list[Measurement]:
     label = f"{n // 1000}k"
     note = (f"parallel: {par['nodes']:,} merge nodes, {par['ops']:,} ops, {par['kept']:,} statements "
             f"kept; sequential (batch 50): {seq['nodes']:,} batch edits, {seq['ops']:,} ops, "
-            f"{seq['kept']:,} kept; offline: 0 calls, 0 tokens")  # fmt: skip
+            f"{seq['kept']:,} kept; offline: 0 calls, 0 tokens; {par['load']} / {seq['load']}")  # fmt: skip
     rows.append(Measurement("consolidate", f"parallel wall time ({label} lessons)", par["seconds"],
                             "s", "sequential, batch 50", seq["seconds"], "", note,
                             {"parallel": par, "sequential": seq}))  # fmt: skip
