@@ -85,13 +85,42 @@ D = Thresholds()
     help="Embedding cosine for semantic clusters.",
 )
 @click.option(
-    "--embedder", default=D.embedder, show_default=True, help="Embedder name (pipeline.llm.embed)."
+    "--embedder",
+    default=D.embedder,
+    show_default=True,
+    help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>.",
 )
-@click.option("--shingle-size", type=int, default=D.shingle_size, show_default=True)
-@click.option("--minhash-bands", type=int, default=D.minhash_bands, show_default=True)
-@click.option("--minhash-rows", type=int, default=D.minhash_rows, show_default=True)
-@click.option("--lsh-bands", type=int, default=D.lsh_bands, show_default=True)
-@click.option("--lsh-rows", type=int, default=D.lsh_rows, show_default=True)
+@click.option(
+    "--shingle-size",
+    type=int,
+    default=D.shingle_size,
+    show_default=True,
+    help="Characters per MinHash shingle.",
+)
+@click.option(
+    "--minhash-bands",
+    type=int,
+    default=D.minhash_bands,
+    show_default=True,
+    help="MinHash bands (near duplicates).",
+)
+@click.option(
+    "--minhash-rows",
+    type=int,
+    default=D.minhash_rows,
+    show_default=True,
+    help="MinHash hashes per band.",
+)
+@click.option(
+    "--lsh-bands",
+    type=int,
+    default=D.lsh_bands,
+    show_default=True,
+    help="Random-hyperplane LSH bands (semantic clusters).",
+)
+@click.option(
+    "--lsh-rows", type=int, default=D.lsh_rows, show_default=True, help="Hyperplane bits per band."
+)
 @click.option(
     "--max-bucket",
     type=int,
@@ -99,7 +128,13 @@ D = Thresholds()
     show_default=True,
     help="LSH buckets larger than this pair members with a few pivots only.",
 )
-@click.option("--bucket-pivots", type=int, default=D.bucket_pivots, show_default=True)
+@click.option(
+    "--bucket-pivots",
+    type=int,
+    default=D.bucket_pivots,
+    show_default=True,
+    help="Members of a capped bucket every other member is paired with.",
+)
 @click.option(
     "--anchor-threshold",
     type=float,

@@ -224,7 +224,9 @@ def consolidate(
 
     try:
         embedder = get_embedder(
-            t.embedder, settings=settings if isinstance(settings, ModelSettings) else None, lake=lake
+            t.embedder,
+            settings=settings if isinstance(settings, ModelSettings) else None,
+            lake=lake,
         )
     except ValueError as exc:
         raise SettingsError(f"--embedder: {exc}") from None
