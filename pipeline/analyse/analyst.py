@@ -1,4 +1,4 @@
-"""The analyst interface: what the map asks of every analyst (miner now, model analysts later).
+"""The analyst interface: what the map asks of every analyst (the miner, `single`, `agentic`).
 
 An analyst has a `name` (miner / single / agentic), a `model` ('offline' for the miner), a
 `prompt_version` (of its prompt files, or of the miner's rule set) and `settings` (everything
@@ -10,12 +10,18 @@ the whole lake; a model analyst would open its client), then `analyse_batch(batc
 of trajectories, which returns one `Outcome` per trajectory: lessons, usage (model calls, tokens,
 cost), or an error. An exception inside one trajectory's analysis must become that trajectory's
 error outcome; `BaseAnalyst` does that for analysts that work one trajectory at a time.
+
+Optional, for analysts that talk to a model: `reports_progress = True` makes the map hand them
+its progress callback as `advance` (they advance it per trajectory, not per batch); `stop_reason()`
+returning a text makes the map stop after the current batch (a spent budget); `close()` is called
+once at the end of the run, whatever happened (it flushes the model call log).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,16 +52,18 @@ class LessonDraft:
 
 @dataclass
 class Usage:
-    n_calls: int = 0
+    n_calls: int = 0  # model calls, cache hits included
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    cache_hits: int = 0
 
     def add(self, other: Usage) -> None:
         self.n_calls += other.n_calls
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
         self.cost_usd += other.cost_usd
+        self.cache_hits += other.cache_hits
 
 
 def now() -> dt.datetime:
@@ -72,6 +80,11 @@ class Outcome:
     error: str | None = None
     started_at: dt.datetime = field(default_factory=now)
     finished_at: dt.datetime = field(default_factory=now)
+    rejected: Counter = field(default_factory=Counter)  # reason -> lessons rejected
+    judged_outcome: str | None = None  # success / failure, when the model judged the run
+    judge_reason: str | None = None
+    judge_confidence: float | None = None
+    n_tool_calls: int | None = None  # agentic analyst only
 
 
 @dataclass

@@ -9,7 +9,8 @@ import click
 from pipeline.analyse.run import AnalyseError, AnalyseSummary
 from pipeline.analyse.run import analyse as run_analyse
 from pipeline.console import Console
-from pipeline.options import lake_option, pass_console
+from pipeline.options import lake_option, model_options, pass_console
+from pipeline.settings import ModelSettings, SettingsError
 
 
 def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> float | int | None:
@@ -31,11 +32,11 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
 @click.option(
     "--analyst",
     type=click.Choice(["miner", "single", "agentic"]),
-    default="miner",
-    show_default=True,
-    help="miner: offline rules over the data (no model); single / agentic: model analysts.",
+    default=None,
+    help="miner: offline rules over the data (no model); single: one model call per run; "
+    "agentic: a model with read-only tools over the run and the lake. "
+    "Default: single when a model is given (--model, T2S_MODEL, the settings file), else miner.",
 )
-@click.option("--model", default=None, help="Model name for the model analysts (not the miner).")
 @click.option(
     "--base-skill",
     type=click.Path(exists=True, file_okay=True, dir_okay=True, path_type=Path),
@@ -63,6 +64,30 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
 @click.option(
+    "--max-lessons",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most lessons per trajectory (default: 3 for the model analysts, 10 for the miner).",
+)
+@click.option(
+    "--render-tokens",
+    type=click.IntRange(min=500),
+    default=None,
+    help="Model analysts: token budget of the rendered run in a prompt (default 8000).",
+)
+@click.option(
+    "--max-turns",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Agentic analyst: tool-using turns per run before its answer is forced (default 12).",
+)
+@click.option(
+    "--tokens-per-run",
+    type=click.IntRange(min=1000),
+    default=None,
+    help="Agentic analyst: tokens one run's conversation may use (default 60000).",
+)
+@click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Trajectories per written part."
 )
 @click.option(
@@ -85,21 +110,26 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
     default=None,
     help="Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance.",
 )
+@model_options
 @pass_console
 def analyse(
     console: Console,
     lake,
-    analyst: str,
-    model: str | None,
+    analyst: str | None,
     base_skill: Path | None,
     limit: int | None,
     where: str | None,
     sample: float | int | None,
     seed: int,
+    max_lessons: int | None,
+    render_tokens: int | None,
+    max_turns: int | None,
+    tokens_per_run: int | None,
     batch_size: int | None,
     workers: int | None,
     engine: str,
     ray_address: str | None,
+    model_overrides: dict,
 ) -> None:
     """Analyse every trajectory into lessons (LAKE/lessons), marking each done (LAKE/analyses).
 
@@ -109,14 +139,39 @@ def analyse(
     alone. A trajectory whose analysis fails gets an error row and is retried next time.
 
     \b
+      trace2skill analyse --lake lake                          # offline miner
+      trace2skill analyse --lake lake --model gpt-4o-mini      # single call per run
+      trace2skill analyse --lake lake --analyst agentic --model qwen3 --base-url http://localhost:8000/v1
+
+    \b
     Exit status: 0 when every selected trajectory is analysed, 3 when some failed (error rows,
-    retried by the next run), 1 when the run cannot start (bad filter, empty lake, model analyst).
+    retried by the next run) or a spent budget left some for the next run, 1 when the run
+    cannot start (bad filter, empty lake, a model analyst without a model).
     """
+    overrides = dict(model_overrides)
+    settings_file = overrides.pop("settings_file", None)
+    cli_model = overrides.get("model")
+    try:
+        settings = ModelSettings.resolve(settings_file=settings_file, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if analyst == "miner" and cli_model not in (None, "offline"):
+        raise click.ClickException(
+            f"the miner analyst runs offline; --model {cli_model!r} applies to --analyst "
+            "single or agentic (or leave --analyst out to use the model)"
+        )
+    options = {
+        "max_lessons": max_lessons,
+        "render_tokens": render_tokens,
+        "max_turns": max_turns,
+        "tokens_per_run": tokens_per_run,
+    }
     try:
         summary = run_analyse(
             lake,
             analyst=analyst,
-            model=model,
+            settings=settings,
+            options={k: v for k, v in options.items() if v is not None},
             base_skill=base_skill,
             limit=limit,
             where=where,
@@ -131,7 +186,7 @@ def analyse(
     except AnalyseError as exc:
         raise click.ClickException(str(exc)) from None
     show(console, summary)
-    if summary.n_failed:
+    if summary.n_failed or summary.n_left:
         raise SystemExit(3)
 
 
@@ -141,13 +196,18 @@ def show(console: Console, s: AnalyseSummary) -> None:
         ("skipped (already analysed)", s.n_skipped),
         ("analysed", s.n_analysed),
         ("failed (error rows, retried next run)", s.n_failed),
-        ("lessons written", s.n_lessons),
     ]
+    if s.stopped:
+        rows.append(("left for the next run", s.n_left))
+    rows.append(("lessons written", s.n_lessons))
+    if s.rejected:
+        rows.append(("lessons rejected", sum(s.rejected.values())))
     if s.model != "offline":
+        u = s.usage
         rows += [
-            ("model calls", s.usage.n_calls),
-            ("tokens in / out", f"{s.usage.tokens_in} / {s.usage.tokens_out}"),
-            ("cost (USD)", f"{s.usage.cost_usd:.4f}"),
+            ("model calls (cache hits)", f"{u.n_calls} ({u.cache_hits})"),
+            ("tokens in / out", f"{u.tokens_in:,} / {u.tokens_out:,}"),
+            ("cost (USD)", f"{u.cost_usd:.4f}"),
         ]
     rows.append(("seconds", f"{s.seconds:.1f}"))
     console.table(f"analyse: {s.analyst} ({s.model}, {s.prompt_version})", ["", "count"], rows)
@@ -157,5 +217,19 @@ def show(console: Console, s: AnalyseSummary) -> None:
             ["rule", "lessons"],
             sorted(s.lessons_by_rule.items(), key=lambda kv: (-kv[1], kv[0])),
         )
+    if s.rejected:
+        console.table(
+            "lessons rejected",
+            ["reason", "lessons"],
+            sorted(s.rejected.items(), key=lambda kv: (-kv[1], kv[0])),
+        )
+    if s.judged:
+        console.table(
+            "runs of unknown outcome, as the model judged them",
+            ["judged", "runs"],
+            sorted(s.judged.items()),
+        )
     for tid, reason in s.errors:
         console.error(f"trajectory {tid}: {reason}")
+    if s.stopped:
+        console.warn(f"stopped early: {s.stopped}; rerun to analyse the {s.n_left} left")

@@ -1,44 +1,67 @@
-"""Prompt files of the model analysts, and the structured answer they ask a model for.
+"""Prompt files of the model analysts, the structured answer they ask for, and its checks.
 
-Prompts live in ``pipeline/analyse/prompts/<name>-v<N>.md`` with a ``## system`` and a ``## user``
-section and ``{placeholder}`` fields. A prompt's version is its file's ``vN`` plus a digest of its
-text, so any edit to a prompt changes the analysts' configuration id and the map re-analyses the
-affected trajectories rather than mixing lessons from two prompts.
+Prompts live in ``pipeline/analyse/prompts/<name>-v<N>.md``: ``## <section>`` headings (``system``,
+``user``, ...) with ``{placeholder}`` fields, HTML comments for notes, and ``@include <file>`` lines
+that pull in the sections of a shared file (``lessons-v1.md``: the lesson format and the task of
+each case). A prompt's version is its file's ``vN`` plus a digest of its text and of every file it
+includes, so any edit changes the analysts' configuration id and the cache key of their requests:
+the map re-analyses rather than mixing lessons from two prompts.
 
-`LessonsAnswer` is the JSON schema a model analyst requests (structured output); `to_drafts`
-checks an answer against the run (evidence steps must exist in it) and turns it into drafts.
+`answer_model(max_lessons, judged)` is the pydantic model a model analyst sends as its
+``response_format``; `check_lessons` holds an answer against the run (evidence steps must exist
+in it, revisions must name a section the base skill has, at most N lessons) and turns what passes
+into drafts, counting what it rejects by reason.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from pipeline import ids
 from pipeline.analyse.analyst import LessonDraft
+from pipeline.analyse.redact import redact
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
-_SECTION = re.compile(r"^## (system|user)\s*$", re.M)
+_SECTION = re.compile(r"^## ([a-z_]+)\s*$", re.M)
 _COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
+_INCLUDE = re.compile(r"^@include ([A-Za-z0-9_.-]+\.md)\s*$", re.M)
 
 
 @dataclass(frozen=True)
 class Prompt:
     name: str
-    version: str
-    system: str
-    user: str
+    version: str  # "v1-<digest>": the file's version and a digest of its text and includes
+    sections: dict[str, str]
+
+    @property
+    def tag(self) -> str:
+        """``<name>-<version>``: what analyses rows and request cache keys carry."""
+        return f"{self.name}-{self.version}"
+
+    def text(self, section: str, **values: object) -> str:
+        """One section with its placeholders filled (every placeholder must be given)."""
+        if section not in self.sections:
+            raise KeyError(f"prompt {self.name} has no section {section!r}")
+        return self.sections[section].format(**values)
 
     def messages(self, **values: object) -> list[dict[str, str]]:
-        """Chat messages with the placeholders filled (every placeholder must be given)."""
+        """The system and user messages with their placeholders filled."""
         return [
-            {"role": "system", "content": self.system.format(**values)},
-            {"role": "user", "content": self.user.format(**values)},
+            {"role": "system", "content": self.text("system", **values)},
+            {"role": "user", "content": self.text("user", **values)},
         ]
+
+
+def _sections(path: Path, text: str) -> dict[str, str]:
+    parts = _SECTION.split(_INCLUDE.sub("", _COMMENT.sub("", text)))
+    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
 def load_prompt(name: str) -> Prompt:
@@ -48,21 +71,64 @@ def load_prompt(name: str) -> Prompt:
         raise FileNotFoundError(f"no prompt {name!r} in {PROMPTS}")
     path = files[-1]
     text = path.read_text(encoding="utf-8")
-    parts = _SECTION.split(_COMMENT.sub("", text))
-    sections = {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
-    if set(sections) != {"system", "user"}:
+    sections: dict[str, str] = {}
+    texts = [text]
+    for included in _INCLUDE.findall(_COMMENT.sub("", text)):
+        inc = PROMPTS / included
+        if not inc.is_file():
+            raise FileNotFoundError(f"{path} includes {included}, which is not in {PROMPTS}")
+        inc_text = inc.read_text(encoding="utf-8")
+        texts.append(inc_text)
+        sections |= _sections(inc, inc_text)
+    sections |= _sections(path, text)
+    if not {"system", "user"} <= set(sections):
         raise ValueError(f"{path} needs a '## system' and a '## user' section")
-    version = f"{path.stem.rsplit('-', 1)[1]}-{ids.digest(text, length=8)}"
-    return Prompt(name, version, sections["system"], sections["user"])
+    version = f"{path.stem.rsplit('-', 1)[1]}-{ids.digest(*texts, length=8)}"
+    return Prompt(name, version, sections)
+
+
+# -- the structured answer ------------------------------------------------------------------
+# Length limits are checked by validators, not declared in the schema: strict structured output
+# on some servers refuses minLength/maxLength. Failing them costs one repair call, not the run.
 
 
 class LessonAnswer(BaseModel):
     kind: Literal["failure_cause", "failure_lesson", "success_lesson", "workflow"]
-    title: str = Field(min_length=8, max_length=300)
-    content: str = Field(min_length=8)
-    evidence_steps: list[int] = Field(min_length=1)
-    target_section: str | None = None
-    tool_name: str | None = None
+    title: str = Field(description="one imperative sentence, specific to the tools and values")
+    description: str = Field(description="when the lesson applies, in one sentence")
+    content: str = Field(description="the lesson in full, with the evidence from the run")
+    target_section: str = Field(description="skill section the lesson belongs in")
+    op: Literal["add", "revise", "remove"]
+    evidence_steps: list[int] = Field(min_length=1, description="step numbers that show it")
+    tool_name: str | None = Field(description="main tool involved, if any")
+    confidence: float = Field(ge=0, le=1)
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not 8 <= len(value.strip()) <= 300:
+            raise ValueError("the title must be one sentence of 8 to 300 characters")
+        return value.strip()
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: str) -> str:
+        if len(value.strip()) < 8:
+            raise ValueError("the content must state the lesson and its evidence")
+        return value.strip()
+
+    @field_validator("target_section")
+    @classmethod
+    def _section(cls, value: str) -> str:
+        value = value.strip().lstrip("#").strip()
+        if not value:
+            raise ValueError("name the section the lesson belongs in")
+        return value
+
+
+class Judgement(BaseModel):
+    outcome: Literal["success", "failure"]
+    reason: str = Field(description="why, citing step numbers")
     confidence: float = Field(ge=0, le=1)
 
 
@@ -70,26 +136,87 @@ class LessonsAnswer(BaseModel):
     lessons: list[LessonAnswer]
 
 
-def to_drafts(answer: LessonsAnswer, steps: set[int], rule: str) -> list[LessonDraft]:
-    """Drafts from a model's answer; evidence outside the run is dropped, and a lesson left
-    with none is rejected (a lesson must point at what it claims)."""
-    out = []
+class JudgedLessonsAnswer(BaseModel):
+    judgement: Judgement  # first, so the model decides before it analyses
+    lessons: list[LessonAnswer]
+
+
+@cache
+def answer_model(max_lessons: int, judged: bool = False) -> type[BaseModel]:
+    """The response model for `max_lessons` lessons. The limit is stated in the schema
+    (``maxItems``) for the model but not enforced on parse: lessons past it are rejected one by
+    one with a counted reason rather than failing the whole answer."""
+    base = JudgedLessonsAnswer if judged else LessonsAnswer
+    return create_model(
+        base.__name__,
+        __base__=base,
+        lessons=(
+            list[LessonAnswer],
+            Field(json_schema_extra={"maxItems": int(max_lessons)}),
+        ),
+    )
+
+
+# -- checking an answer against the run ------------------------------------------------------
+EVIDENCE = "evidence steps not in the run"
+OVER_LIMIT = "over the lesson limit"
+NO_SKILL = "revise/remove without a base skill"
+NO_SECTION = "revise/remove of a section the base skill lacks"
+
+
+def _key(heading: str) -> str:
+    return " ".join(heading.lstrip("#").split()).casefold()
+
+
+@dataclass
+class Checked:
+    drafts: list[LessonDraft]
+    rejected: Counter
+    reasons: list[str]  # one line per rejected lesson, for the error row when none pass
+
+
+def check_lessons(
+    answer: BaseModel,
+    *,
+    steps: set[int],
+    max_lessons: int,
+    headings: list[str] | None,
+    rule: str,
+) -> Checked:
+    """Drafts from a model's answer, in its order; rejects (counted by reason) every lesson
+    citing a step the run does not have, revising or removing a section the base skill lacks,
+    or past the first `max_lessons`. A target section matching a heading of the base skill up to
+    case and spacing takes the heading's exact text. Text is redacted once more on the way out."""
+    by_key = {_key(h): h for h in headings or []}
+    out = Checked([], Counter(), [])
     for lesson in answer.lessons:
-        cited = sorted({s for s in lesson.evidence_steps if s in steps})
-        if not cited:
-            raise ValueError(
-                f"lesson {lesson.title!r} cites no step of the run: {lesson.evidence_steps}"
-            )
-        out.append(
+        missing = sorted({s for s in lesson.evidence_steps if s not in steps})
+        section = by_key.get(_key(lesson.target_section), lesson.target_section)
+        reason = None
+        if missing:
+            reason, detail = EVIDENCE, f"cites steps {missing}, not in the run"
+        elif lesson.op != "add" and headings is None:
+            reason, detail = NO_SKILL, f"{lesson.op} with no base skill"
+        elif lesson.op != "add" and _key(section) not in by_key:
+            reason, detail = NO_SECTION, f"{lesson.op} of section {section!r}, not in the skill"
+        elif len(out.drafts) >= max_lessons:
+            reason, detail = OVER_LIMIT, f"lesson {len(out.drafts) + 1} of at most {max_lessons}"
+        if reason is not None:
+            out.rejected[reason] += 1
+            out.reasons.append(f"{lesson.title[:80]!r}: {detail}")
+            continue
+        out.drafts.append(
             LessonDraft(
                 kind=lesson.kind,
-                title=lesson.title.strip(),
-                content=lesson.content.strip(),
-                evidence_steps=cited,
+                title=redact(lesson.title),
+                description=redact(lesson.description.strip()) or None,
+                content=redact(lesson.content),
+                evidence_steps=sorted(set(lesson.evidence_steps)),
                 rule=rule,
-                tool_name=lesson.tool_name,
-                confidence=lesson.confidence,
-                target_section=lesson.target_section,
+                tool_name=(lesson.tool_name or "").strip() or None,
+                confidence=round(float(lesson.confidence), 3),
+                target_section=section,
+                op=lesson.op,
             )
         )
     return out

@@ -1,36 +1,42 @@
 """The analyse map on Ray Data (the optional ``ray`` extra): same batches, analyst and parts.
 
 Reads `trajectories` and `steps`; writes `lessons` and `analyses` parts, exactly as the local map
-does (`run.py`): the driver selects the work, prepares the analyst once (the miner's pool
-statistics), cuts the sorted selection into the same batches and plans, for each batch, the
-Parquet parts that hold its trajectories and steps (one scan of the id column). Ray Data then
-maps those batch rows through a pool of actors, each holding one copy of the prepared analyst:
-an actor reads its batch's rows from the planned parts, runs `analyse_batch`, and writes the
-lessons part then the analyses part under the local map's part name. So a run on Ray leaves the
-same lessons (ids included) and the same part names as a local run, and the two can take turns on
-one lake: the cache (`analyses`) is shared, and a killed run resumes from the parts written.
+does (`run.py`): the driver selects the work, cuts the sorted selection into the same batches and
+plans, for each batch, the Parquet parts that hold its trajectories and steps (one scan of the id
+column). Ray Data then maps those batch rows through a pool of actors, each holding one copy of
+the analyst: an actor reads its batch's rows from the planned parts, runs `analyse_batch`, and
+writes the lessons part then the analyses part under the local map's part name. So a run on Ray
+leaves the same lessons (ids included) and the same part names as a local run, and the two can
+take turns on one lake: the cache (`analyses`) is shared, and a killed run resumes from the parts
+written.
 
-Actors of a CPU-bound analyst (the miner) ask for one CPU each; analysts that wait on HTTP ask
-for a quarter CPU, so a small machine still runs several of them (a whole CPU each deadlocks a
-2-core pool). Workers reach the lake through the driver's `Lake`, credentials included: on a
-cluster of several machines the lake must be shared storage (``s3://...``), and every node needs
-trace2skill installed.
+A CPU-bound analyst (the miner) is prepared once by the driver (its pool statistics) and its
+actors ask for one CPU each. A model analyst is prepared in each actor (its own client, with its
+share of the run's concurrency and token and cost budgets) and its actors ask for a quarter CPU,
+so a small machine still runs several of them (a whole CPU each deadlocks a 2-core pool); every
+call is logged in `llm_calls` by the actor that made it. Workers reach the lake through the
+driver's `Lake`, credentials included: on a cluster of several machines the lake must be shared
+storage (``s3://...``), and every node needs trace2skill installed.
 
     summary = analyse(lake, engine="ray", ray_address=None)   # a local Ray instance
 """
 
 from __future__ import annotations
 
-import json
+import copy
+import dataclasses
 import logging
+import math
+import pickle
 import re
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 
-from pipeline.analyse.analyst import Analyst, Batch
+from pipeline.analyse.analyst import Analyst, Batch, Usage
 from pipeline.console import Console
 from pipeline.lake import Lake
 
@@ -45,17 +51,12 @@ _RESULT = pa.schema(
     [
         ("batch", pa.int64()),
         ("n_trajectories", pa.int64()),
-        ("n_analysed", pa.int64()),
-        ("n_failed", pa.int64()),
-        ("n_lessons", pa.int64()),
-        ("n_calls", pa.int64()),
-        ("tokens_in", pa.int64()),
-        ("tokens_out", pa.int64()),
-        ("cost_usd", pa.float64()),
-        ("errors", pa.string()),  # JSON [[trajectory_id, reason], ...]
-        ("lessons_by_rule", pa.string()),  # JSON {rule: count}
+        ("summary", pa.binary()),  # the batch's AnalyseSummary, pickled
     ]
 )
+# Fields of a batch's summary that the run's summary does not add up.
+_NOT_SUMMED = {"analyst", "model", "prompt_version", "config_id", "n_selected", "n_skipped",
+               "n_left", "stopped", "seconds", "errors", "tidied"}  # fmt: skip
 
 
 class RayUnavailable(RuntimeError):
@@ -118,12 +119,24 @@ def plan(lake: Lake, todo: pl.DataFrame, size: int) -> pl.DataFrame:
 
 
 class _AnalyseBatches:
-    """A Ray Data actor: one prepared analyst; reads, analyses and writes whole batches."""
+    """A Ray Data actor: one analyst; reads, analyses and writes whole batches.
 
-    def __init__(self, lake: Lake, analyst: list, cid: str):
+    A CPU-bound analyst arrives prepared (the miner's pool statistics, computed once by the
+    driver); an analyst that waits on a model server is prepared here, so each actor opens its
+    own client (its share of the run's concurrency and budget, see `_share`)."""
+
+    def __init__(self, lake: Lake, analyst: list, cid: str, prepare: bool):
         import ray
 
         self.lake, self.analyst, self.cid = lake, ray.get(analyst[0]), cid
+        if prepare:
+            from pipeline import sql
+
+            con = sql.connect(lake)
+            try:
+                self.analyst.prepare(lake, con)
+            finally:
+                con.close()
 
     def __call__(self, rows: pa.Table) -> pa.Table:
         return pa.Table.from_pylist([self.one(row) for row in rows.to_pylist()], schema=_RESULT)
@@ -141,20 +154,43 @@ class _AnalyseBatches:
         a = self.analyst
         part = AnalyseSummary(a.name, a.model, a.prompt_version, self.cid)
         picked = pl.DataFrame({"trajectory_id": ids_}, schema={"trajectory_id": pl.String})
-        _write_batch(self.lake, self.analyst, self.cid, picked, batch, outcomes, part)
-        return {
-            "batch": row["batch"],
-            "n_trajectories": len(ids_),
-            "n_analysed": part.n_analysed,
-            "n_failed": part.n_failed,
-            "n_lessons": part.n_lessons,
-            "n_calls": part.usage.n_calls,
-            "tokens_in": part.usage.tokens_in,
-            "tokens_out": part.usage.tokens_out,
-            "cost_usd": float(part.usage.cost_usd),
-            "errors": json.dumps(part.errors),
-            "lessons_by_rule": json.dumps(dict(part.lessons_by_rule)),
+        _write_batch(self.lake, a, self.cid, picked, batch, outcomes, part)
+        part.stopped = getattr(a, "stop_reason", lambda: None)()
+        return {"batch": row["batch"], "n_trajectories": len(ids_), "summary": pickle.dumps(part)}
+
+
+def _share(worker: Analyst, actors: int) -> Analyst:
+    """The analyst each actor gets: a model analyst's concurrency and budgets are the run's, so
+    each of `actors` clients gets its share (what decides the answers is unchanged)."""
+    settings = getattr(worker, "model_settings", None)
+    if settings is None or actors <= 1:
+        return worker
+    shared = copy.copy(worker)
+    shared.model_settings = settings.model_copy(
+        update={
+            "concurrency": max(1, math.ceil(settings.concurrency / actors)),
+            "token_budget": None
+            if settings.token_budget is None
+            else settings.token_budget // actors,
+            "cost_budget_usd": None
+            if settings.cost_budget_usd is None
+            else settings.cost_budget_usd / actors,
         }
+    )
+    return shared
+
+
+def _merge(summary: AnalyseSummary, part: AnalyseSummary) -> None:
+    for f in dataclasses.fields(part):
+        if f.name in _NOT_SUMMED:
+            continue
+        mine, theirs = getattr(summary, f.name), getattr(part, f.name)
+        if isinstance(theirs, Counter):
+            mine.update(theirs)
+        elif isinstance(theirs, Usage):
+            mine.add(theirs)
+        elif isinstance(theirs, int | float):
+            setattr(summary, f.name, mine + theirs)
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -191,13 +227,15 @@ def run(
     summary: AnalyseSummary,
     console: Console,
     *,
+    con: duckdb.DuckDBPyConnection,
     address: str | None = None,
     actors: int | None = None,
 ) -> None:
     """Analyse `todo` (trajectory_id, source) on Ray, batch by batch, into `summary`.
 
-    `worker` is prepared; `actors` is the size of the actor pool (default: one per CPU of the
-    cluster, at most one per batch).
+    `worker` is not prepared yet; `con` sees the lake (for a CPU-bound analyst's preparation).
+    `actors` is the size of the actor pool (default: one per CPU of the cluster, at most one per
+    batch). A model analyst whose budget is spent stops the run after the batches in flight.
     """
     ray = import_ray()
     from ray.data import ActorPoolStrategy, DataContext
@@ -207,6 +245,9 @@ def run(
             f"{lake.uri} is a local folder: workers on other machines cannot see it "
             "(put the lake on s3:// for a cluster)"
         )
+    cpu_bound = getattr(worker, "cpu_bound", False)
+    if cpu_bound:
+        worker.prepare(lake, con)  # pool-level work, once
     batches = plan(lake, todo, size)
     started = _start(ray, address, console)
     context = DataContext.get_current()
@@ -217,7 +258,7 @@ def run(
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         logger.setLevel(logging.ERROR)
-        cpus = 1.0 if getattr(worker, "cpu_bound", False) else HTTP_BOUND_CPUS
+        cpus = 1.0 if cpu_bound else HTTP_BOUND_CPUS
         pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         pool = max(1, min(pool, batches.height))
         console.detail(f"analysing {batches.height} batches in {pool} Ray actors ({cpus:g} CPU)")
@@ -226,29 +267,30 @@ def run(
         blocks = [table.slice(i, 1) for i in range(table.num_rows)]
         dataset = ray.data.from_arrow(blocks).map_batches(
             _AnalyseBatches,
-            # The prepared analyst (the miner's pool statistics: large) goes to the object store
+            # The analyst (with the miner's pool statistics: large) goes to the object store
             # once; actors fetch it by reference, so a restarted actor can fetch it again.
-            fn_constructor_kwargs={"lake": lake, "analyst": [ray.put(worker)], "cid": cid},
+            fn_constructor_kwargs={
+                "lake": lake,
+                "analyst": [ray.put(_share(worker, pool))],
+                "cid": cid,
+                "prepare": not cpu_bound,
+            },
             batch_size=1,  # a planned batch is the unit of work: it is written as one part
             batch_format="pyarrow",
             compute=ActorPoolStrategy(size=pool),
             num_cpus=cpus,
         )
-        rules: Counter = Counter()
         errors: list[tuple[str, str]] = []
         with console.progress(f"analysing ({worker.name}, Ray)", todo.height) as advance:
             try:
                 for result in dataset.iter_rows():
-                    summary.n_analysed += result["n_analysed"]
-                    summary.n_failed += result["n_failed"]
-                    summary.n_lessons += result["n_lessons"]
-                    summary.usage.n_calls += result["n_calls"]
-                    summary.usage.tokens_in += result["tokens_in"]
-                    summary.usage.tokens_out += result["tokens_out"]
-                    summary.usage.cost_usd += result["cost_usd"]
-                    rules.update(json.loads(result["lessons_by_rule"]))
-                    errors += [tuple(e) for e in json.loads(result["errors"])]
+                    part = pickle.loads(result["summary"])
+                    _merge(summary, part)
+                    errors += part.errors
                     advance(result["n_trajectories"])
+                    if part.stopped:
+                        summary.stopped = part.stopped
+                        break  # the batches in flight still land; the rest is left for a rerun
             except ray.exceptions.RayError as exc:
                 from pipeline.analyse.run import AnalyseError
 
@@ -256,7 +298,8 @@ def run(
                     f"the Ray map stopped: {_root_cause(exc)}; the batches written so far are "
                     "kept and the next run resumes after them"
                 ) from exc
-        summary.lessons_by_rule.update(rules)
+        if summary.stopped:
+            summary.n_left = todo.height - summary.n_analysed - summary.n_failed
         summary.errors += sorted(errors)[: max(0, MAX_ERRORS - len(summary.errors))]
     finally:
         context.enable_progress_bars, context.print_on_execution_start = saved[:2]

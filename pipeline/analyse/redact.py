@@ -60,6 +60,15 @@ _PATTERNS: list[tuple[str, re.Pattern[str], str]] = [
         r"\1[REDACTED:secret]\3",
     ),
     (
+        # key="value" / key: 'value' (code, YAML, and how the renderer writes call arguments)
+        "quoted-secret",
+        re.compile(
+            r"(?i)\b((?:[A-Za-z0-9]+[_-])*" + _SECRET_KEYS + r"(?:[_-][A-Za-z0-9]+)*\s*[=:]\s*)"
+            r"([\"'])(?!REDACTED|\[REDACTED)((?:(?!\2)[^\\\n]|\\.){4,})\2"
+        ),
+        r"\1\2[REDACTED:secret]\2",
+    ),
+    (
         "assigned-secret",
         re.compile(
             r"(?i)\b((?:[A-Za-z0-9]+[_-])*" + _SECRET_KEYS + r"(?:[_-][A-Za-z0-9]+)*"

@@ -181,6 +181,7 @@ def render_trajectory(
         + (f" (reward {reward:g})" if reward is not None else "")
         + f" | {len(steps)} steps\n\n== Run: what the agent saw and did ==\n"
     )
+    header = redact(header)  # ids and names come from the source too
     grader = _grader_text(traj_row.get("meta"))
     footer = ""
     if grader:

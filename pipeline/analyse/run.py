@@ -11,11 +11,19 @@ A trajectory is skipped when it already has an ok analysis under the same analys
 failed gets an error row and is retried by the next run; the retry's row replaces the error row
 (`tidy` again, at the end of a run), so `analyses` keeps one row per trajectory and configuration.
 
+Which analyst: the one named, else `single` when a model is given (not 'offline') and the
+offline `miner` when none is. Model analysts send their requests concurrently inside a batch and
+report progress per trajectory; when the model budget is spent the run stops after the batch in
+flight (its unanswered runs get error rows) and the rest is left for the next run.
+
     summary = analyse(lake, analyst="miner", where="outcome = 'failure'", sample=0.2, seed=1)
+    summary = analyse(lake, settings=ModelSettings.resolve(model="gpt-4o-mini"),
+                      options={"max_lessons": 3})          # the single analyst
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import Counter
@@ -33,12 +41,21 @@ from pipeline.analyse.parallel import map_batches
 from pipeline.analyse.tidy import tidy
 from pipeline.console import Console
 from pipeline.lake import Lake
-from pipeline.settings import ModelSettings
+from pipeline.settings import ModelSettings, SettingsError
 
 DEFAULT_BATCH_SIZE = 200
+BATCH_API_SIZE = 2000  # trajectories per part (and per batch job) with the server's batch API
 CHUNK_ROWS = 10_000  # trajectories read from the lake at once, then split into batches
 PARALLEL_MIN_TRAJECTORIES = 4000  # below this, starting worker processes costs more than it saves
 MODEL_ANALYSTS = ("single", "agentic")
+ANALYSTS = ("miner", *MODEL_ANALYSTS)
+# Options of the model analysts, and which analysts take them (the miner takes max_lessons and
+# its thresholds).
+MODEL_OPTIONS = {
+    "render_tokens": MODEL_ANALYSTS,
+    "max_turns": ("agentic",),
+    "tokens_per_run": ("agentic",),
+}
 ENGINES = ("local", "ray")
 
 
@@ -57,10 +74,14 @@ class AnalyseSummary:
     n_analysed: int = 0
     n_failed: int = 0
     n_lessons: int = 0
+    n_left: int = 0  # selected, not attempted: the run stopped early (a spent model budget)
+    stopped: str | None = None  # why the run stopped early
     usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # first failures: (id, reason)
     lessons_by_rule: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # reason -> lessons rejected
+    judged: Counter = field(default_factory=Counter)  # judged outcome -> runs
     tidied: dict[str, int] = field(default_factory=dict)
 
 
@@ -70,8 +91,18 @@ def make_analyst(
     settings: dict[str, Any] | None = None,
     base_skill: str | Path | None = None,
     model: str | None = None,
+    model_settings: ModelSettings | None = None,
+    console: Console | None = None,
 ) -> Analyst:
-    """The analyst called `name`, configured; model analysts are not part of this version."""
+    """The analyst called `name`, configured. `settings` are its options (the miner's thresholds,
+    ``max_lessons``, ``render_tokens``, ``max_turns``, ``tokens_per_run``); `model_settings`
+    the model layer's, for `single` and `agentic`."""
+    options = {k: v for k, v in (settings or {}).items() if v is not None}
+    for key, takers in MODEL_OPTIONS.items():
+        if key in options and name not in takers:
+            raise AnalyseError(
+                f"{key} is an option of the {' and '.join(takers)} analyst, not of {name}"
+            )
     if name == "miner":
         if model not in (None, "", "offline"):
             raise AnalyseError(
@@ -79,10 +110,49 @@ def make_analyst(
             )
         from pipeline.analyse.miner import MinerAnalyst
 
-        return MinerAnalyst(settings, base_skill=base_skill)
-    if name in MODEL_ANALYSTS:
-        raise AnalyseError(f"the {name} analyst needs a model; not built in this version")
-    raise AnalyseError(f"unknown analyst {name!r}; choose miner, single or agentic")
+        return MinerAnalyst(options, base_skill=base_skill)
+    if name not in MODEL_ANALYSTS:
+        raise AnalyseError(f"unknown analyst {name!r}; choose {', '.join(ANALYSTS)}")
+    if model_settings is None or model_settings.offline:
+        raise AnalyseError(
+            f"the {name} analyst needs a model: pass --model NAME (and --base-url for a local "
+            "OpenAI-compatible server), or --analyst miner for the offline analysis"
+        )
+    if model_settings.batch and name == "agentic":
+        raise AnalyseError(
+            "the agentic analyst holds a conversation per run, which the batch API cannot; "
+            "--batch applies to the single analyst"
+        )
+    if name == "single":
+        from pipeline.analyse.single import SingleAnalyst as cls
+    else:
+        from pipeline.analyse.agentic import AgenticAnalyst as cls
+    try:
+        return cls(model_settings, options, base_skill=base_skill, console=console)
+    except (ValueError, FileNotFoundError) as exc:  # SettingsError is a ValueError
+        raise AnalyseError(str(exc)) from None
+
+
+def _model_settings(
+    settings: ModelSettings | Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None,
+    model: str | None,
+) -> tuple[ModelSettings | None, dict[str, Any]]:
+    """(model settings, analyst options) from analyse()'s arguments (see its docstring)."""
+    opts = dict(options or {})
+    ms = settings if isinstance(settings, ModelSettings) else None
+    if isinstance(settings, Mapping):
+        opts = {**settings, **opts}
+    if model not in (None, ""):
+        try:
+            ms = (
+                ms.model_copy(update={"model": model})
+                if ms is not None
+                else ModelSettings.resolve(model=model)
+            )
+        except SettingsError as exc:
+            raise AnalyseError(str(exc)) from None
+    return ms, opts
 
 
 def select(
@@ -201,6 +271,12 @@ def _rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataF
                 "tokens_in": o.usage.tokens_in,
                 "tokens_out": o.usage.tokens_out,
                 "cost_usd": float(o.usage.cost_usd),
+                "n_rejected": sum(o.rejected.values()),
+                "rejected": json.dumps(dict(sorted(o.rejected.items()))) if o.rejected else None,
+                "judged_outcome": o.judged_outcome,
+                "judge_reason": o.judge_reason,
+                "judge_confidence": o.judge_confidence,
+                "n_tool_calls": o.n_tool_calls,
                 "started_at": o.started_at,
                 "finished_at": o.finished_at,
             }
@@ -231,8 +307,9 @@ def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
 def analyse(
     lake: Lake,
     *,
-    analyst: str | Analyst = "miner",
+    analyst: str | Analyst | None = None,
     settings: ModelSettings | Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
     base_skill: str | Path | None = None,
     limit: int | None = None,
     where: str | None = None,
@@ -251,9 +328,12 @@ def analyse(
     drawn with `seed`; `limit` keeps the first N of the (sampled) selection. Reruns with the same
     arguments do no work; new trajectories that match are analysed, and only they.
 
-    `settings` is either the pipeline's `ModelSettings` (for model analysts; the offline miner
-    has no use for it) or a mapping of analyst options (``batch_size``, the miner's thresholds,
-    ``max_lessons``), which are part of the analyst's configuration.
+    `settings` is the pipeline's `ModelSettings` (the model analysts use it; the offline miner
+    has no use for it), or, as before, a mapping of analyst options. `options` are the analyst's
+    options (``batch_size``, ``max_lessons``, the miner's thresholds, ``render_tokens``,
+    ``max_turns``, ``tokens_per_run``), part of its configuration. `model` names a model: it
+    replaces the settings' model, or resolves settings for it (environment, ./trace2skill.toml).
+    `analyst` None picks `single` when the model is not 'offline', else the miner.
 
     `workers`: processes for a CPU-bound analyst (the miner); by default one per core once
     there are enough trajectories to repay starting them, else the work stays in this process.
@@ -273,21 +353,41 @@ def analyse(
             ray_engine.import_ray()
         except ray_engine.RayUnavailable as exc:
             raise AnalyseError(str(exc)) from None
-    options = dict(settings) if isinstance(settings, Mapping) else None
+    model_settings, options = _model_settings(settings, options, model)
     console = console or Console(0)
     started = time.perf_counter()
+    if analyst is None:
+        offline = model_settings is None or model_settings.offline
+        analyst = "miner" if offline else "single"
     worker = (
         analyst
         if not isinstance(analyst, str)
-        else make_analyst(analyst, settings=options, base_skill=base_skill, model=model)
+        else make_analyst(
+            analyst,
+            settings=options,
+            base_skill=base_skill,
+            model=model,
+            model_settings=model_settings,
+            console=console,
+        )
     )
     cid = config_id(worker)
     summary = AnalyseSummary(worker.name, worker.model, worker.prompt_version, cid)
     if not lake.exists("trajectories"):
         raise AnalyseError(f"{lake.uri} holds no trajectories: run `trace2skill ingest` first")
+    if engine == "ray" and getattr(getattr(worker, "model_settings", None), "batch", False):
+        raise AnalyseError("the server's batch API is one job from one process: use --engine local")
+    cpu_bound = getattr(worker, "cpu_bound", False)
+    if engine == "local" and workers is not None and workers > 1 and not cpu_bound:
+        raise AnalyseError(
+            f"--workers applies to the miner; the {worker.name} analyst overlaps its model "
+            "requests in one process (--concurrency)"
+        )
     summary.tidied = tidy(lake)
     for what, n in summary.tidied.items():
-        if n:
+        if n and what.startswith("parts upgraded"):
+            console.detail(f"{n} {what} (analyses and lessons)")
+        elif n:
             console.warn(f"removed {n} {what} left by an interrupted run")
     con = sql.connect(lake)
     con.sql("set enable_progress_bar = false")  # our own bar reports progress
@@ -299,27 +399,68 @@ def analyse(
         f"analyse ({worker.name}, {worker.model}, {worker.prompt_version}): "
         f"{summary.n_selected} selected, {summary.n_skipped} already done, {todo.height} to analyse"
     )
-    if todo.height:
-        worker.prepare(lake, con)
-        size = int(batch_size or (options or {}).get("batch_size") or DEFAULT_BATCH_SIZE)
-        todo = todo.sort("trajectory_id")
-        if engine == "ray":
-            ray_engine.run(
-                lake, worker, cid, todo, size, summary, console, address=ray_address, actors=workers
+    try:
+        if todo.height:
+            size = int(
+                batch_size or options.get("batch_size") or _batch_size(model_settings, worker)
             )
-        else:
-            procs = _workers(worker, workers, todo.height)
-            if procs > 1:
-                console.detail(f"analysing in {procs} worker processes")
-            batches = _batches(lake, todo, size)
-            with console.progress(f"analysing ({worker.name})", todo.height) as advance:
-                for picked, batch, outcomes in map_batches(worker, batches, procs):
-                    _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
-                    advance(picked.height)
-        tidy(lake)  # the retries' rows replace the error rows they supersede
-    con.close()
+            todo = todo.sort("trajectory_id")
+            if engine == "ray":  # it prepares the analyst where it runs
+                ray_engine.run(
+                    lake, worker, cid, todo, size, summary, console, con=con,
+                    address=ray_address, actors=workers,
+                )  # fmt: skip
+            else:
+                worker.prepare(lake, con)
+                _map_here(lake, worker, cid, todo, size, summary, console, workers)
+            tidy(lake)  # the retries' rows replace the error rows they supersede
+    finally:
+        closer = getattr(worker, "close", None)
+        if closer is not None:
+            closer()
+        con.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _map_here(
+    lake: Lake,
+    worker: Analyst,
+    cid: str,
+    todo: pl.DataFrame,
+    size: int,
+    summary: AnalyseSummary,
+    console: Console,
+    workers: int | None,
+) -> None:
+    """The map on this machine: in this process, or the miner's batches over worker processes."""
+    procs = _workers(worker, workers, todo.height)
+    if procs > 1:
+        console.detail(f"analysing in {procs} worker processes")
+    batches = _batches(lake, todo, size)
+    per_run = getattr(worker, "reports_progress", False)
+    with console.progress(f"analysing ({worker.name})", todo.height) as advance:
+        if per_run:
+            worker.advance = advance
+        for picked, batch, outcomes in map_batches(worker, batches, procs):
+            _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
+            if not per_run:
+                advance(picked.height)
+            stop = getattr(worker, "stop_reason", lambda: None)()
+            if stop:
+                summary.stopped = stop
+                summary.n_left = todo.height - summary.n_analysed - summary.n_failed
+                break
+
+
+def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:
+    if worker.name not in MODEL_ANALYSTS or model_settings is None:
+        return DEFAULT_BATCH_SIZE
+    if model_settings.batch:
+        return BATCH_API_SIZE
+    # Many waves of requests per part: each part ends on a partial wave (the slowest runs), and
+    # a kill costs little (answers already logged in llm_calls are replayed by the rerun).
+    return max(DEFAULT_BATCH_SIZE, 16 * model_settings.concurrency)
 
 
 def _workers(worker: Analyst, asked: int | None, n_todo: int) -> int:
@@ -358,5 +499,8 @@ def _write_batch(
     summary.lessons_by_rule.update(lessons.get_column("rule").fill_null("-").to_list())
     for o in outcomes:
         summary.usage.add(o.usage)
+        summary.rejected.update(o.rejected)
+        if o.judged_outcome is not None and o.error is None:
+            summary.judged[o.judged_outcome] += 1
         if o.error is not None and len(summary.errors) < 20:
             summary.errors.append((o.trajectory_id, o.error))

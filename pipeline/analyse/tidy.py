@@ -7,13 +7,17 @@ Run at the start of every analyse (cheap when there is nothing to do: it reads i
 - an analysis that was retried leaves two rows with the same analysis_id (the old error and the
   new result): the newer row is kept (an ok row always wins), so `analyses` keeps one row per
   trajectory and configuration;
-- a lesson id present in two parts (two runs racing on one trajectory) keeps its first copy.
+- a lesson id present in two parts (two runs racing on one trajectory) keeps its first copy;
+- a part written before a column was added to its table is rewritten with that column (null),
+  so that every reader, polars' included, sees one schema.
 """
 
 from __future__ import annotations
 
 import polars as pl
+import pyarrow.parquet as pq
 
+from pipeline import schemas
 from pipeline.lake import Lake
 
 
@@ -44,6 +48,11 @@ def _rewrite(lake: Lake, table: str, drop: pl.DataFrame, key: str) -> int:
         gone = set(rows.get_column(key).to_list())
         frame = pl.read_parquet(lake.url(path), storage_options=lake.storage_options or None)
         frame = frame.filter(~pl.col(key).is_in(gone))
+        # Parts written before a column was added lack it: it is null there.
+        columns = schemas.table(table).columns
+        frame = frame.with_columns(
+            pl.lit(None, dtype).alias(c) for c, dtype in columns.items() if c not in frame.columns
+        ).select(list(columns))
         part = _name(path).removeprefix("part-").removesuffix(".parquet")
         if frame.height:
             lake.write_part(table, frame, part=part)
@@ -53,8 +62,27 @@ def _rewrite(lake: Lake, table: str, drop: pl.DataFrame, key: str) -> int:
     return n
 
 
+def _upgrade(lake: Lake, table: str) -> int:
+    """Rewrite the parts of `table` that lack a column of its schema (read from the footers)."""
+    columns = schemas.table(table).columns
+    n = 0
+    for path in lake.parts(table):
+        if set(columns) <= set(pq.read_schema(path, filesystem=lake.fs).names):
+            continue
+        frame = pl.read_parquet(lake.url(path), storage_options=lake.storage_options or None)
+        frame = frame.with_columns(
+            pl.lit(None, dtype).alias(c) for c, dtype in columns.items() if c not in frame.columns
+        ).select(list(columns))
+        lake.write_part(
+            table, frame, part=_name(path).removeprefix("part-").removesuffix(".parquet")
+        )
+        n += 1
+    return n
+
+
 def tidy(lake: Lake) -> dict[str, int]:
-    """Repair the lake as above; returns what was removed, by kind."""
+    """Repair the lake as above; returns what was done, by kind."""
+    upgraded = _upgrade(lake, "analyses") + _upgrade(lake, "lessons")
     done = {_name(p) for p in lake.parts("analyses")}
     orphans = [p for p in lake.parts("lessons") if _name(p) not in done]
     lake.delete_parts("lessons", orphans)
@@ -84,4 +112,5 @@ def tidy(lake: Lake) -> dict[str, int]:
         "lessons parts without their analyses part": len(orphans),
         "superseded analysis rows": n_stale,
         "duplicate lesson rows": n_dupes,
+        "parts upgraded to the current columns": upgraded,
     }

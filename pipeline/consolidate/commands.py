@@ -1,9 +1,223 @@
-"""consolidate command (being built)."""
+"""The `trace2skill consolidate` command: options in, `consolidate()`, a summary out."""
+
+from __future__ import annotations
 
 import click
 
+from pipeline.console import Console
+from pipeline.consolidate.settings import SettingsError, Thresholds
+from pipeline.options import lake_option, pass_console
+from pipeline.skill.folder import SkillError, SkillPathError
+
+D = Thresholds()
+
 
 @click.command("consolidate")
-def consolidate():
-    """Consolidate lessons into one skill folder."""
-    raise click.ClickException("consolidate is not built yet")
+@lake_option()
+@click.option(
+    "--base-skill",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Skill folder to deepen (its SKILL.md headings are the sections). Default: create a new skill.",
+)
+@click.option(
+    "--name",
+    default=None,
+    help="Skill name (kebab-case), when --out is not given. Default: the base skill's name, "
+    "else <source>-skill.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="The skill folder to write; its name is the skill's name. Default: out/<name>.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["parallel", "sequential"]),
+    default="parallel",
+    show_default=True,
+    help="parallel: cluster everything, then a merge tree; sequential: edit the skill one batch at a time (baseline).",
+)
+@click.option(
+    "--fan-in", default=5, show_default=True, type=int, help="Inputs per merge-tree node."
+)
+@click.option(
+    "--min-support",
+    default=2,
+    show_default=True,
+    type=int,
+    help="Distinct trajectories a cluster needs to reach the skill.",
+)
+@click.option(
+    "--batch-size",
+    default=50,
+    show_default=True,
+    type=int,
+    help="Lessons per edit in --mode sequential.",
+)
+@click.option(
+    "--where",
+    default=None,
+    metavar="SQL",
+    help="Only lessons matching this SQL filter, e.g. \"source = 'tau-bench-airline'\" "
+    "(columns: source, task_id, outcome, run_model, kind, section, tool_name, rule, analyst, ...).",
+)
+@click.option(
+    "--model",
+    default="offline",
+    show_default=True,
+    help="Summariser and merger model; only 'offline' (extractive) in this version.",
+)
+@click.option(
+    "--near-threshold",
+    type=float,
+    default=D.near_threshold,
+    show_default=True,
+    help="Jaccard of title shingles for near duplicates.",
+)
+@click.option(
+    "--semantic-threshold",
+    type=float,
+    default=D.semantic_threshold,
+    show_default=True,
+    help="Embedding cosine for semantic clusters.",
+)
+@click.option(
+    "--embedder",
+    default=D.embedder,
+    show_default=True,
+    help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>.",
+)
+@click.option(
+    "--shingle-size",
+    type=int,
+    default=D.shingle_size,
+    show_default=True,
+    help="Characters per MinHash shingle.",
+)
+@click.option(
+    "--minhash-bands",
+    type=int,
+    default=D.minhash_bands,
+    show_default=True,
+    help="MinHash bands (near duplicates).",
+)
+@click.option(
+    "--minhash-rows",
+    type=int,
+    default=D.minhash_rows,
+    show_default=True,
+    help="MinHash hashes per band.",
+)
+@click.option(
+    "--lsh-bands",
+    type=int,
+    default=D.lsh_bands,
+    show_default=True,
+    help="Random-hyperplane LSH bands (semantic clusters).",
+)
+@click.option(
+    "--lsh-rows", type=int, default=D.lsh_rows, show_default=True, help="Hyperplane bits per band."
+)
+@click.option(
+    "--max-bucket",
+    type=int,
+    default=D.max_bucket,
+    show_default=True,
+    help="LSH buckets larger than this pair members with a few pivots only.",
+)
+@click.option(
+    "--bucket-pivots",
+    type=int,
+    default=D.bucket_pivots,
+    show_default=True,
+    help="Members of a capped bucket every other member is paired with.",
+)
+@click.option(
+    "--anchor-threshold",
+    type=float,
+    default=D.anchor_threshold,
+    show_default=True,
+    help="Cosine a revising lesson needs to go under a base line.",
+)
+@click.option(
+    "--max-section-items",
+    type=int,
+    default=D.max_section_items,
+    show_default=True,
+    help="Lessons per section in SKILL.md; the rest live in references/.",
+)
+@click.option(
+    "--max-skill-lines",
+    type=int,
+    default=D.max_skill_lines,
+    show_default=True,
+    help="SKILL.md line budget.",
+)
+@pass_console
+def consolidate(
+    console: Console,
+    lake,
+    base_skill,
+    name,
+    out_dir,
+    mode,
+    fan_in,
+    min_support,
+    batch_size,
+    where,
+    model,
+    **thresholds,
+):
+    """Consolidate the lake's lessons into one skill folder.
+
+    \b
+    Dedupes (exact, MinHash near-duplicates, embedding clusters), counts support, drops lessons
+    seen in fewer than --min-support runs, writes one lesson per cluster, merges them in a tree
+    (conflicts resolved by evidence) and applies the result to --base-skill or a new skill.
+    Every line written is traced to its lessons in the skill_lines table.
+    """
+    from pipeline.consolidate.run import ConsolidateError
+    from pipeline.consolidate.run import consolidate as run
+
+    settings = type("Settings", (), {"model": model})()
+    try:
+        s = run(
+            lake,
+            base_skill=base_skill,
+            name=name,
+            out_dir=out_dir,
+            fan_in=fan_in,
+            min_support=min_support,
+            mode=mode,
+            batch_size=batch_size,
+            where=where,
+            settings=settings,
+            console=console,
+            **thresholds,
+        )
+    except (ConsolidateError, SettingsError, SkillError, SkillPathError) as exc:
+        raise click.ClickException(str(exc)) from None
+    ops = ", ".join(f"{n} {k}" for k, n in sorted(s.op_status.items()))
+    console.table(
+        f"consolidation {s.run_id} ({s.mode})",
+        ["measure", "value"],
+        [
+            ("lessons", f"{s.n_lessons:,}"),
+            ("clusters (kept)", f"{s.n_clusters:,} ({s.n_kept:,})"),
+            ("lessons dropped", f"{s.n_dropped:,}"),
+            ("merge nodes / conflicts", f"{s.n_nodes:,} / {s.n_conflicts:,}"),
+            ("patch ops", ops or "none"),
+            ("skill lines from lessons", f"{s.n_skill_lines:,}"),
+            ("lint", "ok" if s.lint_ok else f"{len(s.lint)} problem(s)"),
+            ("seconds", f"{s.seconds:.1f}"),
+            ("skill", str(s.out_dir)),
+        ],
+    )
+    missing = s.op_status.get("anchor_missing", 0) + s.op_status.get("rejected", 0)
+    if missing:
+        console.warn(
+            f"{missing} patch op(s) not applied: see the patch_ops table for run {s.run_id}"
+        )

@@ -38,6 +38,30 @@ class Analyses(pa.DataFrameModel):
     tokens_in: int = pa.Field(ge=0, description="prompt tokens of those calls, cache hits excluded")
     tokens_out: int = pa.Field(ge=0, description="completion tokens, cache hits excluded")
     cost_usd: float = pa.Field(ge=0, description="cost of those calls at the configured prices")
+    n_rejected: int = pa.Field(
+        ge=0,
+        nullable=True,
+        description="lessons the analyst proposed and the checks rejected (evidence steps not in "
+        "the run, over the lesson limit, a revision of a section the skill lacks)",
+    )
+    rejected: str = pa.Field(
+        nullable=True, description="JSON object: reason -> lessons rejected for it"
+    )
+    judged_outcome: str = pa.Field(
+        isin=["success", "failure"],
+        nullable=True,
+        description="model analysts, runs of unknown outcome: success / failure as the model "
+        "judged it from the run before analysing it",
+    )
+    judge_reason: str = pa.Field(nullable=True, description="why the model judged so")
+    judge_confidence: float = pa.Field(
+        ge=0, le=1, nullable=True, description="the model's confidence in its judgement, 0..1"
+    )
+    n_tool_calls: int = pa.Field(
+        ge=0,
+        nullable=True,
+        description="agentic analyst: read-only tool calls it made while inspecting the run",
+    )
     started_at: pl.Datetime("us", "UTC") = pa.Field(description="start")
     finished_at: pl.Datetime("us", "UTC") = pa.Field(description="end")
 

@@ -38,6 +38,16 @@ class Consolidations(pa.DataFrameModel):
     tokens_in: int = pa.Field(ge=0, description="prompt tokens")
     tokens_out: int = pa.Field(ge=0, description="completion tokens")
     seconds: float = pa.Field(ge=0, description="wall time")
+    n_dropped: int = pa.Field(
+        ge=0, description="lessons that did not reach the skill (see dropped)"
+    )
+    n_nodes: int = pa.Field(
+        ge=0, description="merge nodes (parallel) or batch edits (sequential): the merge steps"
+    )
+    n_ops: int = pa.Field(
+        ge=0,
+        description="edits made to the skill: ops of the final patch (parallel), or ops over every batch edit (sequential)",
+    )
     lint_ok: bool = pa.Field(description="the written folder passed lint")
     created_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
 
@@ -82,8 +92,8 @@ class ClusterMembers(pa.DataFrameModel):
     lesson_id: str = pa.Field(description="lesson")
     cluster_id: str = pa.Field(description="final cluster")
     stage: str = pa.Field(
-        isin=["exact", "near", "semantic", "singleton"],
-        description="grouping step that joined it to its representative",
+        isin=["exact", "near", "semantic", "representative", "singleton"],
+        description="grouping step that joined it to its representative ('representative': the cluster's own root; 'singleton': alone in its cluster)",
     )
     representative_lesson_id: str = pa.Field(
         description="lesson it was deduplicated into (itself for representatives)"
@@ -122,8 +132,10 @@ class MergeEdges(pa.DataFrameModel):
 
     run_id: str = pa.Field(description="consolidation run")
     parent_node_id: str = pa.Field(description="merge node")
-    child_id: str = pa.Field(description="cluster_id (level 0) or node_id (higher levels)")
-    child_kind: str = pa.Field(isin=["cluster", "node"], description="what the child is")
+    child_id: str = pa.Field(
+        description="cluster_id (level 0) or node_id (higher levels); lesson_id or node_id in sequential runs"
+    )
+    child_kind: str = pa.Field(isin=["cluster", "node", "lesson"], description="what the child is")
     carried: bool = pa.Field(description="its content reached the node's output")
     reason: str = pa.Field(nullable=True, description="why not, when not carried")
 
@@ -167,6 +179,10 @@ class SkillLines(pa.DataFrameModel):
     origin: str = pa.Field(
         isin=["base", "added", "revised"],
         description="from the base skill, or added or revised by this run",
+    )
+    item_id: str = pa.Field(
+        nullable=True,
+        description="consolidated statement the line belongs to (its SKILL.md bullet and its reference entry share it)",
     )
     cluster_ids: pl.List(pl.String) = pa.Field(
         description="clusters behind it (empty for base lines)"

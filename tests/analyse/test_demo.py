@@ -124,8 +124,10 @@ def test_cli_errors_and_help(tmp_path, demo):
         assert option in help_text
     bad = runner.invoke(main, ["analyse", "--lake", lake.uri, "--where", "nope = 1"])
     assert bad.exit_code == 1 and "not a valid filter on trajectories" in bad.output
-    single = runner.invoke(main, ["analyse", "--lake", lake.uri, "--analyst", "single"])
-    assert single.exit_code == 1 and "needs a model; not built in this version" in single.output
+    single = runner.invoke(
+        main, ["analyse", "--lake", lake.uri, "--analyst", "single", "--model", "offline"]
+    )
+    assert single.exit_code == 1 and "the single analyst needs a model" in single.output
     sample = runner.invoke(main, ["analyse", "--lake", lake.uri, "--sample", "2.5"])
     assert sample.exit_code == 2 and "--sample" in sample.output
     empty = runner.invoke(main, ["analyse", "--lake", str(tmp_path / "none")])

@@ -34,6 +34,9 @@ SECRETS = [
     ('{\\"password\\": \\"hunter2\\"}', "hunter2", "[REDACTED:secret]"),
     ("mysql -u root --password=Sup3rS3cret db", "Sup3rS3cret", "--password=[REDACTED:secret]"),
     ("db_password: p4ss-w0rd!", "p4ss-w0rd", "[REDACTED:secret]"),
+    # how the renderer writes call arguments, and code or YAML
+    ('login(user="bob", password="hunter2hunter2")', "hunter2", 'password="[REDACTED:secret]"'),
+    ("api_key = 'abcd1234efgh5678'", "abcd1234", "api_key = '[REDACTED:secret]'"),
     (
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\nabc\n-----END RSA PRIVATE KEY-----\nnext line",
         "MIIEow",

@@ -9,6 +9,7 @@ from pipeline.analyse.analyst import config_id
 from pipeline.analyse.miner import MinerAnalyst
 from pipeline.analyse.run import AnalyseError, analyse
 from pipeline.lake import Lake
+from pipeline.settings import ModelSettings
 from tests.analyse import builders, domains
 from tests.analyse.builders import call, user
 
@@ -157,12 +158,16 @@ def test_bad_requests_are_clear_errors(tmp_path):
         analyse(lake, where="no_such_column = 1")
     with pytest.raises(AnalyseError, match="one filter expression"):
         analyse(lake, where="true; drop table x")
-    with pytest.raises(AnalyseError, match="needs a model; not built in this version"):
+    with pytest.raises(AnalyseError, match="the single analyst needs a model: pass --model"):
         analyse(lake, analyst="single")
-    with pytest.raises(AnalyseError, match="needs a model"):
-        analyse(lake, analyst="agentic")
+    with pytest.raises(AnalyseError, match="the agentic analyst needs a model"):
+        analyse(lake, analyst="agentic", settings=ModelSettings(model="offline"))
     with pytest.raises(AnalyseError, match="runs offline"):
-        analyse(lake, model="gpt-4o")
+        analyse(lake, analyst="miner", model="gpt-4o")
+    with pytest.raises(AnalyseError, match="max_turns is an option of the agentic analyst"):
+        analyse(lake, options={"max_turns": 3})
+    with pytest.raises(AnalyseError, match="unknown analyst 'oracle'"):
+        analyse(lake, analyst="oracle")
     with pytest.raises(AnalyseError, match="--sample"):
         analyse(lake, sample=1.5)
     with pytest.raises(AnalyseError, match="holds no trajectories"):
@@ -183,11 +188,9 @@ def test_configuration_decides_what_is_done(tmp_path):
 
 
 def test_model_settings_and_analyst_options(tmp_path):
-    from pipeline.settings import ModelSettings
-
     lake = fresh(tmp_path)
-    # distill hands over the pipeline's model settings: the offline miner runs as usual.
-    done = analyse(lake, settings=ModelSettings(model="gpt-4o"))
+    # Named explicitly, the offline miner runs whatever model the pipeline's settings name.
+    done = analyse(lake, analyst="miner", settings=ModelSettings(model="gpt-4o"))
     assert done.n_failed == 0 and done.n_analysed == lake.read("trajectories").height
     other = fresh(tmp_path, "opts")
     capped = analyse(other, settings={"max_lessons": 1, "batch_size": 3})
@@ -222,3 +225,21 @@ def test_tidy_keeps_one_copy_of_a_lesson(tmp_path):
     assert tidy(lake)["duplicate lesson rows"] == 5
     lessons = lake.read("lessons")
     assert lessons.height == lessons["lesson_id"].n_unique()
+
+
+def test_analyses_parts_from_before_the_model_columns_read_and_tidy(tmp_path):
+    import pyarrow.parquet as pq
+
+    lake = fresh(tmp_path)
+    analyse(lake, analyst=Failing({"f_args"}))
+    added = ["n_rejected", "rejected", "judged_outcome", "judge_reason", "judge_confidence"]
+    for path in lake.parts("analyses"):  # as an older version wrote them
+        pq.write_table(pq.read_table(path).drop_columns([*added, "n_tool_calls"]), path)
+    n_parts = len(lake.parts("analyses"))
+    retry = analyse(lake)  # the retry's row replaces the error row inside an old part
+    assert (retry.n_analysed, retry.n_failed) == (1, 0)
+    assert retry.tidied["parts upgraded to the current columns"] == n_parts
+    rows = lake.read("analyses")
+    assert rows["analysis_id"].n_unique() == rows.height and (rows["status"] == "ok").all()
+    assert rows["judged_outcome"].null_count() == rows.height
+    assert analyse(lake).tidied["parts upgraded to the current columns"] == 0

@@ -19,9 +19,8 @@ from tests.evaluate.agents import WTQ, answer
     raises=ImportError, reason="analyse and consolidate are not on main yet", strict=False
 )
 def test_rollout_distill_eval(loopback, lake, tmp_path):
-    from pipeline.consolidate.run import consolidate
-
     from pipeline.analyse.run import analyse
+    from pipeline.consolidate.run import consolidate
 
     loopback.responder = answer
     console = Console(0)

@@ -32,6 +32,7 @@ if os.environ.get("T2S_REQUIRE_RAY"):  # CI: the extra is installed, so never sk
 else:
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
 
+from tests.analyse import scripted  # noqa: E402
 from tests.scale import analysts  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own settings
@@ -179,6 +180,51 @@ def test_http_bound_workers_take_a_fraction_of_a_cpu(ray_instance, seed, tmp_pat
     processes = set(lake.read("lessons")["title"])
     assert len(processes) == 3, processes  # three actors did the work
     assert peak[0] >= 3  # and more of them waited on the server at once than there are CPUs
+
+
+def test_the_single_analyst_on_ray_answers_as_the_local_map(ray_instance, tmp_path):
+    """A model analyst: each actor opens its own client and logs its calls in the lake."""
+    one, two = (scripted.small_lake(Lake(tmp_path / name)) for name in ("one", "two"))
+    with Loopback(responder=scripted.answer) as server:
+        settings = server.settings(concurrency=4, prices={"loopback-model": (1.0, 2.0)})
+        here = analyse(one, settings=settings, batch_size=4)
+        there = analyse(two, settings=settings, batch_size=4, workers=3, engine="ray")
+        assert len(server.chat_requests) == 2 * here.n_analysed
+    n = one.read("trajectories").height
+    assert (there.analyst, there.n_analysed, there.n_failed) == ("single", n, 0)
+    assert there.usage.cost_usd == pytest.approx(here.usage.cost_usd) and here.usage.cost_usd > 0
+    there.usage.cost_usd = here.usage.cost_usd  # summed in another order
+    assert there.usage == here.usage
+    assert lessons(two).equals(lessons(one)) and lessons(one).height == n
+    timing = ["started_at", "finished_at"]
+    assert two.read("analyses").drop(timing).sort("analysis_id").equals(
+        one.read("analyses").drop(timing).sort("analysis_id")
+    )
+    calls = two.read("llm_calls")
+    assert calls.height == n and not calls["cache_hit"].any() and calls["error"].is_null().all()
+
+
+def test_a_model_budget_is_shared_between_actors(ray_instance, tmp_path):
+    lake = scripted.small_lake(Lake(tmp_path / "lake"))
+    with Loopback(responder=scripted.answer) as server:
+        probe = analyse(
+            scripted.small_lake(Lake(tmp_path / "probe")),
+            settings=server.settings(concurrency=1),
+            limit=1,
+        )
+        per_call = probe.usage.tokens_in + probe.usage.tokens_out
+        budget = 6 * per_call
+        settings = server.settings(concurrency=2, token_budget=budget)
+        first = analyse(lake, settings=settings, batch_size=2, workers=2, engine="ray")
+        spent = first.usage.tokens_in + first.usage.tokens_out
+        assert first.stopped and "budget is spent" in first.stopped
+        # Two actors, a half of the budget each, one request in flight each when it ran out.
+        assert spent <= budget + 2 * 2 * per_call
+        assert first.n_left + first.n_failed > 0
+        rest = analyse(lake, settings=server.settings(concurrency=2), batch_size=2)
+    n = lake.read("trajectories").height
+    done = lake.read("analyses")
+    assert rest.stopped is None and (done["status"] == "ok").sum() == n
 
 
 def test_engine_options_are_checked(ray_instance, tmp_path, monkeypatch):

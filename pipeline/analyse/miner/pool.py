@@ -198,6 +198,17 @@ def _gold_stats(
     return dict(read_only), dict(write), gold_tool_runs
 
 
+def gold_tool_roles(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(read-only tools, write tools) per source, learned as `build_pool` learns them, without
+    the rest of the pool's statistics (the agentic analyst's gold comparison needs only these)."""
+    runs = sql.query(con, "miner_runs")
+    by_run = calls_by_run(sql.query(con, "miner_calls", result_chars=0))
+    read_only, write, _ = _gold_stats(runs, by_run)
+    return read_only, write
+
+
 def _family(gold: list[GoldAction] | None, write: set[str]) -> str:
     if gold is None:
         return NO_GOLD_FAMILY

@@ -1,0 +1,221 @@
+"""The `agentic` analyst: a tool-using conversation per trajectory, many at once.
+
+Reads each run of a batch (its `trajectories` row and `steps`), the lake through the read-only
+tools of `tools.py`, and the base skill; the map writes what it returns. A conversation starts
+from the prompt ``agentic-v<N>.md`` (the run's case, the tools offered, the run rendered within
+`render_tokens`, the skill's section names) and goes on while the model calls tools (chat
+completions with ``tools``, the tool choice left to the server's default, auto), up to
+`max_turns` turns and `tokens_per_run` tokens. Tool results (errors included: bad arguments are answered, not raised) go back as tool
+messages. The model ends by replying with the lessons' JSON; a reply that is not that JSON, the
+last turn, or the token budget leads to one forced final turn (``tool_choice = none`` with the
+answer's ``response_format``, validated and repaired once by the model layer). If that fails too,
+the run gets an error row.
+
+The token budget is counted on the conversation's text (characters / 4, prompt and reply of
+every turn), not on the server's counts, so a rerun answered from the cache takes the same path.
+Conversations run concurrently, at most `concurrency` at once (the model settings' limit).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+import polars as pl
+
+from pipeline import sql
+from pipeline.analyse.analyst import Batch, Outcome, Usage, error_reason, now
+from pipeline.analyse.lakeview import LakeView
+from pipeline.analyse.miner.gold import Call, GoldAction
+from pipeline.analyse.miner.pool import calls_by_run, gold_of
+from pipeline.analyse.model_analyst import (
+    ModelAnalyst,
+    case_of,
+    gather_bounded,
+    positive_option,
+    usage_of,
+)
+from pipeline.analyse.render import estimate_tokens, render_trajectory
+from pipeline.analyse.tools import TOOLS_VERSION, RunTools
+from pipeline.lake import Lake
+from pipeline.llm import ChatRequest
+from pipeline.llm.types import validate_output
+
+STAGE = "analyse"
+DEFAULT_MAX_TURNS = 12
+DEFAULT_TOKENS_PER_RUN = 60_000
+
+
+class AgenticAnalyst(ModelAnalyst):
+    name = "agentic"
+    prompt_name = "agentic"
+    option_names = ("max_turns", "tokens_per_run")
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.max_turns = positive_option(self.options, "max_turns", DEFAULT_MAX_TURNS)
+        self.tokens_per_run = positive_option(
+            self.options, "tokens_per_run", DEFAULT_TOKENS_PER_RUN
+        )
+        self.settings |= {
+            "max_turns": self.max_turns,
+            "tokens_per_run": self.tokens_per_run,
+            "tools": TOOLS_VERSION,
+        }
+        self.view: LakeView | None = None
+
+    def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
+        super().prepare(lake, con)
+        self.view = LakeView(lake)
+
+    def close(self) -> None:
+        super().close()
+        if self.view is not None:
+            self.view.close()
+            self.view = None
+
+    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+        if self.llm is None or self.view is None:
+            raise RuntimeError("AgenticAnalyst.prepare must run before analyse_batch")
+        gold, calls = _gold_and_calls(batch)
+        conversations = [
+            self._guarded(
+                row, steps, gold.get(row["trajectory_id"]), calls.get(row["trajectory_id"])
+            )
+            for row, steps in batch.items()
+        ]
+        return self.run(gather_bounded(self.model_settings.concurrency, conversations))
+
+    async def _guarded(self, row, steps, gold, calls) -> Outcome:
+        started = now()
+        try:
+            return await self.converse(row, steps, gold, calls)
+        except Exception as exc:  # one broken conversation must not end the batch
+            return Outcome(row["trajectory_id"], error=error_reason(exc), started_at=started)
+        finally:
+            self.tick()
+
+    async def converse(
+        self,
+        row: dict[str, Any],
+        steps: pl.DataFrame,
+        gold: list[GoldAction] | None = None,
+        calls: list[Call] | None = None,
+    ) -> Outcome:
+        """One run's conversation, to its outcome (see the module docstring)."""
+        started = now()
+        tid = row["trajectory_id"]
+        case = case_of(row.get("outcome"))
+        tools = RunTools(row, steps, self.view, sections=self.sections, gold=gold, calls=calls)
+        messages = self.opening(row, steps, tools)
+        specs = tools.specs()
+        answer_type = self.answer_type(case)
+        usage, n_tools, spent = Usage(), 0, 0
+        answer, why = None, f"the turn limit ({self.max_turns})"
+        for turn in range(self.max_turns):
+            prompt_tokens = estimate_tokens(json.dumps(messages, ensure_ascii=False))
+            if turn and spent + prompt_tokens > self.tokens_per_run:
+                why = f"the token budget ({self.tokens_per_run:,} per run)"
+                break
+            res = await self.llm.achat(self._request(messages, tid, tools=specs))
+            usage.add(usage_of(res))
+            if not res.ok:
+                return self._failed(tid, usage, started, n_tools, f"turn {turn + 1}: {res.error}")
+            spent += prompt_tokens + estimate_tokens(json.dumps(res.message, ensure_ascii=False))
+            ids = [c.get("id") or f"call_{turn}_{i}" for i, c in enumerate(res.tool_calls)]
+            messages.append(_with_ids(res.message, ids))
+            if not res.tool_calls:
+                try:
+                    answer = validate_output(answer_type, _unfenced(res.content))
+                except ValueError:
+                    why = "a reply that was not the JSON answer"
+                break
+            for call, call_id in zip(res.tool_calls, ids, strict=True):
+                text, _bad = await tools.run(call.get("name"), call.get("arguments"), call["raw"])
+                n_tools += 1
+                messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+        if answer is None:
+            final = [*messages, self.final_message()]
+            res = await self.llm.achat(
+                self._request(final, tid, tools=specs, tool_choice="none", answer=answer_type)
+            )
+            usage.add(usage_of(res))
+            if not res.ok or res.parsed is None:
+                reason = res.error or "no answer"
+                return self._failed(
+                    tid, usage, started, n_tools, f"final answer after {why}: {reason}"
+                )
+            answer = res.parsed
+        return self.finish(row, steps, case, answer, usage, started, n_tool_calls=n_tools)
+
+    def opening(self, row: dict[str, Any], steps: pl.DataFrame, tools: RunTools) -> list[dict]:
+        """The system and user messages a run's conversation starts from."""
+        case = case_of(row.get("outcome"))
+        trajectory = render_trajectory(row, steps, budget_tokens=self.render_tokens)
+        values = self.values(case, trajectory, self.skill_block(with_text=False))
+        values |= {
+            "tools": tools.describe(),
+            "max_turns": self.max_turns,
+            "shape": self.prompt.text("shape_judged" if case == "judge" else "shape_lessons"),
+        }
+        return self.prompt.messages(**values)
+
+    def final_message(self) -> dict:
+        return {"role": "user", "content": self.prompt.text("final")}
+
+    def _request(self, messages, tid, *, tools, tool_choice=None, answer=None) -> ChatRequest:
+        return ChatRequest(
+            messages=list(messages),
+            tools=tools,
+            tool_choice=tool_choice,
+            response_model=answer,
+            prompt_version=self.prompt_version,
+            stage=STAGE,
+            tag=tid,
+        )
+
+    def _failed(self, tid: str, usage: Usage, started, n_tools: int, reason: str) -> Outcome:
+        return Outcome(
+            tid, [], usage, f"model call failed at {reason}", started, now(), n_tool_calls=n_tools
+        )
+
+
+def _with_ids(message: dict, ids: list[str]) -> dict:
+    """The assistant message to send back, with an id on every tool call (some servers omit
+    them, and the tool messages must name the call they answer)."""
+    message = dict(message)
+    wire = message.get("tool_calls") or []
+    if wire:
+        message["tool_calls"] = [{**w, "id": i} for w, i in zip(wire, ids, strict=True)]
+    return message
+
+
+def _unfenced(content: str | None) -> str | None:
+    """A reply's JSON without the Markdown code fence some models wrap it in."""
+    if content is None:
+        return None
+    text = content.strip()
+    if text.startswith("```"):
+        text = text.split("\n", 1)[1] if "\n" in text else ""
+        text = text.rsplit("```", 1)[0]
+    return text.strip()
+
+
+def _gold_and_calls(batch: Batch) -> tuple[dict[str, list[GoldAction]], dict[str, list[Call]]]:
+    """Gold actions (where the grader lists them) and parsed calls of a batch's runs, read with
+    the miner's own queries so both analysts see the grader alike."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("trajectories", batch.trajectories)
+        con.register("steps", batch.steps)
+        runs = sql.query(con, "miner_runs")
+        calls = calls_by_run(sql.query(con, "miner_calls", result_chars=0))
+    finally:
+        con.close()
+    gold = {
+        tid: actions
+        for tid, text in runs.select("trajectory_id", "gold_actions").iter_rows()
+        if (actions := gold_of(text))
+    }
+    return gold, dict(calls)

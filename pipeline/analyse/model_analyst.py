@@ -1,0 +1,255 @@
+"""What the `single` and `agentic` analysts share: the model client, the prompt, the base skill,
+the case of each run, and the checks that turn a model's answer into an `Outcome`.
+
+Reads a run (its `trajectories` row and `steps`) and, when deepening, the base skill's SKILL.md;
+writes nothing itself (the map writes `lessons` and `analyses`; the model layer logs every call in
+`llm_calls`). A run of known outcome gets the failure or the success task of the prompt; a run of
+unknown outcome gets the judge task (the model judges success or failure first, then analyses),
+and the judgement is recorded on its `analyses` row.
+
+Configuration (part of the analyst's configuration id, so a change re-analyses): the model, the
+prompt version, `max_lessons`, `render_tokens` (budget of the rendered run in a prompt), the base
+skill's text, and the generation parameters that change answers (temperature, seed, max_tokens).
+Concurrency, budgets and the server address are not: they change how, not what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from pydantic import BaseModel
+
+from pipeline import ids
+from pipeline.analyse.analyst import Outcome, Usage, now
+from pipeline.analyse.prompts import answer_model, check_lessons, load_prompt
+from pipeline.analyse.redact import redact
+from pipeline.analyse.render import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, cut_middle
+from pipeline.analyse.sections import parse_sections, skill_file
+from pipeline.console import Console
+from pipeline.lake import Lake
+from pipeline.llm import LLM, ChatResult, ModelSettings
+from pipeline.llm.transport import api_key
+
+DEFAULT_MAX_LESSONS = 3
+SKILL_TOKENS = 2500  # budget of the base skill's text in a single-call prompt
+CASES = {"failure": "failure", "success": "success"}  # anything else is judged
+
+
+def case_of(outcome: str | None) -> str:
+    """failure / success for a known outcome, judge otherwise."""
+    return CASES.get(outcome or "", "judge")
+
+
+def usage_of(result: ChatResult) -> Usage:
+    return Usage(
+        n_calls=1,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        cost_usd=result.cost_usd,
+        cache_hits=int(result.cache_hit),
+    )
+
+
+class _Relay:
+    """The console handed to the model layer: its messages go to ours, and its progress bar
+    (one tick per request) drives the map's bar instead of drawing a second one."""
+
+    def __init__(self, console: Console, analyst: ModelAnalyst):
+        self._console = console
+        self._analyst = analyst
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._console, name)
+
+    @contextmanager
+    def progress(self, description: str, total: int | None) -> Iterator[Any]:
+        yield self._analyst.tick
+
+
+class ModelAnalyst:
+    """Base of the model analysts; subclasses set `name`, `prompt_name` and `analyse_batch`."""
+
+    name = "model"
+    prompt_name = ""
+    reports_progress = True  # the map hands over its progress callback as `advance`
+    option_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        model_settings: ModelSettings,
+        options: Mapping[str, Any] | None = None,
+        *,
+        base_skill: str | Path | None = None,
+        console: Console | None = None,
+    ):
+        if model_settings.offline:
+            raise ValueError(
+                f"the {self.name} analyst needs a model: pass --model NAME "
+                "(and --base-url for a local OpenAI-compatible server)"
+            )
+        api_key(model_settings)  # fail now, not at the first request, when no key is set
+        opts = {k: v for k, v in dict(options or {}).items() if v is not None}
+        opts.pop("batch_size", None)
+        unknown = sorted(set(opts) - {"max_lessons", "render_tokens", *self.option_names})
+        if unknown:
+            raise ValueError(f"unknown options for the {self.name} analyst: {unknown}")
+        self.model_settings = model_settings
+        self.model = model_settings.model
+        self.console = console or Console(0)
+        self.prompt = load_prompt(self.prompt_name)
+        self.prompt_version = self.prompt.tag
+        self.max_lessons = positive_option(opts, "max_lessons", DEFAULT_MAX_LESSONS)
+        self.render_tokens = positive_option(opts, "render_tokens", DEFAULT_BUDGET_TOKENS)
+        self.options = opts
+        self.skill_text = None
+        self.sections = None
+        if base_skill is not None:
+            self.skill_text = skill_file(base_skill).read_text(encoding="utf-8")
+            self.sections = parse_sections(self.skill_text)
+        self.settings = {
+            "max_lessons": self.max_lessons,
+            "render_tokens": self.render_tokens,
+            "base_skill": ids.digest(self.skill_text) if self.skill_text is not None else None,
+            "temperature": model_settings.temperature,
+            "seed": model_settings.seed,
+            "max_tokens": model_settings.max_tokens,
+        }
+        self.llm: LLM | None = None
+        self.advance = lambda n=1: None
+
+    @property
+    def headings(self) -> list[str] | None:
+        return None if self.sections is None else [s.heading for s in self.sections]
+
+    # -- the map's hooks ---------------------------------------------------------------------
+    def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
+        self.llm = LLM(self.model_settings, lake, console=_Relay(self.console, self))
+
+    def tick(self, n: int = 1) -> None:
+        self.advance(n)
+
+    def stop_reason(self) -> str | None:
+        if self.llm is not None and self.llm.budget_exhausted:
+            u = self.llm.usage
+            return f"the model budget is spent ({u.tokens:,} tokens, ${u.cost_usd:.4f})"
+        return None
+
+    def close(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+
+    def run(self, work) -> Any:
+        """Run one batch's coroutine on a fresh event loop, releasing its HTTP clients after."""
+        from pipeline.llm import run_sync
+
+        async def wrapped():
+            try:
+                return await work
+            finally:
+                if self.llm is not None and self.llm.transport is not None:
+                    await self.llm.transport.aclose()
+
+        return run_sync(wrapped())
+
+    # -- prompts -----------------------------------------------------------------------------
+    def answer_type(self, case: str) -> type[BaseModel]:
+        return answer_model(self.max_lessons, case == "judge")
+
+    def values(self, case: str, trajectory: str, skill: str) -> dict[str, Any]:
+        """Placeholder values shared by the prompts (see lessons-v1.md)."""
+        p = self.prompt
+        placement = p.text("placement_deepen" if self.sections is not None else "placement_create")
+        return {
+            "task": p.text(case),
+            "format": p.text("format", max_lessons=self.max_lessons, placement=placement),
+            "skill": skill,
+            "trajectory": trajectory,
+        }
+
+    def skill_block(self, with_text: bool) -> str:
+        """The base skill as the prompt shows it: its headings, and their text when asked (cut
+        to `SKILL_TOKENS` in all), or a note that the skill is being created."""
+        if self.sections is None:
+            return self.prompt.text("skill_none")
+        if not with_text:
+            names = "\n".join(f"- {redact(s.heading)}" for s in self.sections)
+            return self.prompt.text("skill_names", sections=names)
+        room = int(SKILL_TOKENS * CHARS_PER_TOKEN)
+        bodies = [redact(s.body) or "" for s in self.sections]
+        cap = max(room // max(len(bodies), 1), 200)
+        if sum(len(b) for b in bodies) <= room:
+            cap = max(len(b) for b in bodies) if bodies else 0
+        blocks = [
+            f"{'#' * s.level} {redact(s.heading)}\n{cut_middle(b, cap)}".rstrip()
+            for s, b in zip(self.sections, bodies, strict=True)
+        ]
+        return self.prompt.text("skill_text", sections="\n\n".join(blocks))
+
+    # -- answers -----------------------------------------------------------------------------
+    def finish(
+        self,
+        row: Mapping[str, Any],
+        steps: pl.DataFrame,
+        case: str,
+        answer: BaseModel,
+        usage: Usage,
+        started,
+        n_tool_calls: int | None = None,
+    ) -> Outcome:
+        """The outcome of an answer: checked lessons, judgement, usage; an error when the model
+        proposed lessons and every one was rejected."""
+        judged = getattr(answer, "judgement", None)
+        label = case if judged is None else f"judged_{judged.outcome}"
+        checked = check_lessons(
+            answer,
+            steps=set(steps.get_column("step_idx").to_list()),
+            max_lessons=self.max_lessons,
+            headings=self.headings,
+            rule=f"{self.name}:{label}",
+        )
+        outcome = Outcome(
+            row["trajectory_id"],
+            checked.drafts,
+            usage,
+            None,
+            started,
+            now(),
+            rejected=checked.rejected,
+            n_tool_calls=n_tool_calls,
+        )
+        if judged is not None:
+            outcome.judged_outcome = judged.outcome
+            outcome.judge_reason = redact(judged.reason.strip()) or None
+            outcome.judge_confidence = round(float(judged.confidence), 3)
+        if answer.lessons and not checked.drafts:
+            outcome.lessons = []
+            outcome.error = "every lesson was rejected: " + "; ".join(checked.reasons[:3])
+        return outcome
+
+
+def positive_option(opts: Mapping[str, Any], key: str, default: int) -> int:
+    value = opts.get(key, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a whole number, got {value!r}") from None
+    if number < 1:
+        raise ValueError(f"{key} must be at least 1, got {number}")
+    return number
+
+
+async def gather_bounded(limit: int, coros: list) -> list:
+    """Await coroutines at most `limit` at a time, results in order."""
+    sem = asyncio.Semaphore(max(1, limit))
+
+    async def one(c):
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))

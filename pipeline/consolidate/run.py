@@ -1,0 +1,329 @@
+"""`consolidate()`: lessons in the lake -> a linted skill folder + the consolidation tables.
+
+Reads `lessons` and `trajectories`; writes `consolidations`, `clusters`, `cluster_members`,
+`merge_nodes`, `merge_edges`, `patch_ops`, `skill_lines` and `dropped`, each partitioned by the
+run id (a digest of the input lesson ids and every setting, so a rerun replaces its own rows and
+other runs sit beside it), and the skill folder OUT (named after the skill, as Agent Skills
+require), staged in a temporary sibling folder, linted, then swapped into place. A folder that
+fails lint goes to `OUT.rejected/` instead and the run fails listing the problems; the previous
+skill at OUT is left untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from pipeline import sql
+from pipeline.console import Console
+from pipeline.consolidate.dedupe import FilterError, lesson_facts
+from pipeline.consolidate.merge import OfflineMerger
+from pipeline.consolidate.parallel import run_parallel
+from pipeline.consolidate.render import Layout, RunIndex
+from pipeline.consolidate.sequential import run_sequential
+from pipeline.consolidate.settings import SettingsError, Thresholds
+from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
+from pipeline.ids import digest
+from pipeline.lake import Lake
+from pipeline.llm import ModelSettings
+from pipeline.llm.embed import get_embedder
+from pipeline.skill.document import slug
+from pipeline.skill.folder import (
+    SkillFolder,
+    check_target,
+    empty_skill,
+    load_skill,
+    stage_skill,
+    swap_into_place,
+)
+from pipeline.skill.lint import KEBAB, LintProblem, lint_skill
+
+MODES = ("parallel", "sequential")
+DUCKDB_MEMORY = "4GB"
+
+
+class ConsolidateError(RuntimeError):
+    """Consolidation cannot run as asked, or its result failed a check."""
+
+
+@dataclass
+class ConsolidateSummary:
+    run_id: str
+    mode: str
+    name: str
+    out_dir: Path
+    n_lessons: int
+    n_clusters: int
+    n_kept: int
+    n_dropped: int
+    n_nodes: int
+    n_ops: int
+    n_conflicts: int
+    n_skill_lines: int
+    op_status: dict[str, int]
+    seconds: float
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    lint: list[LintProblem] = field(default_factory=list)
+    n_calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+    @property
+    def lint_ok(self) -> bool:
+        return not self.lint
+
+
+def _check_args(mode: str, fan_in: int, min_support: int, batch_size: int, name: str | None):
+    if mode not in MODES:
+        raise SettingsError(f"mode must be one of {MODES}, got {mode!r}")
+    if fan_in < 2:
+        raise SettingsError(f"fan-in must be at least 2, got {fan_in}")
+    if min_support < 1:
+        raise SettingsError(f"min-support must be at least 1, got {min_support}")
+    if batch_size < 1:
+        raise SettingsError(f"batch-size must be at least 1, got {batch_size}")
+    if name is not None and (not KEBAB.match(name) or len(name) > 64):
+        raise SettingsError(f"name {name!r} must be kebab-case, at most 64 characters")
+
+
+def _resolve_out(out_dir, name, base, sources, console) -> tuple[Path, str]:
+    """The skill folder and the skill's name, which Agent Skills require to be the same.
+
+    With `out_dir`, the folder is `out_dir` and the name its last part (`name`, if given, must
+    agree). Without, the name is `name`, else the base skill's, else `<source>-skill`, and the
+    folder `out/<name>`."""
+    base_name = (base.skill.frontmatter or {}).get("name") if base else None
+    if out_dir is None:
+        default = slug(f"{sources[0]}-skill") if len(sources) == 1 else "distilled-skill"
+        name = name or (base_name if isinstance(base_name, str) else None) or default
+        out = Path("out") / name
+    else:
+        out = Path(out_dir)
+        if name is not None and name != out.name:
+            raise SettingsError(
+                f"--name {name!r} differs from the folder it would be written to ({out.name!r}): "
+                "Agent Skills name the folder after the skill; drop --name or change --out"
+            )
+        name = out.name
+    if not KEBAB.match(name) or len(name) > 64:
+        raise SettingsError(
+            f"the skill's name {name!r} (the name of its folder) must be kebab-case, at most "
+            "64 characters: choose another --out"
+        )
+    if base_name and base_name != name:
+        console.warn(f"the skill is named {name!r} after its folder (the base skill's name "
+                     f"was {base_name!r}); write it to a folder named {base_name!r} to keep it")  # fmt: skip
+    return out, name
+
+
+def _connect(lake: Lake):
+    """DuckDB over the lake, with a memory cap: past it, DuckDB spills to a temporary folder
+    instead of holding every buffer (at 1M lessons the peak falls from 9 GB to 5 GB)."""
+    con = sql.connect(lake)
+    con.execute("set enable_progress_bar = false")
+    con.execute(f"set memory_limit = '{DUCKDB_MEMORY}'")
+    spill = (Path(tempfile.gettempdir()) / "trace2skill-duckdb").as_posix().replace("'", "''")
+    con.execute(f"set temp_directory = '{spill}'")
+    return con
+
+
+def _lessons_digest(facts: pl.DataFrame) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for chunk in facts["lesson_id"].sort().to_list():
+        h.update(chunk.encode() + b"\n")
+    return h.hexdigest()
+
+
+def _description(facts: pl.DataFrame, sections: list[str]) -> str:
+    """A new skill's description: where its lessons come from and what they cover."""
+    n_runs = facts["trajectory_id"].n_unique()
+    sources = sorted(s for s in facts["source"].unique().to_list() if s)
+    return (
+        f"Lessons distilled from {n_runs} agent runs"
+        + (f" ({', '.join(sources[:5])})" if sources else "")
+        + (f" about {', '.join(sections[:12])}" if sections else "")
+        + ". Use it when doing these tasks; each lesson recurred across separate runs."
+    )[:1024]
+
+
+def _start_folder(base: SkillFolder | None, name: str, facts: pl.DataFrame, min_support: int):
+    if base is not None:
+        folder = copy.deepcopy(base)
+        folder.skill.frontmatter = dict(folder.skill.frontmatter or {}) | {"name": name}
+        return folder
+    description = _description(facts, [])
+    title = name.replace("-", " ").capitalize()
+    intro = (
+        f"Lessons that recurred in at least {min_support} separate agent runs, consolidated "
+        "from their trajectories. Details and evidence for each are in `references/`."
+    )
+    return empty_skill(name, description, title, intro)
+
+
+def consolidate(
+    lake: Lake,
+    *,
+    base_skill: str | Path | None = None,
+    name: str | None = None,
+    out_dir: str | Path | None = None,
+    fan_in: int = 5,
+    min_support: int = 2,
+    mode: str = "parallel",
+    batch_size: int = 50,
+    where: str | None = None,
+    settings=None,
+    console: Console | None = None,
+    **thresholds,
+) -> ConsolidateSummary:
+    """Consolidate the lake's lessons into the skill folder `out_dir` (named after it).
+
+    Without `out_dir`, the folder is `out/<name>`: `name`, the base skill's name, or
+    `<source>-skill`. See the module docstring for what is read and written."""
+    started = time.perf_counter()
+    console = console or Console(0)
+    model = getattr(settings, "model", None) or "offline"
+    if model != "offline":
+        raise ConsolidateError(
+            f"--model {model}: consolidation with a model needs the model layer; not built in "
+            "this version (use --model offline)"
+        )
+    if settings is not None and getattr(settings, "embedder", None):
+        thresholds.setdefault("embedder", settings.embedder)
+    t = Thresholds.from_options(**thresholds)
+    _check_args(mode, fan_in, min_support, batch_size, name)
+    base_dir = Path(base_skill) if base_skill else None
+    base = load_skill(base_dir) if base_dir else None
+
+    con = _connect(lake)
+    try:
+        facts = lesson_facts(con, where)
+    except FilterError as exc:
+        raise ConsolidateError(str(exc)) from None
+    if facts.height == 0:
+        if where:
+            raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
+        raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
+    orphans = facts.filter(pl.col("source").is_null()).height
+    if orphans:
+        console.warn(
+            f"{orphans} lesson(s) cite trajectories not in the lake: support counts "
+            "them as runs of unknown outcome and task"
+        )
+    sources = facts["source"].drop_nulls().unique().to_list()
+    out, name = _resolve_out(out_dir, name, base, sources, console)
+    check_target(out, base_dir)
+
+    try:
+        embedder = get_embedder(
+            t.embedder,
+            settings=settings if isinstance(settings, ModelSettings) else None,
+            lake=lake,
+        )
+    except ValueError as exc:
+        raise SettingsError(f"--embedder: {exc}") from None
+    merger = OfflineMerger()
+    base_bytes = b"".join(
+        k.encode() + v for k, v in sorted((base.render() if base else {}).items())
+    )
+    settings_json = {
+        "mode": mode,
+        "fan_in": fan_in,
+        "min_support": min_support,
+        "where": where,
+        "name": name,
+        "batch_size": batch_size if mode == "sequential" else None,
+        "model": model,
+        "summariser": "extractive-1",
+        "merger": merger.name,
+        "thresholds": t.as_dict(),
+        "base_skill_sha256": hashlib.sha256(base_bytes).hexdigest() if base else None,
+    }
+    run_id = digest("consolidate", _lessons_digest(facts), settings_json)
+    console.info(f"consolidating {facts.height:,} lessons ({mode}), run {run_id}")
+
+    start = _start_folder(base, name, facts, min_support)
+    start.skill.frontmatter.setdefault("metadata", {})
+    start.skill.frontmatter["metadata"] = dict(start.skill.frontmatter["metadata"] or {}) | {
+        "distilled-by": "trace2skill",
+        "consolidation-run": run_id,
+    }
+    layout = Layout.of(start, t, RunIndex.from_facts(facts), embedder)
+    common = dict(embedder=embedder, t=t, layout=layout, min_support=min_support, merger=merger)
+    if mode == "parallel":
+        outcome = run_parallel(con, facts, fan_in=fan_in, **common)
+    else:
+        outcome = run_sequential(con, facts, batch_size=batch_size, **common)
+    if base is None:  # a new skill says what its kept lessons cover
+        covered = sorted({layout.heading(it.section) for it in outcome.items})
+        start.skill.frontmatter["description"] = _description(facts, covered)
+
+    clock = time.perf_counter()
+    written = apply_outcome(con, start, outcome, facts)
+    for op, res in zip(outcome.patch, written.results, strict=True):
+        if res.status != "applied":
+            console.warn(
+                f"patch op {op.op} on {op.file} [{op.section}]: {res.status}: {res.message}"
+            )
+    dropped = pl.concat([outcome.dropped, written.dropped]).sort("lesson_id", "stage")
+    bad = unaccounted_lessons(con, facts, written.skill_lines, dropped)
+    if bad.height:
+        raise ConsolidateError(
+            f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
+        )
+
+    tmp = stage_skill(written.folder, out)
+    problems = lint_skill(tmp, folder_name=name)
+    if problems:
+        target = out.with_name(f"{out.name}.rejected")
+        shutil.rmtree(target, ignore_errors=True)
+        swap_into_place(tmp, target)
+    else:
+        swap_into_place(tmp, out)
+    outcome.seconds["write"] = time.perf_counter() - clock
+
+    status = written.patch_ops.group_by("status").len().sort("status")
+    summary = ConsolidateSummary(
+        run_id=run_id,
+        mode=mode,
+        name=name,
+        out_dir=out if not problems else out.with_name(f"{out.name}.rejected"),
+        n_lessons=facts.height,
+        n_clusters=outcome.clusters.height,
+        n_kept=outcome.clusters.filter(pl.col("kept")).height,
+        n_dropped=dropped["lesson_id"].n_unique(),
+        n_nodes=len(outcome.nodes),
+        n_ops=outcome.n_ops,
+        n_conflicts=outcome.n_conflicts,
+        n_skill_lines=written.skill_lines.filter(
+            pl.col("origin").is_in(["added", "revised"])
+        ).height,
+        op_status=dict(status.iter_rows()),
+        seconds=time.perf_counter() - started,
+        stage_seconds=outcome.seconds,
+        lint=problems,
+    )
+    row = {
+        "mode": mode, "model": model, "settings": json.dumps(settings_json, sort_keys=True),
+        "base_skill": str(base_dir) if base_dir else None, "out_dir": str(summary.out_dir),
+        "n_lessons": summary.n_lessons, "n_clusters": summary.n_clusters, "n_kept": summary.n_kept,
+        "n_skill_lines": summary.n_skill_lines, "n_calls": 0, "tokens_in": 0, "tokens_out": 0,
+        "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
+        "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
+    }  # fmt: skip
+    write_tables(lake, run_id, outcome, written, dropped, row)
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems[:50])
+        raise ConsolidateError(
+            f"the written skill failed lint ({len(problems)} problem(s)); it was left in "
+            f"{summary.out_dir} for inspection:\n{listed}"
+        )
+    return summary

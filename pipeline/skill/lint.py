@@ -1,0 +1,243 @@
+"""Lint an Agent Skills folder: frontmatter, size, structure, links. Usable alone:
+
+    python -m pipeline.skill.lint path/to/skill      # prints problems, exit 1 if any
+
+Checks SKILL.md's frontmatter (``name`` kebab-case, at most 64 characters, equal to the folder
+name; ``description`` non-empty, at most 1024 characters; only the allowed keys), SKILL.md under
+500 lines, every file in ``references/`` linked from SKILL.md and every local link resolving, and
+in every Markdown file: no empty or duplicate sections, no heading glued to the text around it, no
+symlink leaving the folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote
+
+from pipeline.skill.document import Document, FrontmatterError, norm_title, split_frontmatter
+
+ALLOWED_KEYS = ("name", "description", "license", "allowed-tools", "metadata", "compatibility")
+MAX_NAME, MAX_DESCRIPTION, MAX_LINES = 64, 1024, 500
+KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_LINK = re.compile(r"!?(?<!\\)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+@dataclass(frozen=True)
+class LintProblem:
+    file: str
+    line: int | None
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.rule}: {self.message}"
+
+
+def _frontmatter(raw: list[str], folder_name: str) -> tuple[list[LintProblem], int]:
+    out: list[LintProblem] = []
+    try:
+        meta, body = split_frontmatter(raw)
+    except FrontmatterError as exc:
+        return [LintProblem("SKILL.md", 1, "frontmatter", str(exc))], 0
+    offset = len(raw) - len(body)
+    for key in sorted(set(meta) - set(ALLOWED_KEYS)):
+        out.append(
+            LintProblem(
+                "SKILL.md",
+                1,
+                "frontmatter-key",
+                f"key {key!r} is not allowed (allowed: {', '.join(ALLOWED_KEYS)})",
+            )
+        )
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        out.append(LintProblem("SKILL.md", 1, "name", "frontmatter needs a 'name'"))
+    else:
+        if len(name) > MAX_NAME:
+            out.append(
+                LintProblem(
+                    "SKILL.md", 1, "name", f"name is {len(name)} characters (max {MAX_NAME})"
+                )
+            )
+        if not KEBAB.match(name):
+            out.append(LintProblem("SKILL.md", 1, "name", f"name {name!r} is not kebab-case"))
+        if name != folder_name:
+            out.append(
+                LintProblem(
+                    "SKILL.md",
+                    1,
+                    "name",
+                    f"name {name!r} does not match the folder name {folder_name!r}",
+                )
+            )
+    desc = meta.get("description")
+    if not isinstance(desc, str) or not desc.strip():
+        out.append(
+            LintProblem("SKILL.md", 1, "description", "frontmatter needs a non-empty 'description'")
+        )
+    elif len(desc) > MAX_DESCRIPTION:
+        out.append(
+            LintProblem(
+                "SKILL.md",
+                1,
+                "description",
+                f"description is {len(desc)} characters (max {MAX_DESCRIPTION})",
+            )
+        )
+    return out, offset
+
+
+def _structure(rel: str, doc: Document, offset: int) -> list[LintProblem]:
+    out: list[LintProblem] = []
+    heads = doc.headings()
+    seen: dict[str, int] = {}
+    lines = doc.lines
+    for k, h in enumerate(heads):
+        no = h.index + offset + 1
+        key = norm_title(h.title)
+        if key in seen:
+            out.append(
+                LintProblem(
+                    rel, no, "duplicate-section", f"section {h.title!r} also at line {seen[key]}"
+                )
+            )
+        seen.setdefault(key, no)
+        end = next((o.index for o in heads[k + 1 :] if o.level <= h.level), len(lines))
+        if not any(ln.text.strip() for ln in lines[h.index + 1 : end]):
+            out.append(LintProblem(rel, no, "empty-section", f"section {h.title!r} has no content"))
+        if h.index + 1 < len(lines) and lines[h.index + 1].text.strip():
+            out.append(
+                LintProblem(
+                    rel,
+                    no,
+                    "heading-glued",
+                    f"heading {h.title!r} is followed by text without a blank line",
+                )
+            )
+        if h.index > 0 and lines[h.index - 1].text.strip():
+            out.append(
+                LintProblem(
+                    rel, no, "heading-glued", f"heading {h.title!r} is not preceded by a blank line"
+                )
+            )
+    return out
+
+
+def _links(rel: str, doc: Document, offset: int, root: Path) -> tuple[list[LintProblem], set[str]]:
+    out, targets = [], set()
+    fenced = False
+    for i, ln in enumerate(doc.lines):
+        if ln.text.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced:
+            continue
+        for m in _LINK.finditer(ln.text):
+            target = unquote(m.group(1).split("#", 1)[0])
+            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                continue  # in-page anchor, http(s), mailto, ...
+            resolved = (root / Path(rel).parent / target).resolve()
+            try:
+                inside = resolved.relative_to(root.resolve()).as_posix()
+            except ValueError:
+                out.append(
+                    LintProblem(
+                        rel,
+                        i + offset + 1,
+                        "link-outside",
+                        f"link {target!r} leaves the skill folder",
+                    )
+                )
+                continue
+            if not resolved.exists():
+                out.append(
+                    LintProblem(
+                        rel,
+                        i + offset + 1,
+                        "dangling-link",
+                        f"link {target!r} points to a missing file",
+                    )
+                )
+            targets.add(inside)
+    return out, targets
+
+
+def lint_skill(
+    directory: str | os.PathLike, *, folder_name: str | None = None
+) -> list[LintProblem]:
+    """Every problem of the skill folder at `directory` (empty list: it passes).
+
+    `folder_name` overrides the folder's own name for the name check (to lint a staged copy).
+    """
+    root = Path(directory)
+    skill = root / "SKILL.md"
+    if not skill.is_file():
+        return [LintProblem("SKILL.md", None, "missing", f"{root} has no SKILL.md")]
+    problems: list[LintProblem] = []
+    real = root.resolve()
+    md_files: dict[str, Document] = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink() and real not in path.resolve().parents:
+            problems.append(
+                LintProblem(rel, None, "symlink-outside", "symlink points outside the skill folder")
+            )
+            continue
+        if path.is_file() and path.suffix == ".md":
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                problems.append(LintProblem(rel, None, "encoding", "not UTF-8 text"))
+                continue
+            md_files[rel] = Document.parse(text)
+    raw = [ln.text for ln in md_files["SKILL.md"].lines]
+    if len(raw) >= MAX_LINES:
+        problems.append(
+            LintProblem(
+                "SKILL.md",
+                None,
+                "too-long",
+                f"SKILL.md has {len(raw)} lines (keep it under {MAX_LINES}; move details to references/)",
+            )
+        )
+    fm, offset = _frontmatter(raw, folder_name or root.name)
+    problems += fm
+    linked_from_skill: set[str] = set()
+    for rel, doc in md_files.items():
+        if rel == "SKILL.md":
+            body = Document(doc.lines[offset:])
+            problems += _structure(rel, body, offset)
+            found, linked_from_skill = _links(rel, body, offset, root)
+        else:
+            problems += _structure(rel, doc, 0)
+            found, _ = _links(rel, doc, 0, root)
+        problems += found
+    refs = root / "references"
+    if refs.is_dir():
+        for path in sorted(refs.rglob("*")):
+            rel = path.relative_to(root).as_posix()
+            if path.is_file() and rel not in linked_from_skill:
+                problems.append(
+                    LintProblem(rel, None, "unlinked-reference", "not linked from SKILL.md")
+                )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m pipeline.skill.lint SKILL_DIR", file=sys.stderr)
+        return 2
+    problems = lint_skill(args[0])
+    for p in problems:
+        print(p)
+    print(f"{len(problems)} problem(s)" if problems else "ok", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

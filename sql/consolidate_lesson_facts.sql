@@ -1,0 +1,71 @@
+-- consolidate_lesson_facts: the lessons consolidation reads, with their run's task, outcome and
+-- model, and the keys the dedupe stages block and compare on.
+-- Grain: one row per lesson.
+-- Inputs: lessons, trajectories (lake tables).
+-- Parameters: none.
+-- Columns added:
+--   section       target section with spaces collapsed (null when blank)
+--   block         what pairs must share to be compared: lower-cased section + '|' + polarity
+--   norm_title    title lower-cased, punctuation and spacing removed (the exact-duplicate key)
+--   negated       the title's main clause (without a leading or trailing when / if / unless
+--                 condition) advises against something (not / never / avoid / don't ...); a
+--                 lesson and its negation are never clustered together, the merge tree
+--                 resolves them as a conflict
+--   assigns       'name=value' settings the title names, sorted (pairs that set one name to
+--                 different values are different lessons, never merged)
+--   assign_names  the names of those settings
+--   source, outcome, task_id, run_model: from the lesson's trajectory (null if it is not in
+--                 the lake)
+with lessons_in as (
+    select * from lessons
+),
+
+runs as (
+    select trajectory_id, source, task_id, outcome, model as run_model from trajectories
+),
+
+keyed as (
+    select
+        l.lesson_id,
+        l.trajectory_id,
+        l.kind,
+        l.title,
+        l.content,
+        nullif(trim(regexp_replace(l.target_section, '\s+', ' ', 'g')), '') as section,
+        l.tool_name,
+        l.rule,
+        l.op,
+        l.analyst,
+        l.confidence,
+        l.created_at,
+        r.source,
+        r.task_id,
+        r.outcome,
+        r.run_model,
+        trim(regexp_replace(lower(l.title), '[^\pL\pN_=]+', ' ', 'g')) as norm_title,
+        regexp_matches(
+            case
+                when regexp_matches(lower(l.title), '^\s*(when|if|unless|in cases where)\b[^,]*,')
+                    then regexp_replace(lower(l.title), '^\s*(when|if|unless|in cases where)\b[^,]*,', '')
+                else regexp_replace(lower(l.title), '\s+(when|if|unless|in cases where)\s.*$', '')
+            end,
+            '\b(not|never|avoid|avoids|avoiding|don''t|dont|doesn''t|cannot|can''t|shouldn''t|mustn''t|won''t)\b'
+        ) as negated,
+        list_sort(list_distinct(list_transform(
+            regexp_extract_all(lower(l.title), '[a-z_][a-z0-9_]*\s*=\s*[''"]?[a-z0-9_:/.\-]*[a-z0-9_]'),
+            lambda x: regexp_replace(regexp_replace(x, '\s+', '', 'g'), '[''"]', '', 'g')
+        ))) as assigns
+    from lessons_in as l
+    left join runs as r using (trajectory_id)
+),
+
+final as (
+    select
+        *,
+        coalesce(lower(section), '') || '|' || (case when negated then 'neg' else 'pos' end) as block,
+        list_transform(assigns, lambda x: split_part(x, '=', 1)) as assign_names
+    from keyed
+)
+
+select * from final
+order by lesson_id

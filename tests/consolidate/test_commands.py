@@ -1,0 +1,62 @@
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from tests.conftest import DATA
+from tests.consolidate.conftest import write_lake
+
+BASE = str(DATA / "tau-bench-airline" / "base-skill")
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["consolidate", *args], catch_exceptions=False)
+
+
+def test_help_lists_the_options():
+    res = run("--help")
+    assert res.exit_code == 0
+    for option in (
+        "--base-skill",
+        "--fan-in",
+        "--min-support",
+        "--mode",
+        "--batch-size",
+        "--model",
+        "--near-threshold",
+        "--semantic-threshold",
+        "--out",
+    ):
+        assert option in res.output
+
+
+def test_consolidate_command_writes_the_skill_and_prints_a_summary(lake, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    out = tmp_path / "airline-agent-policy"
+    res = run("--lake", lake.uri, "--base-skill", BASE, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "clusters (kept)" in res.output and "6 (5)" in res.output
+    assert (out / "SKILL.md").exists()
+    res = run(
+        "--lake",
+        lake.uri,
+        "--out",
+        str(tmp_path / "seq"),
+        "--mode",
+        "sequential",
+        "--batch-size",
+        "4",
+    )
+    assert res.exit_code == 0 and "(sequential)" in res.output
+
+
+def test_clear_errors(lake, tmp_path, fixture_rows):
+    res = run("--lake", lake.uri, "--out", str(tmp_path))
+    assert res.exit_code == 1 and "no lessons" in res.output
+    write_lake(lake, fixture_rows)
+    res = run("--lake", lake.uri, "--out", str(tmp_path), "--model", "gpt-4o")
+    assert res.exit_code == 1 and "needs the model layer; not built in this version" in res.output
+    res = run("--lake", lake.uri, "--out", str(tmp_path / "Bad Name"))
+    assert res.exit_code == 1 and "kebab-case" in res.output
+    res = run("--lake", lake.uri, "--out", str(tmp_path), "--base-skill", str(tmp_path / "missing"))
+    assert res.exit_code == 1 and "no SKILL.md" in res.output
+    res = run("--lake", lake.uri, "--out", str(tmp_path), "--semantic-threshold", "2")
+    assert res.exit_code == 1 and "semantic-threshold" in res.output
