@@ -197,8 +197,11 @@ def test_the_single_analyst_on_ray_answers_as_the_local_map(ray_instance, tmp_pa
     assert there.usage == here.usage
     assert lessons(two).equals(lessons(one)) and lessons(one).height == n
     timing = ["started_at", "finished_at"]
-    assert two.read("analyses").drop(timing).sort("analysis_id").equals(
-        one.read("analyses").drop(timing).sort("analysis_id")
+    assert (
+        two.read("analyses")
+        .drop(timing)
+        .sort("analysis_id")
+        .equals(one.read("analyses").drop(timing).sort("analysis_id"))
     )
     calls = two.read("llm_calls")
     assert calls.height == n and not calls["cache_hit"].any() and calls["error"].is_null().all()
