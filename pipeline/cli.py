@@ -39,12 +39,14 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 def _register() -> None:
     from pipeline.analyse.commands import analyse
     from pipeline.consolidate.commands import consolidate
+    from pipeline.distill import distill
     from pipeline.evaluate.commands import eval_, rollout
     from pipeline.ingest.commands import ingest, stats, synth
     from pipeline.llm.commands import calls
     from pipeline.report.commands import coverage, sql, warehouse
 
     for command in (
+        distill,
         ingest,
         stats,
         synth,

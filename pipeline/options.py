@@ -114,3 +114,16 @@ def model_options(func=None, *, multiple_models: bool = False):
     for option in reversed(options):
         collect = option(collect)
     return collect
+
+
+def resolve_model_settings(model_overrides: dict, **extra):
+    """`ModelSettings` from the collected `model_options` (plus `extra` overrides), or a clear
+    usage error naming the bad setting."""
+    from pipeline.settings import ModelSettings, SettingsError
+
+    overrides = {**model_overrides, **extra}
+    settings_file = overrides.pop("settings_file", None)
+    try:
+        return ModelSettings.resolve(settings_file=settings_file, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -6,7 +6,6 @@ right on two tasks in three; with a skill loaded it is right everywhere."""
 from __future__ import annotations
 
 import polars as pl
-import pytest
 
 from pipeline.console import Console
 from pipeline.evaluate import stages
@@ -15,9 +14,6 @@ from pipeline.llm import LLM
 from tests.evaluate.agents import WTQ, answer
 
 
-@pytest.mark.xfail(
-    raises=ImportError, reason="analyse and consolidate are not on main yet", strict=False
-)
 def test_rollout_distill_eval(loopback, lake, tmp_path):
     from pipeline.analyse.run import analyse
     from pipeline.consolidate.run import consolidate
