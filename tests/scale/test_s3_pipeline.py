@@ -4,6 +4,7 @@ local lake: ingest, analyse, sql and coverage, through the CLI as a user runs th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -172,3 +173,49 @@ def test_model_calls_are_cached_and_counted_in_an_s3_lake(s3, loopback, tmp_path
     r = cli("calls", "--lake", remote.uri, "--json")
     assert r.exit_code == 0, r.output
     assert '"requests": 12' in r.stdout and '"cache_hits": 6' in r.stdout, r.stdout
+
+
+CONSOLIDATION = {
+    "consolidations": ["run_id"],
+    "clusters": ["cluster_id"],
+    "cluster_members": ["lesson_id"],
+    "merge_nodes": ["node_id"],
+    "merge_edges": ["parent_node_id", "child_id"],
+    "patch_ops": ["op_id"],
+    "skill_lines": ["file", "line_no"],
+    "dropped": ["lesson_id", "stage"],
+}
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_consolidate_on_s3_writes_the_skill_of_a_local_lake(lakes, tmp_path):
+    local, remote = lakes
+    skills = {}
+    for where, lake in (("local", local), ("s3", remote)):
+        skills[where] = tmp_path / where / "airline-policy"
+        r = cli("consolidate", "--lake", lake.uri, "--base-skill", SKILL, "--out", skills[where])
+        assert r.exit_code == 0, r.output
+    want = files_of(skills["local"])
+    assert "SKILL.md" in want and len(want) > 2
+    assert files_of(skills["s3"]) == want
+    for name, key in CONSOLIDATION.items():
+        mine = table(local, name, key).drop("out_dir", "seconds", strict=False)
+        theirs = table(remote, name, key).drop("out_dir", "seconds", strict=False)
+        assert mine.height > 0 and theirs.equals(mine), name
+    r = cli("coverage", "--lake", remote.uri, "--skill", skills["s3"], "--json", "--no-html")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["summary"]["failures_covered"] > 0
+
+
+def test_distill_into_an_s3_lake(s3, tmp_path):
+    lake = s3.lake("distill")
+    skill = tmp_path / "airline-policy"
+    r = cli("distill", *DEMO, "--lake", lake.uri, "--base-skill", SKILL, "--out", skill)
+    assert r.exit_code == 0, r.output
+    assert (skill / "SKILL.md").is_file() and (tmp_path / "airline-policy.report.html").is_file()
+    assert lake.read("skill_lines").height > 0 and lake.read("lessons").height > 0
