@@ -109,16 +109,6 @@ def test_the_miner_on_ray_writes_the_lessons_of_the_local_map(
     assert analyse(lake, base_skill=SKILL, batch_size=BATCH, engine="ray").n_analysed == 0
 
 
-def test_ray_resumes_a_run_the_local_map_began(ray_instance, seed, reference, tmp_path):
-    lake = copy(seed, tmp_path)
-    first = analyse(lake, base_skill=SKILL, batch_size=BATCH, limit=100)
-    rest = analyse(lake, base_skill=SKILL, batch_size=BATCH, engine="ray")
-    assert first.n_analysed == 100 and rest.n_skipped == 100
-    assert rest.n_analysed == lake.read("trajectories").height - 100
-    # The split differs, the lessons do not (the parts do: they are named by their batch).
-    assert lessons(lake).equals(lessons(reference))
-
-
 def test_the_cli_runs_the_miner_on_ray_over_an_s3_lake(ray_instance, s3, reference):
     lake = s3.lake("ray")
     ingest_paths(lake, DEMO)
