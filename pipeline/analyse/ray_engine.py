@@ -29,6 +29,7 @@ import logging
 import math
 import pickle
 import re
+import socket
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -203,6 +204,23 @@ def _root_cause(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+def check_address(address: str | None) -> None:
+    """Fail at once on a cluster address nothing answers at (Ray itself keeps retrying for
+    minutes). `auto` and no address are left to Ray."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=5).close()
+    except (OSError, ValueError) as exc:
+        from pipeline.analyse.run import AnalyseError
+
+        raise AnalyseError(
+            f"cannot reach the Ray cluster at {address!r} ({exc}); give host:port of the head "
+            "node (ray start --head prints it), ray://host:10001, or auto"
+        ) from None
+
+
 def _start(ray, address: str | None, console: Console) -> bool:
     """Connect to `address` (or start a local instance); True when this call started Ray."""
     if ray.is_initialized():
@@ -245,6 +263,7 @@ def run(
             f"{lake.uri} is a local folder: workers on other machines cannot see it "
             "(put the lake on s3:// for a cluster)"
         )
+    check_address(address)
     cpu_bound = getattr(worker, "cpu_bound", False)
     if cpu_bound:
         worker.prepare(lake, con)  # pool-level work, once

@@ -226,6 +226,15 @@ def test_engine_options_are_checked(ray_instance, tmp_path, monkeypatch):
         analyse(lake, engine="spark")
     r = CliRunner().invoke(main, ["analyse", "--lake", lake.uri, "--ray-address", "auto"])
     assert r.exit_code == 1 and "--ray-address applies to --engine ray only" in r.output
+    import socket
+
+    lake = scripted.small_lake(lake)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(AnalyseError, match=f"cannot reach the Ray cluster at '127.0.0.1:{port}'"):
+        analyse(lake, engine="ray", ray_address=f"127.0.0.1:{port}")
+    assert lake.parts("analyses") == []
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     r = CliRunner().invoke(main, ["analyse", "--lake", lake.uri, "--engine", "ray"])
     assert r.exit_code == 1 and "pip install 'trace2skill[ray]'" in r.output
