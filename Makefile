@@ -42,7 +42,7 @@ $(TEST_STAMP): $(STAMP)
 venv: $(STAMP)
 
 distill: $(STAMP)
-	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) --where "$(WHERE)" \
+	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) $(if $(WHERE),--where "$(WHERE)") \
 	  $(if $(BASE_SKILL),--base-skill $(BASE_SKILL)) --out $(OUT) $(ARGS)
 
 # A second demo: a new skill (no base) from the ReAct HotPotQA logs, in the same lake.
