@@ -34,7 +34,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.ingest.formats import otel_genai as genai
-from pipeline.ingest.formats.otel_spans import LogEvent, Span, is_export, looks_like_span, read_spans
+from pipeline.ingest.formats.otel_messages import Atom
+from pipeline.ingest.formats.otel_spans import (
+    LogEvent,
+    Span,
+    is_export,
+    looks_like_span,
+    read_spans,
+)
 from pipeline.ingest.rawfile import RawFile
 from pipeline.ingest.record import BadRecord, Run, StepBuilder, as_reward, normalize_outcome
 
@@ -55,8 +62,10 @@ def sniff(sample: list[Any], raw: RawFile) -> bool:
     if raw.is_parquet or not raw.looks_like_json:
         return False
     head = raw.text[:8192]  # a damaged document, or objects printed one after another
-    return '"resourceSpans"' in head or ('"trace_id"' in head and '"span_id"' in head) or (
-        '"traceId"' in head and '"spanId"' in head
+    return (
+        '"resourceSpans"' in head
+        or ('"trace_id"' in head and '"span_id"' in head)
+        or ('"traceId"' in head and '"spanId"' in head)
     )
 
 
@@ -95,14 +104,17 @@ def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
             continue
         yield from problems
         if not run.steps:
-            yield BadRecord(record, "trace without messages or tool calls: turn on message "
-                            "content capture (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-                            "=true for OpenTelemetry instrumentations)")  # fmt: skip
+            why = "its spans' messages could not be read" if problems else (
+                "turn on message content capture (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_"
+                "CONTENT=true for OpenTelemetry instrumentations)")  # fmt: skip
+            yield BadRecord(record, f"trace without messages or tool calls: {why}")
             continue
         n_runs += 1
         yield run
-    if n_runs == 0 and n_spans and not any(
-        genai.is_genai(s) for by_id in traces.values() for s in by_id.values()
+    if (
+        n_runs == 0
+        and n_spans
+        and not any(genai.is_genai(s) for by_id in traces.values() for s in by_id.values())
     ):
         yield BadRecord("document", f"{len(traces)} trace(s), none with GenAI spans (gen_ai.*, "
                         "llm.*, openinference.* or traceloop.* attributes)")  # fmt: skip
@@ -120,13 +132,13 @@ class Transcript:
         self.open: list[tuple[str | None, str, str | None]] = []  # calls: source id, id, tool
         self.message = 0
 
-    def find(self, atom: genai.Atom, rank: int) -> int | None:
+    def find(self, atom: Atom, rank: int) -> int | None:
         """Where the run holds `atom` already: the `rank`-th atom with its key (a history that
         holds a message twice repeats the run's first two), None if the run has fewer."""
         places = self.seen.get(atom.keys()[0])
         return places[rank] if places and rank < len(places) else None
 
-    def absorb(self, messages: list[list[genai.Atom]], fresh: bool) -> None:
+    def absorb(self, messages: list[list[Atom]], fresh: bool) -> None:
         """Add the messages the run does not hold yet (a model's own output: all of them)."""
         ranks: dict[tuple, int] = {}
         for atoms in messages:
@@ -138,7 +150,7 @@ class Transcript:
                     new.append(atom)
             self.emit(new)
 
-    def emit(self, atoms: list[genai.Atom]) -> None:
+    def emit(self, atoms: list[Atom]) -> None:
         if not atoms:
             return
         for atom in atoms:
@@ -171,7 +183,7 @@ class Transcript:
         i = self._open_call(call_id, name)
         return call_id if i is None else self.open.pop(i)[1]
 
-    def tool_call(self, call: genai.Atom) -> genai.Atom:
+    def tool_call(self, call: Atom) -> Atom:
         """Start of a tool span: its call, added unless a model output holds it already (by id,
         or an open call of the same tool when the span has no id); returned with the id the run
         knows it by."""
@@ -179,12 +191,12 @@ class Transcript:
         if i is None:
             self.emit([call])
             i = len(self.open) - 1
-        return genai.Atom("call", "assistant", None, self.open[i][1], call.name, call.args)
+        return Atom("call", "assistant", None, self.open[i][1], call.name, call.args)
 
-    def tool_result(self, call: genai.Atom, result: genai.Atom) -> None:
+    def tool_result(self, call: Atom, result: Atom) -> None:
         """End of a tool span: its result, unless its call was answered already."""
         if self._open_call(call.call_id, None) is not None:
-            self.emit([genai.Atom("result", "tool", result.text, call.call_id, result.name,
+            self.emit([Atom("result", "tool", result.text, call.call_id, result.name,
                                   is_error=result.is_error)])  # fmt: skip
 
 
@@ -204,8 +216,8 @@ def build_run(trace_id: str, spans: list[Span], record: str, ctx) -> tuple[Run, 
         timeline.append((max(end, start), 0, -d, s.order, "out", s))  # ends before starts
     timeline.sort(key=lambda t: t[:4])
     t = Transcript()
-    calls: dict[str, genai.Atom] = {}
-    waiting: list[tuple[genai.Atom, genai.Atom]] = []  # results without content, for now
+    calls: dict[str, Atom] = {}
+    waiting: list[tuple[Atom, Atom]] = []  # results without content, for now
     for *_, edge, s in timeline:
         v = views[s.span_id]
         if v.kind == "tool":

@@ -17,8 +17,8 @@ OpenInference ``TOOL``, OpenLLMetry ``traceloop.span.kind`` tool), an agent (``i
    event's attributes), ``gen_ai.content.prompt`` / ``gen_ai.content.completion``, and an
    ``events`` attribute holding such bodies as JSON.
 
-Of several output choices, the first is the one the run went on with. A message becomes atoms:
-text, tool calls (with the message's text on the first) and tool results.
+Of several output choices, the first is the one the run went on with. Messages become atoms
+(``otel_messages``).
 """
 
 from __future__ import annotations
@@ -28,13 +28,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.ingest.formats.chat import ROLE_ALIASES
+from pipeline.ingest.formats.otel_messages import (
+    Atom,
+    as_json,
+    as_str,
+    message_atoms,
+    parsed,
+    unflatten,
+)
 from pipeline.ingest.formats.otel_spans import Event, Span
-from pipeline.ingest.record import CANONICAL, text_of
 
 MODEL_OPS = {"chat", "text_completion", "generate_content", "completion", "responses"}
 AGENT_OPS = {"invoke_agent", "create_agent", "invoke_workflow"}
-ROLES = {**ROLE_ALIASES, "model": "assistant", "chatbot": "assistant"}
 EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
                "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}  # fmt: skip
 CONTENT_KEYS = ("gen_ai.system_instructions", "gen_ai.input.messages", "gen_ai.output.messages",
@@ -46,32 +51,7 @@ CONTENT_PREFIXES = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.
 GENAI_PREFIXES = ("gen_ai.", "llm.", "openinference.", "traceloop.")
 _OPENLLMETRY = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 _OPENINFERENCE = re.compile(r"^llm\.(input|output)_messages\.(\d+)\.message\.(.+)$")
-_INDEXED = re.compile(r"^(\w+)\.(\d+)\.(.+)$")
 _TRUNCATED = "cut short by an attribute length limit? raise OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"
-
-
-@dataclass(slots=True, frozen=True)
-class Atom:
-    """One step-to-be: a text message, a tool call or a tool result."""
-
-    kind: str  # text / call / result
-    role: str
-    text: str | None
-    call_id: str | None = None
-    name: str | None = None
-    args: Any = None
-    is_error: bool | None = None
-
-    def keys(self) -> tuple:
-        """How the atom is recognised when a later span repeats it; the first is the one looked
-        up (by call id where there is one), all are recorded."""
-        if self.kind == "text":
-            return (("text", self.role, _norm(self.text)),)
-        if self.kind == "call":
-            by_content = ("call~", self.name, CANONICAL.encode(_parsed(self.args)))
-        else:
-            by_content = ("result~", _norm(self.text))
-        return ((self.kind, self.call_id), by_content) if self.call_id else (by_content,)
 
 
 @dataclass
@@ -117,12 +97,14 @@ def read_span(span: Span) -> View:
     for e in events:  # the newest conventions as one event per call
         if e.name == "gen_ai.client.inference.operation.details":
             a = {**e.attrs, **a}
-    view.inputs = _semconv(a, "input", view) or _flat(a, "input", view) or _events(events, "input")
+    view.inputs = (
+        _semconv(a, "input", view) or _flat(a, "input", view) or _events(events, "input", view)
+    )
     view.outputs = (
-        _semconv(a, "output", view) or _flat(a, "output", view) or _events(events, "output")
+        _semconv(a, "output", view) or _flat(a, "output", view) or _events(events, "output", view)
     )
     if view.kind == "model":
-        view.model = _str(_first(a, "gen_ai.response.model", "gen_ai.request.model",
+        view.model = as_str(_first(a, "gen_ai.response.model", "gen_ai.request.model",
                                  "llm.model_name", "llm.response.model", "llm.request.model"))  # fmt: skip
         view.usage = (
             _int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
@@ -135,22 +117,22 @@ def read_span(span: Span) -> View:
 
 def _tool(span: Span, view: View) -> None:
     a = span.attrs
-    name = _str(_first(a, "gen_ai.tool.name", "tool.name", "traceloop.entity.name")) or (
+    name = as_str(_first(a, "gen_ai.tool.name", "tool.name", "traceloop.entity.name")) or (
         span.name.removeprefix("execute_tool").strip() or None
     )
-    call_id = _str(_first(a, "gen_ai.tool.call.id", "tool_call.id", "tool.call.id"))
+    call_id = as_str(_first(a, "gen_ai.tool.call.id", "tool_call.id", "tool.call.id"))
     args = _first(a, "gen_ai.tool.call.arguments", "tool_arguments", "input.value")
     if args is None and "traceloop.entity.input" in a:
-        args = _unwrap(_parsed(a["traceloop.entity.input"]), ("kwargs", "args", "inputs"))
+        args = _unwrap(parsed(a["traceloop.entity.input"]), ("kwargs", "args", "inputs"))
     result = _first(a, "gen_ai.tool.call.result", "tool_response", "output.value")
     if result is None and "traceloop.entity.output" in a:
-        result = _unwrap(_parsed(a["traceloop.entity.output"]), ("outputs", "output"))
+        result = _unwrap(parsed(a["traceloop.entity.output"]), ("outputs", "output"))
     failed = span.status == "ERROR" or a.get("error.type") is not None
     is_error = True if failed else (False if span.status == "OK" else None)
-    text = None if result is None else (result if isinstance(result, str) else _json(result))
+    text = None if result is None else (result if isinstance(result, str) else as_json(result))
     if failed and not text:
         text = _error_text(span)
-    view.call = Atom("call", "assistant", None, call_id, name, _parsed(args) if args else None)
+    view.call = Atom("call", "assistant", None, call_id, name, parsed(args) if args else None)
     view.result = Atom("result", "tool", text, call_id, name, is_error=is_error)
 
 
@@ -173,7 +155,7 @@ def _semconv(a: dict, side: str, view: View) -> list[list[Atom]]:
         if isinstance(parts, str):
             parts = [{"type": "text", "content": parts}]
         if isinstance(parts, list):
-            out.append(_atoms({"role": "system", "parts": parts}, key, view))
+            out.append(message_atoms({"role": "system", "parts": parts}, key, view.problems))
     messages = _loaded(a, key, view)
     if messages is None:
         return out
@@ -182,7 +164,7 @@ def _semconv(a: dict, side: str, view: View) -> list[list[Atom]]:
         return out
     if side == "output":
         messages = messages[:1]
-    out += [_atoms(m, f"{key}[{i}]", view) for i, m in enumerate(messages)]
+    out += [message_atoms(m, f"{key}[{i}]", view.problems) for i, m in enumerate(messages)]
     return [m for m in out if m]
 
 
@@ -202,54 +184,28 @@ def _flat(a: dict, side: str, view: View) -> list[list[Atom]]:
                 groups.setdefault(int(m.group(2)), {})[m.group(3)] = v
         label = f"llm.{side}_messages"
     indices = sorted(groups)[:1] if side == "output" else sorted(groups)
-    out = [_atoms(_unflatten(groups[i]), f"{label}.{i}", view) for i in indices]
+    out = [message_atoms(unflatten(groups[i]), f"{label}.{i}", view.problems) for i in indices]
     return [m for m in out if m]
 
 
-def _unflatten(flat: dict[str, Any]) -> dict:
-    """``tool_calls.0.name`` style keys -> nested objects and lists (OpenInference's
-    ``tool_call.`` / ``message_content.`` infixes dropped)."""
-    msg: dict[str, Any] = {}
-    nested: dict[str, dict[int, dict]] = {}
-    for k, v in flat.items():
-        m = _INDEXED.match(k)
-        if m is None:
-            msg[k] = v
-            continue
-        field_ = m.group(3).removeprefix("tool_call.").removeprefix("message_content.")
-        item = nested.setdefault(m.group(1), {}).setdefault(int(m.group(2)), {})
-        if field_.startswith("function."):
-            item.setdefault("function", {})[field_.removeprefix("function.")] = v
-        else:
-            item[field_] = v
-    for name, items in nested.items():
-        msg[name] = [items[i] for i in sorted(items)]
-    if isinstance(msg.get("contents"), list) and msg.get("content") is None:
-        msg["content"] = msg["contents"]
-    if "function_call.name" in msg:
-        msg["function_call"] = {"name": msg.get("function_call.name"),
-                                "arguments": msg.get("function_call.arguments")}  # fmt: skip
-    return msg
-
-
-def _events(events: list[Event], side: str) -> list[list[Atom]]:
+def _events(events: list[Event], side: str, view: View) -> list[list[Atom]]:
     out: list[list[Atom]] = []
     for e in events:
         body = _body(e)
         if side == "input" and e.name in EVENT_ROLES:
-            out.append(_atoms(body, e.name, None, default_role=EVENT_ROLES[e.name]))
+            out.append(message_atoms(body, e.name, view.problems, default_role=EVENT_ROLES[e.name]))
         elif side == "input" and e.name == "gen_ai.content.prompt":
-            prompt = _parsed(e.attrs.get("gen_ai.prompt"))
-            out += [_atoms(m, e.name, None) for m in prompt if isinstance(m, dict)] if isinstance(
-                prompt, list) else []  # fmt: skip
+            prompt = parsed(e.attrs.get("gen_ai.prompt"))
+            for m in prompt if isinstance(prompt, list) else []:
+                out.append(message_atoms(m, e.name, view.problems))
         elif side == "output" and e.name == "gen_ai.choice" and not out:
-            if int(body.get("index") or 0) == 0:
-                out.append(_atoms(body, e.name, None, default_role="assistant"))
+            if str(body.get("index") or 0) == "0":  # the choice the run went on with
+                out.append(message_atoms(body, e.name, view.problems, default_role="assistant"))
         elif side == "output" and e.name == "gen_ai.content.completion" and not out:
-            done = _parsed(e.attrs.get("gen_ai.completion"))
+            done = parsed(e.attrs.get("gen_ai.completion"))
             first = done[0] if isinstance(done, list) and done else done
             if isinstance(first, dict):
-                out.append(_atoms(first, e.name, None, default_role="assistant"))
+                out.append(message_atoms(first, e.name, view.problems, default_role="assistant"))
     return [m for m in out if m]
 
 
@@ -271,73 +227,9 @@ def _body(e: Event) -> dict:
         return {"content": e.body}
     content = e.attrs.get("gen_ai.event.content")
     if content is not None:
-        content = _parsed(content)
+        content = parsed(content)
         return content if isinstance(content, dict) else {"content": content}
     return {k: v for k, v in e.attrs.items() if not k.startswith(("gen_ai.", "event."))}
-
-
-def _atoms(m: Any, where: str, view: View | None, default_role: str | None = None) -> list[Atom]:
-    """One message (new ``parts`` shape, chat-completions shape or a choice) -> its atoms."""
-    if not isinstance(m, dict):
-        if view is not None:
-            view.problems.append(f"{where}: a message is not an object")
-        return []
-    if isinstance(m.get("message"), dict) and "role" not in m:  # a choice
-        m = m["message"]
-    raw_role = m.get("role") or default_role
-    role = ROLES.get(str(raw_role).lower()) if raw_role is not None else None
-    if role is None:
-        if view is not None:
-            view.problems.append(f"{where}: unknown role {raw_role!r}; the message is skipped")
-        return []
-    texts: list[str] = []
-    calls: list[Atom] = []
-    results: list[Atom] = []
-    if isinstance(m.get("parts"), list):
-        for part in m["parts"]:
-            kind = part.get("type") if isinstance(part, dict) else None
-            if kind == "text":
-                texts.append(str(part.get("content") or part.get("text") or ""))
-            elif kind == "tool_call":
-                calls.append(Atom("call", "assistant", None, _str(part.get("id")),
-                                  _str(part.get("name")), part.get("arguments")))  # fmt: skip
-            elif kind == "tool_call_response":
-                out = part.get("response", part.get("result"))
-                results.append(Atom("result", "tool", _text(out), _str(part.get("id"))))
-            elif kind in ("blob", "file", "file_data", "uri", "image", "image_url"):
-                texts.append(f"[{part.get('modality') or kind}]")
-            elif isinstance(part, dict) and isinstance(part.get("content"), str):
-                texts.append(part["content"])  # reasoning and other part types are not steps
-    else:
-        text = text_of(m.get("content"))
-        if isinstance(text, str) and text[:1] == "[" and text.rstrip()[-1:] == "]":
-            blocks = _parsed(text)  # content blocks serialised to one string
-            text = text_of(blocks) if isinstance(blocks, list) else text
-        if text:
-            texts.append(text)
-        tool_calls = m.get("tool_calls")
-        if not tool_calls and isinstance(m.get("function_call"), dict):
-            tool_calls = [{"function": m["function_call"]}]
-        for call in tool_calls if isinstance(tool_calls, list) else []:
-            fn = call.get("function") if isinstance(call.get("function"), dict) else call
-            calls.append(Atom("call", "assistant", None, _str(call.get("id")),
-                              _str(fn.get("name")), fn.get("arguments")))  # fmt: skip
-        if role == "tool":
-            call_id = _str(m.get("tool_call_id") or m.get("id"))
-            return [Atom("result", "tool", "\n\n".join(texts), call_id, _str(m.get("name")))]
-    text = "\n\n".join(texts)
-    if role == "tool" and not results:
-        results.append(Atom("result", "tool", text, None))
-        text = ""
-    atoms: list[Atom] = []
-    if text and (role != "assistant" or not calls):
-        atoms.append(Atom("text", role, text))
-    elif role == "assistant" and not calls and not results:
-        atoms.append(Atom("text", role, ""))
-    if calls and role == "assistant" and text:
-        first = calls[0]
-        calls[0] = Atom("call", "assistant", text, first.call_id, first.name, first.args)
-    return [*atoms, *calls, *results]
 
 
 def _loaded(a: dict, key: str, view: View) -> Any:
@@ -363,42 +255,11 @@ def _unwrap(value: Any, keys: tuple[str, ...]) -> Any:
     return value
 
 
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-def _norm(text: str | None) -> str:
-    """Text as compared between spans: JSON canonical, other text with whitespace collapsed."""
-    text = text or ""
-    if text[:1] in "{[":
-        value = _parsed(text)
-        if not isinstance(value, str):
-            return CANONICAL.encode(value)
-    return " ".join(text.split())
-
-
-def _text(value: Any) -> str | None:
-    return value if value is None or isinstance(value, str) else _json(value)
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
 def _first(a: dict, *keys: str) -> Any:
     for key in keys:
         if a.get(key) is not None:
             return a[key]
     return None
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
 
 
 def _int(value: Any) -> int | None:

@@ -85,8 +85,10 @@ def looks_like_span(rec: Any) -> bool:
     if not isinstance(rec, dict):
         return False
     ctx = rec.get("context")
-    return ("traceId" in rec and "spanId" in rec) or ("trace_id" in rec and "span_id" in rec) or (
-        isinstance(ctx, dict) and "trace_id" in ctx and "span_id" in ctx
+    return (
+        ("traceId" in rec and "spanId" in rec)
+        or ("trace_id" in rec and "span_id" in rec)
+        or (isinstance(ctx, dict) and "trace_id" in ctx and "span_id" in ctx)
     )
 
 
@@ -151,7 +153,9 @@ def _items(value: Any, where: str) -> Iterator[Span | LogEvent | BadRecord]:
             yield from _items(item, f"{where} [{i}]")
         return
     if not isinstance(value, dict):
-        yield BadRecord(where, f"expected an OTLP export or a span object, got {type(value).__name__}")
+        yield BadRecord(
+            where, f"expected an OTLP export or a span object, got {type(value).__name__}"
+        )
         return
     if any(k in value for k in TRACE_KEYS):
         yield from _export(value, where, TRACE_KEYS, SCOPE_KEYS, "spans", _span)
@@ -237,10 +241,13 @@ def _span(d: Any, record: str, resource: dict | None, scope: str | None) -> Span
         span_id=span_id,
         parent_id=norm_id(parent),
         name=str(d.get("name") or ""),
-        start=nanos(_first(d, "startTimeUnixNano", "start_time_unix_nano", "start_time",
-                           "startTime"), "start time"),  # fmt: skip
-        end=nanos(_first(d, "endTimeUnixNano", "end_time_unix_nano", "end_time", "endTime"),
-                  "end time"),  # fmt: skip
+        start=nanos(
+            _first(d, "startTimeUnixNano", "start_time_unix_nano", "start_time", "startTime"),
+            "start time",
+        ),  # fmt: skip
+        end=nanos(
+            _first(d, "endTimeUnixNano", "end_time_unix_nano", "end_time", "endTime"), "end time"
+        ),  # fmt: skip
         attrs=attributes(d.get("attributes")),
         events=[_event(e) for e in events],
         status=status,
@@ -255,7 +262,9 @@ def _event(e: Any) -> Event:
     if not isinstance(e, dict):
         raise SpanError(f"event is not an object: {e!r:.60}")
     time = _first(e, "timeUnixNano", "time_unix_nano", "timestamp", "time")
-    return Event(str(e.get("name") or ""), nanos(time, "event time"), attributes(e.get("attributes")))
+    return Event(
+        str(e.get("name") or ""), nanos(time, "event time"), attributes(e.get("attributes"))
+    )
 
 
 def _log(d: Any, record: str, resource: dict, scope: str | None) -> LogEvent | None:

@@ -48,9 +48,17 @@ def otel_traces(shard: int, episodes: list[Episode], out: Path) -> list[Path]:
     return [path]
 
 
+def variant(e: Episode) -> str:
+    """The message convention a run is written in."""
+    return VARIANTS[_hash(e.run_id) % len(VARIANTS)]
+
+
+def trace_id(e: Episode) -> str:
+    return f"{_hash(e.run_id):032x}"
+
+
 def _trace(e: Episode, seq: int) -> list[tuple[int, int, str, dict]]:
-    variant = VARIANTS[_hash(e.run_id) % len(VARIANTS)]
-    trace_id = f"{_hash(e.run_id):032x}"
+    convention, tid = variant(e), trace_id(e)
     root_id = _span_id(e.run_id, "root")
     clock = T0 + (_hash(e.run_id, "start") % 86_400_000) * 1_000_000
     start = clock
@@ -62,9 +70,9 @@ def _trace(e: Episode, seq: int) -> list[tuple[int, int, str, dict]]:
             continue
         clock += 5_000_000
         end = clock + (300 + len(m.get("content") or "") % 700) * 1_000_000
-        attrs, events = _model_call(variant, e.model, msgs[:i], m)
-        out.append((end, seq + len(out), variant, _span(
-            trace_id, _span_id(e.run_id, i), root_id, _model_name(variant, e.model), clock, end,
+        attrs, events = _model_call(convention, e.model, msgs[:i], m)
+        out.append((end, seq + len(out), convention, _span(
+            tid, _span_id(e.run_id, i), root_id, _model_name(convention, e.model), clock, end,
             attrs, events=events)))  # fmt: skip
         clock = end
         results = {r["tool_call_id"]: r for r in msgs[i + 1 :] if r["role"] == "tool"}
@@ -74,14 +82,14 @@ def _trace(e: Episode, seq: int) -> list[tuple[int, int, str, dict]]:
                 continue
             clock += 2_000_000
             end = clock + 40_000_000
-            out.append((end, seq + len(out), variant, _tool(
-                variant, trace_id, _span_id(e.run_id, call["id"]), root_id, clock, end, call,
+            out.append((end, seq + len(out), convention, _tool(
+                convention, tid, _span_id(e.run_id, call["id"]), root_id, clock, end, call,
                 result["content"])))  # fmt: skip
             clock = end
     clock += 5_000_000
     root = {"task.id": e.task_id, "reward": e.reward, "outcome": e.outcome,
             "grader": json.dumps(e.grader, ensure_ascii=False), "trial": e.trial}  # fmt: skip
-    if variant == "openllmetry":
+    if convention == "openllmetry":
         root = {"traceloop.span.kind": "workflow", "traceloop.entity.name": e.family,
                 **{f"traceloop.association.properties.{k}": v for k, v in root.items()}}  # fmt: skip
         name = f"{e.family}.workflow"
@@ -89,21 +97,24 @@ def _trace(e: Episode, seq: int) -> list[tuple[int, int, str, dict]]:
         root = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": f"{e.family}-agent",
                 **root}  # fmt: skip
         name = f"invoke_agent {e.family}-agent"
-        if variant == "semconv":
+        if convention == "semconv":
             first = next(m for m in msgs if m["role"] == "user")
             root["gen_ai.system_instructions"] = _dump(
                 [{"type": "text", "content": m["content"]} for m in msgs if m["role"] == "system"]
             )
             root["gen_ai.input.messages"] = _dump([_parts(first)])
             root["gen_ai.output.messages"] = _dump([_parts(msgs[last])] if last >= 0 else [])
-    out.append((clock, seq + len(out), variant, _span(trace_id, root_id, None, name, start,
+    out.append((clock, seq + len(out), convention, _span(tid, root_id, None, name, start,
                                                       clock, root)))  # fmt: skip
     return out
 
 
-def _model_call(variant: str, model: str, history: list[dict], reply: dict):
-    usage = (sum(len(m.get("content") or "") for m in history) // 4, len(reply["content"] or "") // 4)
-    if variant == "semconv":
+def _model_call(convention: str, model: str, history: list[dict], reply: dict):
+    usage = (
+        sum(len(m.get("content") or "") for m in history) // 4,
+        len(reply["content"] or "") // 4,
+    )
+    if convention == "semconv":
         system = [m for m in history if m["role"] == "system"]
         attrs = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
                  "gen_ai.request.model": model, "gen_ai.response.model": model,
@@ -115,7 +126,7 @@ def _model_call(variant: str, model: str, history: list[dict], reply: dict):
             )
         return {**attrs, "gen_ai.usage.input_tokens": usage[0],
                 "gen_ai.usage.output_tokens": usage[1]}, []  # fmt: skip
-    if variant == "openllmetry":
+    if convention == "openllmetry":
         attrs = {"llm.request.type": "chat", "gen_ai.system": "openai", "gen_ai.request.model": model,
                  "gen_ai.response.model": model, "gen_ai.usage.prompt_tokens": usage[0],
                  "gen_ai.usage.completion_tokens": usage[1]}  # fmt: skip
@@ -131,11 +142,11 @@ def _model_call(variant: str, model: str, history: list[dict], reply: dict):
     return attrs, [*events, ("gen_ai.choice", {"gen_ai.event.content": _dump(choice)})]
 
 
-def _tool(variant, trace_id, span_id, parent, start, end, call, content: str) -> dict:
+def _tool(convention, trace_id, span_id, parent, start, end, call, content: str) -> dict:
     name, args = call["function"]["name"], call["function"]["arguments"]
     failed = looks_like_error(content)
     status = {"code": 2, "message": content} if failed else {}
-    if variant == "openllmetry":
+    if convention == "openllmetry":
         attrs = {"traceloop.span.kind": "tool", "traceloop.entity.name": name,
                  "traceloop.entity.input": _dump({"args": [], "kwargs": json.loads(args)})}  # fmt: skip
         if not failed:
@@ -201,8 +212,8 @@ def _dump(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _model_name(variant: str, model: str) -> str:
-    return "openai.chat" if variant == "openllmetry" else f"chat {model}"
+def _model_name(convention: str, model: str) -> str:
+    return "openai.chat" if convention == "openllmetry" else f"chat {model}"
 
 
 def _hash(*parts: Any) -> int:
