@@ -72,9 +72,10 @@ def sniff(sample: list[Any], raw: RawFile) -> bool:
 def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
     traces: dict[str, dict[str, Span]] = {}
     logs: list[LogEvent] = []
-    n_spans = 0
+    n_spans = n_bad = 0
     for item in read_spans(raw):
         if isinstance(item, BadRecord):
+            n_bad += 1
             yield item
         elif isinstance(item, LogEvent):
             logs.append(item)
@@ -118,7 +119,7 @@ def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
     ):
         yield BadRecord("document", f"{len(traces)} trace(s), none with GenAI spans (gen_ai.*, "
                         "llm.*, openinference.* or traceloop.* attributes)")  # fmt: skip
-    elif n_spans == 0 and not logs:
+    elif n_spans == 0 and not logs and not n_bad:
         yield BadRecord("document", "no spans in this file")
 
 
@@ -132,10 +133,10 @@ class Transcript:
         self.open: list[tuple[str | None, str, str | None]] = []  # calls: source id, id, tool
         self.message = 0
 
-    def find(self, atom: Atom, rank: int) -> int | None:
-        """Where the run holds `atom` already: the `rank`-th atom with its key (a history that
+    def find(self, key: tuple, rank: int) -> int | None:
+        """Where the run holds an atom already: the `rank`-th atom with its key (a history that
         holds a message twice repeats the run's first two), None if the run has fewer."""
-        places = self.seen.get(atom.keys()[0])
+        places = self.seen.get(key)
         return places[rank] if places and rank < len(places) else None
 
     def absorb(self, messages: list[list[Atom]], fresh: bool) -> None:
@@ -144,9 +145,12 @@ class Transcript:
         for atoms in messages:
             new = []
             for atom in atoms:
-                key = atom.keys()[0]
+                if fresh:
+                    new.append(atom)
+                    continue
+                key = atom.key()
                 rank = ranks[key] = ranks.get(key, -1) + 1
-                if fresh or self.find(atom, rank) is None:
+                if self.find(key, rank) is None:
                     new.append(atom)
             self.emit(new)
 

@@ -35,16 +35,25 @@ class Atom:
     args: Any = None
     is_error: bool | None = None
 
+    def key(self) -> tuple:
+        """How a later span's copy of the atom is recognised: by call id where there is one,
+        else by role and text (or tool and arguments)."""
+        if self.call_id is not None and self.kind != "text":
+            return (self.kind, self.call_id)
+        return self.content_key()
+
     def keys(self) -> tuple:
-        """How the atom is recognised when a later span repeats it; the first is the one looked
-        up (by call id where there is one), all are recorded."""
+        """Every key the atom is recorded under."""
+        if self.call_id is not None and self.kind != "text":
+            return ((self.kind, self.call_id), self.content_key())
+        return (self.content_key(),)
+
+    def content_key(self) -> tuple:
         if self.kind == "text":
-            return (("text", self.role, norm_text(self.text)),)
+            return ("text", self.role, norm_text(self.text))
         if self.kind == "call":
-            by_content = ("call~", self.name, CANONICAL.encode(parsed(self.args)))
-        else:
-            by_content = ("result~", norm_text(self.text))
-        return ((self.kind, self.call_id), by_content) if self.call_id else (by_content,)
+            return ("call~", self.name, CANONICAL.encode(parsed(self.args)))
+        return ("result~", norm_text(self.text))
 
 
 def message_atoms(
