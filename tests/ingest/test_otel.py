@@ -314,3 +314,28 @@ def test_synthetic_traces_give_back_the_runs_written(tmp_path: Path):
         while last + 1 < len(e.messages) and e.messages[last + 1]["role"] == "tool":
             last += 1
         assert got == [s[:8] for s in chat_steps(e.messages[: last + 1]).steps], e.run_id
+
+
+def test_spans_without_times_follow_the_file_and_instant_spans_keep_call_before_result(
+    tmp_path: Path,
+):
+    # No model output holds the call: the tool span itself gives it, then its result.
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "add",
+            "gen_ai.tool.call.id": "c1", "gen_ai.tool.call.arguments": '{"a": 1}',
+            "gen_ai.tool.call.result": "2"}  # fmt: skip
+    for timed in (False, True):
+        spans = [chat("6" * 32, "1" * 16, 0, [text("user", "1+1?")], text("assistant", "Adding.")),
+                 span("6" * 32, "2" * 16, tool, start=20),
+                 chat("6" * 32, "3" * 16, 40, [text("user", "1+1?")], text("assistant", "2"))]  # fmt: skip
+        spans[1]["endTimeUnixNano"] = spans[1]["startTimeUnixNano"]  # an instant
+        if not timed:
+            for s in spans:
+                del s["startTimeUnixNano"], s["endTimeUnixNano"]
+        path = tmp_path / f"spans-{timed}.jsonl"
+        path.write_text("".join(json.dumps(s) + "\n" for s in spans))
+        (run,) = read(path)
+        assert [(s[0], s[1], s[2] or s[3]) for s in run.steps] == [
+            ("user", "message", "1+1?"), ("assistant", "message", "Adding."),
+            ("assistant", "tool_call", "add"), ("tool", "tool_result", "2"),
+            ("assistant", "message", "2")]  # fmt: skip
+        assert run.steps[3][6] == 2  # the result answers the call

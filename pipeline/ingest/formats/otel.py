@@ -29,12 +29,11 @@ root span, status and the root's other attributes go to ``meta``. Traces without
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from pipeline.ingest.formats import otel_genai as genai
-from pipeline.ingest.formats.otel_messages import Atom
+from pipeline.ingest.formats.otel_messages import Atom, parsed
 from pipeline.ingest.formats.otel_spans import (
     LogEvent,
     Span,
@@ -200,8 +199,8 @@ class Transcript:
     def tool_result(self, call: Atom, result: Atom) -> None:
         """End of a tool span: its result, unless its call was answered already."""
         if self._open_call(call.call_id, None) is not None:
-            self.emit([Atom("result", "tool", result.text, call.call_id, result.name,
-                                  is_error=result.is_error)])  # fmt: skip
+            text, name, flag = result.text, result.name, result.is_error
+            self.emit([Atom("result", "tool", text, call.call_id, name, is_error=flag)])
 
 
 def build_run(trace_id: str, spans: list[Span], record: str, ctx) -> tuple[Run, list[BadRecord]]:
@@ -210,19 +209,22 @@ def build_run(trace_id: str, spans: list[Span], record: str, ctx) -> tuple[Run, 
     views = {s.span_id: genai.read_span(s) for s in spans}
     problems = [BadRecord(s.record, f"span {s.span_id} ({s.name}): {p}")
                 for s in spans for p in views[s.span_id].problems]  # fmt: skip
-    timed = all(s.start is not None for s in spans)
+    timed = all(s.start is not None for s in spans)  # else the file's order stands for time
     timeline = []
     for s in spans:
         start = s.start if timed else s.order * 2
         end = (s.end if s.end is not None else start) if timed else s.order * 2 + 1
         d = depth[s.span_id]
-        timeline.append((start, 1, d, s.order, "in", s))
-        timeline.append((max(end, start), 0, -d, s.order, "out", s))  # ends before starts
-    timeline.sort(key=lambda t: t[:4])
+        timeline.append(((start, 1, d, s.order, 0), "in", s))
+        # At one instant spans end (inner first) before others start (outer first); a span
+        # that takes no time ends right after it starts.
+        out = (end, 0, -d, s.order, 0) if end > start else (start, 1, d, s.order, 1)
+        timeline.append((out, "out", s))
+    timeline.sort(key=lambda t: t[0])
     t = Transcript()
     calls: dict[str, Atom] = {}
     waiting: list[tuple[Atom, Atom]] = []  # results without content, for now
-    for *_, edge, s in timeline:
+    for _, edge, s in timeline:
         v = views[s.span_id]
         if v.kind == "tool":
             if edge == "in":
@@ -272,11 +274,14 @@ def _run(trace_id, spans, views, root: Span, t: Transcript, record: str, ctx) ->
         meta["duration_ms"] = round((root.end - root.start) / 1e6, 3)
     if root.status == "ERROR":
         meta["status"] = {"code": "ERROR", "message": root.status_message}
-    grader = {k: attrs[k] for k in GRADER_KEYS if attrs.get(k) is not None}
+    grader = {k: attrs[k] for k in GRADER_KEYS if k != "grader" and attrs.get(k) is not None}
+    own = parsed(attrs.get("grader"))
+    if isinstance(own, dict):
+        grader = {**own, **grader}
+    elif own is not None:
+        grader["grader"] = own
     if grader:
-        own = _parsed(grader.pop("grader", None))
-        meta["grader"] = {**(own if isinstance(own, dict) else {}), **grader} if isinstance(
-            own, dict) or own is None else {"grader": own, **grader}  # fmt: skip
+        meta["grader"] = grader
     rest = {k: v for k, v in root.attrs.items() if k not in _USED
             and k not in genai.CONTENT_KEYS and not k.startswith(genai.CONTENT_PREFIXES)}  # fmt: skip
     if rest:
@@ -298,7 +303,7 @@ def _run_attributes(root: Span) -> dict[str, Any]:
     """Where run fields are looked for: the root span, its resource, association properties and
     an OpenInference ``metadata`` object (the root span's own attributes win)."""
     out: dict[str, Any] = {}
-    metadata = _parsed(root.attrs.get("metadata"))
+    metadata = parsed(root.attrs.get("metadata"))
     for source in (root.resource, metadata if isinstance(metadata, dict) else {}, root.attrs):
         for k, v in source.items():
             out[k.removeprefix(ASSOCIATION)] = v
@@ -319,12 +324,3 @@ def _first(attrs: dict, keys: tuple[str, ...]) -> Any:
         if attrs.get(key) is not None:
             return attrs[key]
     return None
-
-
-def _parsed(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
