@@ -339,3 +339,23 @@ def test_spans_without_times_follow_the_file_and_instant_spans_keep_call_before_
             ("assistant", "tool_call", "add"), ("tool", "tool_result", "2"),
             ("assistant", "message", "2")]  # fmt: skip
         assert run.steps[3][6] == 2  # the result answers the call
+
+
+def test_one_document_gives_the_same_runs_as_export_lines(tmp_path: Path):
+    lines = [json.loads(x) for x in (FIXTURES / "otel-semconv.jsonl").read_text().splitlines()]
+    doc = {"resourceSpans": [r for x in lines for r in x.get("resourceSpans", [])]}
+    whole, lined = tmp_path / "a" / "trace.json", tmp_path / "b" / "trace.json"
+    for path in (whole, lined):
+        path.parent.mkdir()
+    whole.write_text(json.dumps(doc, indent=2))
+    shutil.copy(FIXTURES / "otel-semconv.jsonl", lined)
+    ids = []
+    for path in (whole, lined):
+        lake = Lake(path.parent / "lake")
+        assert ingest_paths(lake, [path], source="s").exit_code == EXIT_OK
+        ids.append(sorted(lake.read("trajectories")["trajectory_id"]))
+    assert ids[0] == ids[1] and len(ids[0]) == 2
+    whole.write_text(json.dumps(doc, indent=2)[:-400])  # cut short
+    items = read(whole)
+    assert [type(i).__name__ for i in items] == ["BadRecord"]
+    assert "truncated JSON" in items[0].error and items[0].record == "line 1"
