@@ -280,8 +280,12 @@ class Lake:
         if not files:
             return schemas.empty(name).lazy()
         hive = {k: spec.columns[k] for k in spec.partition_by}
+        # The registered schema, not the first part's: parts written before a column was added
+        # read back with that column null.
+        in_files = {c: dt for c, dt in spec.columns.items() if c not in spec.partition_by}
         lf = pl.scan_parquet(
             [self.url(f) for f in files],
+            schema=in_files,
             hive_partitioning=bool(hive),
             hive_schema=hive or None,
             storage_options=self.storage_options or None,
