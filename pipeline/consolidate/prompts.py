@@ -31,13 +31,13 @@ class Prompt:
     def fields(self) -> set[str]:
         return {f for text in self.sections.values() for f in _FIELD.findall(text)}
 
-    def text(self, section: str, **values: object) -> str:
+    def text(self, part: str, /, **values: object) -> str:
         def fill(m: re.Match) -> str:
             if m.group(1) not in values:
                 raise KeyError(f"prompt {self.name}: no value for {{{m.group(1)}}}")
             return str(values[m.group(1)])
 
-        return _FIELD.sub(fill, self.sections[section])
+        return _FIELD.sub(fill, self.sections[part])
 
     def messages(self, **values: object) -> list[dict[str, str]]:
         return [
