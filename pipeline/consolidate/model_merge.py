@@ -32,7 +32,7 @@ from pipeline.consolidate.render import Layout, evidence_note, one_line
 from pipeline.ids import digest
 from pipeline.llm import LLM, ChatRequest, ChatResult
 
-STAGE = "consolidate"
+STAGE = "merge"
 DETAIL_CHARS = 500  # of each input's detail in the prompt
 SKILL_CHARS = 6000  # of the skill's section text in the prompt
 

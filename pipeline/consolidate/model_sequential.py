@@ -30,7 +30,7 @@ from pipeline.consolidate.render import Layout, evidence_note, one_line
 from pipeline.consolidate.sequential import Edit, State
 from pipeline.llm import LLM, ChatRequest
 
-STAGE = "consolidate"
+STAGE = "merge"
 MAX_SHOWN = 300  # statements of the batch's sections shown in one prompt
 
 
@@ -72,10 +72,9 @@ class ModelEditor:
         if len(here) < len(live) - sum(others.values()):
             blocks.append("(older statements of these sections not shown)")
         lessons = {f"L{k + 1}": r for k, r in enumerate(batch)}
-        facts = st.rows.select("kind", "content", "outcome", "task_id").to_dicts()
         listed = []
         for alias, r in lessons.items():
-            f = facts[r]
+            f = st.facts[r]
             run = f"a {f['outcome'] or 'unknown'} run of task {f['task_id'] or '(unknown)'}"
             listed.append(
                 f"[{alias}] section: {st.sections[r] or '(none)'} | {f['kind']} | from {run}\n"

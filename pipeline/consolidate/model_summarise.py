@@ -22,7 +22,7 @@ from pipeline.consolidate.prompts import load_prompt
 from pipeline.consolidate.render import one_line
 from pipeline.llm import LLM, ChatRequest, ChatResult
 
-STAGE = "consolidate"
+STAGE = "summarise"
 CONTENT_CHARS = 600  # of each lesson's content in the prompt
 REASK = "{problem}. Reply again with the whole corrected JSON object."
 

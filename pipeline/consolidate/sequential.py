@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import duckdb
 import numpy as np
@@ -123,6 +124,11 @@ class State:
         self.index = _Index(self.vectors.shape[1])
         self.link: list[tuple[str, str, float]] = [("", "", 0.0)] * len(self.ids)
         self.drops: dict[int, tuple[str, str]] = {}  # row -> (node, reason)
+
+    @cached_property
+    def facts(self) -> list[dict]:
+        """kind, content, outcome and task of each row (for a model's prompts)."""
+        return self.rows.select("kind", "content", "outcome", "task_id").to_dicts()
 
     def live(self, sid: int | None) -> bool:
         return sid is not None and self.stmts[sid].removed is None and self.stmts[sid].merged_into is None  # fmt: skip
