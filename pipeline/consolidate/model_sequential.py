@@ -32,6 +32,7 @@ from pipeline.llm import LLM, ChatRequest
 
 STAGE = "merge"
 MAX_SHOWN = 300  # statements of the batch's sections shown in one prompt
+OUTCOMES = {"failure": "a failed run", "success": "a successful run"}
 
 
 @dataclass
@@ -75,7 +76,8 @@ class ModelEditor:
         listed = []
         for alias, r in lessons.items():
             f = st.facts[r]
-            run = f"a {f['outcome'] or 'unknown'} run of task {f['task_id'] or '(unknown)'}"
+            outcome = OUTCOMES.get(f["outcome"], "a run of unknown outcome")
+            run = f"{outcome} of task {f['task_id'] or '(unknown)'}"
             listed.append(
                 f"[{alias}] section: {st.sections[r] or '(none)'} | {f['kind']} | from {run}\n"
                 f"  title: {one_line(st.titles[r])}\n"
