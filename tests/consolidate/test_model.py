@@ -260,3 +260,17 @@ def test_the_command_takes_the_shared_model_options(lake, loopback, tmp_path, fi
                if scripted.kind(b) == "summary") == 2  # fmt: skip
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert "0 (8)" in res.output
+
+
+def test_the_settings_pick_the_embedder(lake, loopback, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    settings = loopback.settings(model="offline", embedder="openai:loopback-embed")
+    s = consolidate(lake, out_dir=tmp_path / "e", settings=settings)
+    assert loopback.embedding_requests and not loopback.chat_requests
+    assert s.model == "offline" and s.n_calls == len(loopback.embedding_requests)
+    row = rows(lake, "consolidations", s.run_id).row(0, named=True)
+    assert json.loads(row["settings"])["thresholds"]["embedder"] == "openai:loopback-embed"
+    assert row["n_calls"] == s.n_calls and row["tokens_in"] > 0
+    # --embedder (a threshold) wins over the settings
+    s = consolidate(lake, out_dir=tmp_path / "f", settings=settings, embedder="lexical")
+    assert s.n_calls == 0
