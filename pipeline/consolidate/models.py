@@ -112,8 +112,10 @@ class Models:
                 f"{len(offline)} merge step(s) done offline, e.g. {offline[0]['node_id']}: "
                 f"{offline[0]['fallback']} (merge_nodes.fallback)"
             )
-        for n in omitted:
+        for n in omitted[:5]:
             console.warn(f"merge node {n['node_id']}: {n['fallback']}")
+        if len(omitted) > 5:
+            console.warn(f"... and {len(omitted) - 5} more merge node(s) with omitted inputs (merge_nodes.n_omitted)")  # fmt: skip
         if self.budget_spent:
             u = self.llm.usage
             console.warn(

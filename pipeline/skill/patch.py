@@ -15,7 +15,8 @@ Ops (``file`` is a path inside the folder; ``section`` a heading title; ``anchor
 - insert_after / insert_before: ``text`` lines right after / before the one line of ``section``
   that contains ``anchor``.
 - delete_section: the heading and its whole section, and the folder's files that only it linked
-  (a reference file nothing else links to would be left orphaned).
+  (a reference file nothing else links to would be left orphaned). A level-1 heading (the
+  document's title, whose section is the whole document) is not deleted.
 - create_file / delete_file: a file (Markdown files become Documents). A file another Markdown
   file still links to is not deleted (``rejected``): the link would dangle.
 """
@@ -180,6 +181,8 @@ def apply_op(folder: SkillFolder, op: PatchOp) -> OpResult:
         _block(doc, doc.last_content(start, own_end) + 1, _lines(op))
         return OpResult("applied")
     if op.op == "delete_section":
+        if doc.lines[start].text.startswith("# "):
+            return OpResult("rejected", f"{op.section!r} is the document's title: not deleted")
         own = link_targets(path, doc.lines[start:end])
         del doc.lines[start:end]
         orphans = sorted(f for f in own - _linked(folder) if f in folder.files and f != SKILL_FILE)

@@ -180,6 +180,8 @@ def test_a_linked_file_is_not_deleted_and_a_section_takes_its_own_files_along():
     assert "references/refund.md" not in f.files and "references/old.md" in f.files
     res = apply_op(f, PatchOp("delete_file", "references/old.md"))
     assert res.status == "rejected" and "references/guide.md" in res.message
+    res = apply_op(f, PatchOp("delete_section", "SKILL.md", section="Policy"))
+    assert res.status == "rejected" and "title" in res.message and "## Book flight" in body(f)
 
 
 @pytest.mark.parametrize(
