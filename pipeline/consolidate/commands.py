@@ -224,6 +224,11 @@ def consolidate(
         )
     except (ConsolidateError, SettingsError, SkillError, SkillPathError) as exc:
         raise click.ClickException(str(exc)) from None
+    show(console, s)
+
+
+def show(console: Console, s) -> None:
+    """The summary table of a consolidation, and a warning for ops not applied."""
     ops = ", ".join(f"{n} {k}" for k, n in sorted(s.op_status.items()))
     console.table(
         f"consolidation {s.run_id} ({s.mode})",

@@ -1,0 +1,146 @@
+"""`trace2skill distill`: the whole job in one command (what `make distill` runs).
+
+    ingest (when given raw paths) -> analyse -> consolidate -> coverage report
+
+Each stage reads and writes the lake only, so distill is the stages run in order with one set
+of options: a rerun skips unchanged files, trajectories already analysed and model calls
+already answered, and rewrites the skill from the current lessons.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.console import Console
+from pipeline.lake import Lake
+from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
+
+EXIT_LINT = 5  # the skill was written but failed lint
+
+
+def report_path(skill_dir: Path) -> Path:
+    """Where a skill's coverage report goes: beside the folder, named after it."""
+    return skill_dir.parent / f"{skill_dir.name}.report.html"
+
+
+@click.command("distill")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@lake_option()
+@click.option("--format", "format_", default="auto", show_default=True, metavar="NAME",
+              help="Input format of PATHS (see `ingest --help`).")  # fmt: skip
+@click.option("--source", metavar="NAME", help="Source name for the ingested runs.")
+@click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Outcomes for runs whose source has none (CSV or Parquet).")  # fmt: skip
+@click.option("--analyst", type=click.Choice(["miner", "single", "agentic"]), default=None,
+              help="Default: single with a model, the offline miner without one.")  # fmt: skip
+@click.option("--where", metavar="SQL",
+              help="Only these runs, e.g. \"source = 'tau-bench-airline'\" (columns source, "
+                   "task_id, outcome): analysed, and their lessons consolidated.")  # fmt: skip
+@click.option("--base-skill", type=click.Path(exists=True, path_type=Path),
+              help="Skill folder to deepen; without it a new skill is created.")  # fmt: skip
+@click.option("--name", help="Skill name (kebab-case); default: the base skill's, or from --out.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="The skill folder to write (its folder name is the skill's name).")  # fmt: skip
+@click.option("--mode", type=click.Choice(["parallel", "sequential"]), default="parallel",
+              show_default=True, help="Merge tree, or one batch of lessons at a time.")  # fmt: skip
+@click.option("--fan-in", type=click.IntRange(min=2), default=5, show_default=True,
+              help="Inputs per merge node.")  # fmt: skip
+@click.option("--min-support", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Distinct runs a lesson needs to reach the skill.")  # fmt: skip
+@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Lessons per edit in sequential mode.")  # fmt: skip
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write the coverage report (HTML) beside the skill folder.")  # fmt: skip
+@model_options
+@pass_console
+def distill(console: Console, paths, lake: Lake, format_, source, labels, analyst, where,
+            base_skill, name, out_dir, mode, fan_in, min_support, batch_size, report,
+            model_overrides):  # fmt: skip
+    """Ingest, analyse and consolidate: trajectories in, a skill folder out.
+
+    \b
+    PATHS (optional) are raw trajectory files or folders to ingest first; without them the
+    lake's trajectories are used. Offline by default (the miner and extractive consolidation,
+    no model, no network); give --model (and --base-url) to analyse and merge with a model.
+
+    \b
+      trace2skill distill data/tau-bench-airline --lake lake \\
+          --base-skill data/tau-bench-airline/base-skill --out out/airline-agent-policy
+      trace2skill distill runs/ --lake lake --model gpt-4o-mini --out out/my-agent
+
+    \b
+    Exit status: 0 done; 3 some input or some trajectories were skipped (see the messages;
+    a rerun retries them); 4 nothing to distill; 5 the skill failed lint; 1 bad options.
+    """
+    from pipeline.analyse.commands import show as show_analyse
+    from pipeline.analyse.run import AnalyseError, analyse
+    from pipeline.consolidate.commands import show as show_consolidate
+    from pipeline.consolidate.run import ConsolidateError, consolidate
+    from pipeline.ingest.commands import print_summary as show_ingest
+    from pipeline.ingest.run import EXIT_NOTHING, EXIT_OK, IngestError, ingest_paths
+
+    settings = resolve_model_settings(model_overrides)
+    status = EXIT_OK
+    if paths:
+        console.info(f"== ingest {len(paths)} path(s) into {lake.uri}")
+        try:
+            ingested = ingest_paths(
+                lake, list(paths), format=format_, source=source, labels=labels, console=console
+            )
+        except IngestError as exc:
+            raise click.UsageError(str(exc)) from None
+        show_ingest(console, ingested)
+        status = max(status, ingested.exit_code)
+        if ingested.exit_code == EXIT_NOTHING and not lake.exists("trajectories"):
+            raise SystemExit(EXIT_NOTHING)
+
+    console.info("== analyse")
+    try:
+        analysed = analyse(
+            lake, analyst=analyst, settings=settings, base_skill=base_skill, where=where,
+            console=console,
+        )  # fmt: skip
+    except AnalyseError as exc:
+        raise click.ClickException(str(exc)) from None
+    show_analyse(console, analysed)
+    if analysed.n_failed or analysed.stopped:
+        status = max(status, 3)
+
+    console.info("== consolidate")
+    try:
+        consolidated = consolidate(
+            lake, base_skill=base_skill, name=name, out_dir=out_dir, fan_in=fan_in,
+            min_support=min_support, mode=mode, batch_size=batch_size, where=where,
+            settings=settings, console=console,
+        )  # fmt: skip
+    except ConsolidateError as exc:
+        raise click.ClickException(str(exc)) from None
+    show_consolidate(console, consolidated)
+
+    written = None
+    if report:
+        from pipeline.report.html import write_report
+
+        written = write_report(
+            lake, report_path(Path(consolidated.out_dir)), run_id=consolidated.run_id
+        )
+    _next_steps(console, lake, consolidated, written)
+    if not consolidated.lint_ok:
+        for problem in consolidated.lint:
+            console.error(str(problem))
+        raise SystemExit(EXIT_LINT)
+    raise SystemExit(status)
+
+
+def _next_steps(console: Console, lake: Lake, consolidated, report: Path | None) -> None:
+    console.info("")
+    console.info(f"skill:  {consolidated.out_dir}/SKILL.md")
+    if report is not None:
+        console.info(f"report: {report.as_uri()}")
+    console.info(
+        "next:   "
+        f"trace2skill coverage --lake {lake.uri}   |   "
+        f"trace2skill sql --lake {lake.uri} -f sql/examples/top_failure_clusters.sql"
+    )

@@ -1,0 +1,65 @@
+"""`distill` end to end over the demo data, offline, as `make distill` runs it."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.lake import Lake
+from pipeline.skill.lint import lint_skill
+from tests.conftest import DATA
+
+AIRLINE = DATA / "tau-bench-airline"
+
+
+@pytest.fixture(scope="module")
+def distilled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    lake, out = root / "lake", root / "out" / "airline-agent-policy"
+    args = [
+        "distill", str(AIRLINE / "gpt-4o-airline.json"), "--lake", str(lake),
+        "--base-skill", str(AIRLINE / "base-skill"), "--out", str(out),
+        "--where", "source = 'tau-bench-airline'",
+    ]  # fmt: skip
+    first = CliRunner().invoke(main, args)
+    second = CliRunner().invoke(main, args)
+    return Lake(lake), out, first, second
+
+
+def test_writes_a_lint_clean_deepened_skill(distilled):
+    lake, out, first, _ = distilled
+    assert first.exit_code == 0, first.output
+    assert lint_skill(out) == []
+    text = (out / "SKILL.md").read_text()
+    base = (AIRLINE / "base-skill" / "SKILL.md").read_text()
+    for heading in ("## Book flight", "## Modify flight", "## Cancel flight", "## Refund"):
+        assert heading in base and heading in text
+    assert len(text) > len(base)
+    assert (out.parent / "airline-agent-policy.report.html").is_file()
+
+
+def test_every_added_statement_has_provenance(distilled):
+    lake, out, _, _ = distilled
+    lines = lake.read("skill_lines")
+    added = lines.filter(pl.col("origin") != "base")
+    assert added.height > 20
+    assert added.filter(pl.col("lesson_ids").list.len() == 0).height == 0
+    assert added.filter(pl.col("n_trajectories") < 2).height == 0  # --min-support 2
+    lessons = set(lake.read("lessons")["lesson_id"].to_list())
+    cited = set(added["lesson_ids"].explode().to_list())
+    assert cited <= lessons
+    # every added line of the written files is in skill_lines
+    for path in [out / "SKILL.md", *sorted((out / "references").glob("*.md"))]:
+        rel = path.relative_to(out).as_posix()
+        recorded = set(lines.filter(pl.col("file") == rel)["text"].to_list())
+        assert recorded, rel
+
+
+def test_rerun_resumes_and_writes_the_same_skill(distilled):
+    lake, out, first, second = distilled
+    assert second.exit_code == 0, second.output
+    assert "0 to analyse" in second.output
+    runs = lake.read("consolidations")
+    assert runs["run_id"].n_unique() == 1
