@@ -1,8 +1,8 @@
 """The `trace2skill consolidate` command: options in, `consolidate()`, a summary out.
 
 The model options are the shared ones (`pipeline.options.model_options`: --model, --base-url,
---api-key, --settings, the limits), resolved into `ModelSettings` (command line > settings file >
-environment > defaults)."""
+--api-key, --settings, the limits), resolved into `ModelSettings` by `resolve_model_settings`
+(command line > settings file > environment > defaults)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import click
 
 from pipeline.console import Console
 from pipeline.consolidate.settings import SettingsError, Thresholds
-from pipeline.options import lake_option, model_options, pass_console
-from pipeline.settings import ModelSettings
-from pipeline.settings import SettingsError as ModelSettingsError
+from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 from pipeline.skill.folder import SkillError, SkillPathError
 
 D = Thresholds()
@@ -202,11 +200,7 @@ def consolidate(
     from pipeline.consolidate.run import ConsolidateError
     from pipeline.consolidate.run import consolidate as run
 
-    overrides = dict(model_overrides)
-    try:
-        settings = ModelSettings.resolve(settings_file=overrides.pop("settings_file", None), **overrides)  # fmt: skip
-    except ModelSettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    settings = resolve_model_settings(model_overrides)
     try:
         s = run(
             lake,
