@@ -274,3 +274,14 @@ def test_the_settings_pick_the_embedder(lake, loopback, tmp_path, fixture_rows):
     # --embedder (a threshold) wins over the settings
     s = consolidate(lake, out_dir=tmp_path / "f", settings=settings, embedder="lexical")
     assert s.n_calls == 0
+
+
+def test_the_batch_api_serves_the_summaries_and_the_merges(lake, loopback, tmp_path, fixture_rows):
+    write_lake(lake, fixture_rows)
+    loopback.responder = scripted.responder
+    s = consolidate(lake, out_dir=tmp_path / "b", settings=loopback.settings(batch=True))
+    assert s.lint_ok and s.n_calls == 8 and s.n_fallbacks == 0
+    batches = [r for r in loopback.received if r["path"].endswith("/batches")]
+    assert len(batches) == 3  # the summaries, then each level of the tree
+    nodes = rows(lake, "merge_nodes", s.run_id)
+    assert set(nodes["model"]) == {"loopback-model"}
