@@ -1,6 +1,6 @@
 """The sequential baseline with a model: each batch of lessons edited into the skill by the model.
 
-Reads the skill so far (`sequential.State`: statements and the lesson rows behind them) and one
+Reads the skill so far (`statements.State`: statements and the lesson rows behind them) and one
 batch; changes the state. One request per batch (`prompts/sequential.md`), in order: the model
 sees the base skill's text where the batch's lessons go, the statements so far of those sections
 (ids S1.., with their evidence; other sections counted) and the batch (ids L1..), and answers
@@ -27,7 +27,7 @@ from pipeline.consolidate.conflicts import position, section_key, stem
 from pipeline.consolidate.model_merge import DETAIL_CHARS, skill_context
 from pipeline.consolidate.prompts import load_prompt
 from pipeline.consolidate.render import Layout, evidence_note, one_line
-from pipeline.consolidate.sequential import Edit, State
+from pipeline.consolidate.statements import Edit, State
 from pipeline.llm import LLM, ChatRequest
 
 STAGE = "merge"

@@ -20,6 +20,7 @@ import polars as pl
 from pipeline.consolidate.answers import SummaryAnswer, citation_problem, resolve_citations
 from pipeline.consolidate.prompts import load_prompt
 from pipeline.consolidate.render import one_line
+from pipeline.consolidate.summarise import SUMMARY_COLUMNS
 from pipeline.llm import LLM, ChatRequest, ChatResult
 
 STAGE = "summarise"
@@ -48,7 +49,6 @@ class ModelSummariser:
         self.prompt = load_prompt("summarise")
         self.prompt_version = self.prompt.version
         self.sample_size = sample_size
-        self.n_refused = 0  # answers refused at least once (re-asked)
 
     def ask(self, row: dict, lessons: list[dict]) -> _Ask:
         shown = {f"L{i + 1}": x["lesson_id"] for i, x in enumerate(lessons)}
@@ -77,13 +77,12 @@ class ModelSummariser:
 
     def summarise(self, clusters: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
         rows = clusters.sort("cluster_id").to_dicts()
-        shown = {
-            r["cluster_id"]: [dict(zip(("lesson_id", "title", "content"), x, strict=True))
-                              for x in zip(r["lesson_id"], r["title"], r["content"], strict=True)]
-            for r in samples.group_by("cluster_id", maintain_order=True)
-            .agg("lesson_id", "title", "content")
-            .to_dicts()
-        }  # fmt: skip
+        grouped = samples.group_by("cluster_id", maintain_order=True).agg(
+            lessons=pl.struct("lesson_id", "title", "content")
+        )
+        shown = dict(
+            zip(grouped["cluster_id"].to_list(), grouped["lessons"].to_list(), strict=True)
+        )
         out: dict[str, dict] = {}
         asks = []
         for r in rows:
@@ -94,7 +93,6 @@ class ModelSummariser:
             asks.append(self.ask(r, lessons))
         refused = self._round(asks, out)
         if refused:
-            self.n_refused += len(refused)
             again = [
                 _Ask(a.row, self._request(self._reask(a, res, problem), a.row["cluster_id"]), a.shown)
                 for a, res, problem in refused
@@ -109,18 +107,7 @@ class ModelSummariser:
                     out[cid] = _extractive(a.row, f"refused: {first_problem}; again after a re-ask: {problem}", res.key)  # fmt: skip
                 elif out[cid]["fallback"]:  # the re-ask itself failed
                     out[cid]["fallback"] = f"refused: {first_problem}; {out[cid]['fallback']}"
-        return pl.DataFrame(
-            [out[r["cluster_id"]] for r in rows],
-            schema={
-                "cluster_id": pl.String,
-                "title": pl.String,
-                "content": pl.String,
-                "cited_lesson_ids": pl.List(pl.String),
-                "summariser": pl.String,
-                "fallback": pl.String,
-                "llm_call_key": pl.String,
-            },
-        )
+        return pl.DataFrame([out[r["cluster_id"]] for r in rows], schema=SUMMARY_COLUMNS)
 
     def _round(self, asks: list[_Ask], out: dict) -> list:
         """Ask; accepted summaries and failed calls go to `out`; returns the refused answers."""
