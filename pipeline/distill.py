@@ -77,7 +77,8 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     from pipeline.analyse.commands import show as show_analyse
     from pipeline.analyse.run import AnalyseError, analyse
     from pipeline.consolidate.commands import show as show_consolidate
-    from pipeline.consolidate.run import ConsolidateError, consolidate
+    from pipeline.consolidate.commands import user_errors
+    from pipeline.consolidate.run import consolidate
     from pipeline.ingest.commands import print_summary as show_ingest
     from pipeline.ingest.run import EXIT_NOTHING, EXIT_OK, IngestError, ingest_paths
 
@@ -115,7 +116,7 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
             min_support=min_support, mode=mode, batch_size=batch_size, where=where,
             settings=settings, console=console,
         )  # fmt: skip
-    except ConsolidateError as exc:
+    except user_errors() as exc:
         raise click.ClickException(str(exc)) from None
     show_consolidate(console, consolidated)
 

@@ -13,6 +13,14 @@ from pipeline.consolidate.settings import SettingsError, Thresholds
 from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 from pipeline.skill.folder import SkillError, SkillPathError
 
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What consolidation raises for a problem the user can fix (shown as one message)."""
+    from pipeline.consolidate.run import ConsolidateError
+
+    return (ConsolidateError, SettingsError, SkillError, SkillPathError)
+
+
 D = Thresholds()
 
 
@@ -197,7 +205,6 @@ def consolidate(
       trace2skill consolidate --lake lake --model qwen3 --base-url http://localhost:8000/v1 \\
           --mode sequential --batch-size 50
     """
-    from pipeline.consolidate.run import ConsolidateError
     from pipeline.consolidate.run import consolidate as run
 
     settings = resolve_model_settings(model_overrides)
@@ -216,7 +223,7 @@ def consolidate(
             console=console,
             **thresholds,
         )
-    except (ConsolidateError, SettingsError, SkillError, SkillPathError) as exc:
+    except user_errors() as exc:
         raise click.ClickException(str(exc)) from None
     show(console, s)
 
