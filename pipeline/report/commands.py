@@ -268,10 +268,30 @@ def coverage(
 
 
 def _default_html(cov: Coverage) -> Path:
+    """Beside the skill folder, named after it (where distill writes it), else here."""
+    from pipeline.distill import report_path
+
     out_dir = cov.run.get("out_dir")
     if out_dir and Path(out_dir).parent.is_dir():
-        return Path(out_dir).parent / "report.html"
+        return report_path(Path(out_dir))
     return Path("report.html")
+
+
+SHOWN = 10  # values per dimension in the printed tables (the report and --out have them all)
+COLUMNS = ["dimension", "value", "covered", "share", "n_dropped", "n_not_in_run", "n_no_lessons"]
+
+
+def scope_text(cov: Coverage) -> str:
+    scope = cov.settings.get("scope") or {}
+    where = {
+        "where": f"its --where {scope.get('where')}",
+        "sources": f"the sources it read lessons from (its --where {scope.get('where')} names "
+        "lesson columns)",
+        "lake": "every run of the lake (no --where)",
+    }.get(scope.get("kind"), "")
+    return (
+        f"runs counted: {scope.get('n_trajectories')} of the lake's {scope.get('n_lake')}, {where}"
+    )
 
 
 def print_summary(console: Console, cov: Coverage) -> None:
@@ -280,6 +300,7 @@ def print_summary(console: Console, cov: Coverage) -> None:
         f"run {run['run_id']} ({run.get('mode')}, {run.get('model')}, "
         f"{str(run.get('created_at'))[:19]}), skill {run.get('out_dir')}"
     )
+    console.info(scope_text(cov))
     by = cov.by.with_columns(
         covered=pl.format("{}/{}", "n_covered", "n_trajectories"),
         share=pl.col("share_covered").map_elements(lambda v: f"{v:.0%}", return_dtype=pl.String),
@@ -288,40 +309,41 @@ def print_summary(console: Console, cov: Coverage) -> None:
         ("failure", "Failed runs covered"),
         ("success", "Successful runs whose lessons reached the skill"),
     ):
-        rows = by.filter(pl.col("outcome") == outcome)
-        rows = (
-            pl.concat([g.head(10) for _, g in rows.group_by("dimension", maintain_order=True)])
-            if rows.height
-            else rows
-        )
+        rows = []
+        for (dim,), group in by.filter(pl.col("outcome") == outcome).group_by(
+            "dimension", maintain_order=True
+        ):
+            rows += group.head(SHOWN).select(COLUMNS).rows()
+            if group.height > SHOWN:
+                rows.append((dim, f"({group.height - SHOWN} more)", "", "", "", "", ""))
+        if not rows:
+            console.info(f"{title}: no such runs")
+            continue
         console.table(
-            title,
+            f"{title} (most runs not covered first)",
             ["by", "value", "covered", "share", "dropped", "not read", "no lessons"],
-            rows.select(
-                "dimension",
-                "value",
-                "covered",
-                "share",
-                "n_dropped",
-                "n_not_in_run",
-                "n_no_lessons",
-            ).iter_rows(),
+            rows,
         )
     console.table("Lesson fate", ["fate", "stage", "lessons", "runs"], cov.fate_summary.iter_rows())
     thin = cov.sections.filter(pl.col("is_thin"))
-    console.table(
-        f"Sections on thin evidence (< {cov.settings['thin']} runs)",
-        ["file", "section", "statements", "runs"],
-        thin.select("file", "section", "n_lesson_statements", "n_trajectories").iter_rows(),
-    )
+    if thin.height:
+        console.table(
+            f"Sections on thin evidence (< {cov.settings['thin']} runs)",
+            ["file", "section", "statements", "runs"],
+            thin.select("file", "section", "n_lesson_statements", "n_trajectories").iter_rows(),
+        )
+    else:
+        console.info(f"sections on thin evidence (< {cov.settings['thin']} runs): none")
     console.info(
-        f"statements backed by lessons: {s['statements']}, on thin evidence: "
-        f"{s['statements_thin']}, without evidence: {s['statements_without_evidence']}"
+        f"statements backed by lessons: {s['statements']} ({s['statement_lines']} lines), "
+        f"on thin evidence (< {cov.settings['thin']} runs): {s['statements_thin']}, "
+        f"without evidence: {s['statements_without_evidence']}"
     )
+    console.info(f"lessons read: {s['lessons_read']}, unaccounted for: {s['lessons_unaccounted']}")
     if cov.drift is not None:
         d = cov.drift.summary
         console.table(
-            f"Drift ({cov.drift.origin}, cosine >= {cov.drift.threshold})",
+            f"Drift ({cov.drift.origin}, title cosine >= {cov.drift.threshold})",
             ["new runs", "new lessons", "already in the skill", "failed runs with a known lesson"],
             [
                 (

@@ -19,7 +19,7 @@ import polars as pl
 from pipeline import sql as sqlfiles
 from pipeline.lake import Lake
 from pipeline.report import drift as drift_
-from pipeline.report.views import connect_views
+from pipeline.report.views import connect_views, run_where
 
 THIN_TRAJECTORIES = 3  # a statement resting on fewer distinct runs may be one run's quirk
 
@@ -71,6 +71,7 @@ class Coverage:
         failures, successes = part("failure"), part("success")
         fates = dict(self.fate_summary.group_by("fate").agg(pl.col("n_lessons").sum()).iter_rows())
         lines = self.statements.filter(pl.col("evidence") == "lessons")
+        items = statement_items(self.statements)
         return {
             "run_id": self.run["run_id"],
             "failures": failures["n_trajectories"],
@@ -84,13 +85,16 @@ class Coverage:
             "lessons_deduplicated": fates.get("deduplicated", 0),
             "lessons_dropped": fates.get("dropped", 0),
             "lessons_unaccounted": fates.get("unaccounted", 0),
-            "statements": lines.height,
-            "statements_thin": int(lines["is_thin"].sum()),
+            "statements": items.height,
+            "statements_thin": int(items["is_thin"].sum()),
+            "statement_lines": lines.height,
+            "statement_lines_thin": int(lines["is_thin"].sum()),
             "statements_without_evidence": self.statements.filter(
                 pl.col("evidence") == "none"
             ).height,
             "sections_thin": int(self.sections["is_thin"].sum()),
             "cost_usd": float(self.costs["cost_usd"].sum()) if self.costs.height else 0.0,
+            "model_calls": int(self.costs["n_calls"].sum()) if self.costs.height else 0,
             "drift": self.drift.summary if self.drift is not None else None,
         }
 
@@ -120,6 +124,28 @@ class Coverage:
         return [*written, out / "summary.json"]
 
 
+def statement_items(statements: pl.DataFrame) -> pl.DataFrame:
+    """One row per consolidated statement backed by lessons (the lines sharing an item_id; a
+    line without one stands alone), with the line shown for it (the first in SKILL.md, else
+    the first) and its support: every line of an item rests on the same lessons."""
+    lines = statements.filter(pl.col("evidence") == "lessons").with_columns(
+        item=pl.coalesce("item_id", pl.format("{}:{}", "file", "line_no")),
+        _rank=pl.when(pl.col("file") == "SKILL.md").then(0).otherwise(1),
+    )
+    return (
+        lines.sort("item", "_rank", "file", "line_no")
+        .group_by("item", maintain_order=True)
+        .agg(
+            pl.col("file", "line_no", "section", "text").first(),
+            pl.len().alias("n_lines"),
+            pl.col(
+                "n_lessons", "n_trajectories", "n_tasks", "n_failures", "n_successes", "is_thin"
+            ).max(),
+        )
+        .sort("n_trajectories", "file", "line_no")
+    )
+
+
 def coverage(
     lake: Lake,
     *,
@@ -128,14 +154,16 @@ def coverage(
     where: str | None = None,
     skill: str | os.PathLike | None = None,
     thin: int = THIN_TRAJECTORIES,
-    match_threshold: float = drift_.MATCH_THRESHOLD,
+    match_threshold: float | None = None,
     redistill_below: float = drift_.REDISTILL_BELOW,
     embedder: str = "lexical",
 ) -> Coverage:
     """Coverage of one consolidation run (`run_id`, the run that wrote `skill`, or the newest).
 
+    The runs counted are the run's scope (`run_trajectories`: the runs its --where selected).
     Drift is measured on the runs of another lake (`against`) or on the runs of this one that
-    match `where` (an SQL condition on trajectories), which are then left out of the rest.
+    match `where` (an SQL condition on trajectories), which are then left out of the rest; a new
+    lesson matches at `match_threshold` (default: the run's own semantic threshold).
     """
     if against is not None and where is not None:
         raise CoverageError("give --against or --where, not both")
@@ -145,6 +173,14 @@ def coverage(
         held_out = _held_out(con, lake, where)
         con.register("held_out", held_out)
         rid = run["run_id"]
+        con.sql(
+            "create temp table run_scope as "
+            "select trajectory_id, scope from run_trajectories where run_id = $run_id",
+            params={"run_id": rid},
+        )
+        scope = _scope(con, run)
+        if match_threshold is None:
+            match_threshold = run_threshold(run)
         # Every fate is needed three times over: work it out once.
         con.sql(
             "create temp table run_fate as select * from lesson_fate where run_id = $run_id",
@@ -164,6 +200,7 @@ def coverage(
             costs=sqlfiles.query(con, "examples/cost_by_stage_model"),
             drift=None,
             settings={
+                "scope": scope,
                 "thin": thin,
                 "match_threshold": match_threshold,
                 "redistill_below": redistill_below,
@@ -175,7 +212,10 @@ def coverage(
         result.warnings += _check_run(result, held_out)
         result.warnings += check_skill_folder(result.statements, skill or run.get("out_dir"))
         if where is not None or against is not None:
-            targets = sqlfiles.query(con, "coverage_skill_targets", run_id=rid)
+            con.register("lesson_keys", lesson_keys(con))
+            targets = sqlfiles.query(
+                con, "coverage_skill_targets", run_id=rid, max_titles=drift_.MAX_TITLES
+            )
             if against is not None:
                 new_lessons, new_runs, origin = _new_batch(_as_lake(against))
             else:
@@ -194,6 +234,33 @@ def coverage(
         return result
     finally:
         con.close()
+
+
+def lesson_keys(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """lesson_id, block and title of every lesson: the keys consolidation compares lessons on."""
+    return sqlfiles.query(con, "consolidate_lesson_facts").select("lesson_id", "block", "title")
+
+
+def run_threshold(run: dict) -> float:
+    """The semantic threshold the run clustered lessons with (drift matches at the same)."""
+    try:
+        value = json.loads(run.get("settings") or "{}")["thresholds"]["semantic_threshold"]
+        return float(value)
+    except (KeyError, TypeError, ValueError):
+        return drift_.MATCH_THRESHOLD
+
+
+def _scope(con: duckdb.DuckDBPyConnection, run: dict) -> dict:
+    """How the run's scope was found, and how many of the lake's runs it holds."""
+    kinds = [k for (k,) in con.sql("select distinct scope from run_scope order by 1").fetchall()]
+    n_scope = con.sql("select count(*) from run_scope").fetchall()[0][0]
+    n_lake = con.sql("select count(*) from trajectories").fetchall()[0][0]
+    return {
+        "kind": kinds[0] if kinds else "where",
+        "where": run_where(run.get("settings")),
+        "n_trajectories": n_scope,
+        "n_lake": n_lake,
+    }
 
 
 def _as_lake(value: Lake | str | os.PathLike) -> Lake:
@@ -260,6 +327,7 @@ def _new_batch(other: Lake) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     con = connect_views(other)
     try:
         con.register("held_out", con.sql("select trajectory_id from trajectories").pl())
+        con.register("lesson_keys", lesson_keys(con))
         runs = sqlfiles.query(con, "coverage_new_trajectories")
         lessons = sqlfiles.query(con, "coverage_new_lessons")
     finally:
