@@ -15,7 +15,7 @@ from pipeline.console import Console
 from pipeline.lake import Lake, LakeError
 from pipeline.options import lake_option, pass_console
 from pipeline.report import output, repl
-from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError
+from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError, scope_text
 from pipeline.report.drift import MATCH_THRESHOLD, REDISTILL_BELOW
 
 
@@ -279,19 +279,6 @@ def _default_html(cov: Coverage) -> Path:
 
 SHOWN = 10  # values per dimension in the printed tables (the report and --out have them all)
 COLUMNS = ["dimension", "value", "covered", "share", "n_dropped", "n_not_in_run", "n_no_lessons"]
-
-
-def scope_text(cov: Coverage) -> str:
-    scope = cov.settings.get("scope") or {}
-    where = {
-        "where": f"its --where {scope.get('where')}",
-        "sources": f"the sources it read lessons from (its --where {scope.get('where')} names "
-        "lesson columns)",
-        "lake": "every run of the lake (no --where)",
-    }.get(scope.get("kind"), "")
-    return (
-        f"runs counted: {scope.get('n_trajectories')} of the lake's {scope.get('n_lake')}, {where}"
-    )
 
 
 def print_summary(console: Console, cov: Coverage) -> None:

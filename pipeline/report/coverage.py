@@ -124,6 +124,20 @@ class Coverage:
         return [*written, out / "summary.json"]
 
 
+def scope_text(cov: Coverage) -> str:
+    """Which runs the figures count, in words."""
+    scope = cov.settings.get("scope") or {}
+    where = {
+        "where": f"its --where {scope.get('where')}",
+        "sources": f"the sources it read lessons from (its --where {scope.get('where')} names "
+        "lesson columns)",
+        "lake": "every run of the lake (no --where)",
+    }.get(scope.get("kind"), "")
+    return (
+        f"runs counted: {scope.get('n_trajectories')} of the lake's {scope.get('n_lake')}, {where}"
+    )
+
+
 def statement_items(statements: pl.DataFrame) -> pl.DataFrame:
     """One row per consolidated statement backed by lessons (the lines sharing an item_id; a
     line without one stands alone), with the line shown for it (the first in SKILL.md, else

@@ -3,16 +3,18 @@
 
     ingest       data/tau-bench-airline/gpt-4o-airline.json       source tau-bench-airline
                  data/reflexion-hotpotqa/100_questions_5_trials.txt source reflexion-hotpotqa
-    analyse      miner: every run
+    analyse      miner: every run (the airline runs against the base skill's sections, as
+                 `make distill` does)
                  single, through the loopback server: the runs of tau-bench tasks 0-2 (MODEL_WHERE),
                  one lesson per run grounded in its first booking-changing call; one request
                  faulted with a 500 (retried), one run answering out of schema twice (an error
                  row); then the single analyst's output is removed and the same command run
                  again: every answered request comes from the cache, the error row is retried
-    consolidate  in this order, so the last is the newest run:
-                 SPLIT    airline runs of tasks < 35, deepening the base skill -> out/airline-split
-                 HOTPOTQA the ReAct runs, a new skill -> out/hotpotqa-react-search
+    consolidate  in this order, so the last is the newest run (the one `latest_*` views show):
                  AIRLINE  every airline run, deepening the base skill -> out/airline-agent-policy
+                 HOTPOTQA the ReAct runs, a new skill -> out/hotpotqa-react-search
+                 SPLIT    airline runs of tasks < 35 (HELD_OUT is the rest), deepening the base
+                          skill -> out/airline-split
 
 Everything but the model calls' latency and the consolidations' timestamps is deterministic, so
 queries over this lake can be compared with golden files.
@@ -68,11 +70,14 @@ class Demo:
     invalid: str  # trajectory whose answers broke the schema in the first pass
 
     def skill(self, name: str) -> Path:
-        return self.out / {
-            "split": "airline-split",
-            "hotpotqa": "hotpotqa-react-search",
-            "airline": "airline-agent-policy",
-        }[name]
+        return (
+            self.out
+            / {
+                "split": "airline-split",
+                "hotpotqa": "hotpotqa-react-search",
+                "airline": "airline-agent-policy",
+            }[name]
+        )
 
 
 def build(root: Path) -> Demo:
@@ -80,17 +85,16 @@ def build(root: Path) -> Demo:
     out = root / "out"
     summary = ingest_paths(lake, [AIRLINE_RUNS, HOTPOTQA_RUNS])
     assert summary.exit_code == 0, summary.errors
-    analyse(lake, analyst="miner", workers=1)
+    analyse(lake, analyst="miner", base_skill=BASE_SKILL, where=AIRLINE, workers=1)
+    analyse(lake, analyst="miner", where=HOTPOTQA, workers=1)
     faulted, invalid = _model_passes(lake)
     runs = {
-        "split": consolidate(
-            lake, base_skill=BASE_SKILL, out_dir=out / "airline-split", where=SPLIT
-        ).run_id,
-        "hotpotqa": consolidate(
-            lake, out_dir=out / "hotpotqa-react-search", where=HOTPOTQA
-        ).run_id,
         "airline": consolidate(
             lake, base_skill=BASE_SKILL, out_dir=out / "airline-agent-policy", where=AIRLINE
+        ).run_id,
+        "hotpotqa": consolidate(lake, out_dir=out / "hotpotqa-react-search", where=HOTPOTQA).run_id,
+        "split": consolidate(
+            lake, base_skill=BASE_SKILL, out_dir=out / "airline-split", where=SPLIT
         ).run_id,
     }
     return Demo(lake, out, runs, faulted, invalid)
@@ -138,9 +142,7 @@ def _first_changes(lake: Lake, trajectory_ids: list[str]) -> dict[str, dict]:
     """Per run, its first call that changes a booking (else its first call) and the result."""
     calls = (
         lake.read("steps")
-        .filter(
-            pl.col("trajectory_id").is_in(trajectory_ids) & (pl.col("kind") == "tool_call")
-        )
+        .filter(pl.col("trajectory_id").is_in(trajectory_ids) & (pl.col("kind") == "tool_call"))
         .with_columns(changes=pl.col("tool_name").is_in(list(SECTIONS)))
         .sort("trajectory_id", pl.col("changes"), "step_idx", descending=[False, True, False])
         .group_by("trajectory_id", maintain_order=True)
