@@ -167,12 +167,19 @@ def _section_fate(cov: Coverage) -> str:
     gone = cov.fate.filter(pl.col("fate").is_in(["dropped", "unaccounted"])).sort(
         "fate", "dropped_stage", "title", "lesson_id"
     )
-    parts.append("<h3>lessons that did not reach the skill</h3>")
-    parts.append(
-        table(
-            gone, ["title", "fate", "dropped_stage", "dropped_reason", "lesson_id", "trajectory_id"]
+    why = (
+        gone.with_columns(pl.col("dropped_reason").fill_null("no drop row says why"))
+        .group_by("fate", "dropped_stage", "dropped_reason")
+        .agg(pl.len().alias("n_lessons"), pl.col("trajectory_id").n_unique().alias("n_runs"))
+        .sort(
+            ["n_lessons", "fate", "dropped_stage", "dropped_reason"],
+            descending=[True, False, False, False],
         )
     )
+    parts.append("<h3>why lessons did not reach the skill</h3>")
+    parts.append(table(why, ["fate", "dropped_stage", "dropped_reason", "n_lessons", "n_runs"]))
+    parts.append("<h3>lessons that did not reach the skill</h3>")
+    parts.append(table(gone, ["title", "fate", "dropped_stage", "lesson_id", "trajectory_id"]))
     return "".join(parts)
 
 
@@ -213,6 +220,7 @@ def _section_evidence(cov: Coverage) -> str:
                 threshold_text=f"thin below {thin}",
                 value_format="{:,.0f}",
                 whole=True,
+                label_width=440,
             )
         )
         if items.height > shown.height:
@@ -241,6 +249,7 @@ def _section_evidence(cov: Coverage) -> str:
                 threshold_text=f"thin below {thin}",
                 value_format="{:,.0f}",
                 whole=True,
+                label_width=360,
             )
         )
         parts.append(
@@ -259,7 +268,11 @@ def _section_drift(cov: Coverage) -> str:
             "or --where CONDITION to compare runs the skill was not built from.</p>"
         )
     d, s = cov.drift, cov.drift.summary
-    parts = [f"<h2>Drift ({escape(d.origin)})</h2>"]
+    parts = ["<h2>Drift</h2>"]
+    parts.append(
+        f'<p class="meta">{s["n_trajectories"]} runs the skill was not built from '
+        f"({escape(d.origin)})</p>"
+    )
     parts.append('<div class="cards">')
     parts.append(
         _card(_share(s["n_lessons_matched"], s["n_lessons"]), "new lessons already in the skill")
@@ -335,6 +348,14 @@ def render(cov: Coverage, *, lake_uri: str = "") -> str:
     ]
     if s["lessons_unaccounted"]:
         cards.append(_card(str(s["lessons_unaccounted"]), "lessons unaccounted for"))
+    if s["drift"] is not None:
+        d = s["drift"]
+        cards.append(
+            _card(
+                _share(d["n_lessons_matched"], d["n_lessons"]),
+                "new runs' lessons already in the skill",
+            )
+        )
     warnings = "".join(f'<p class="warn">{escape(w)}</p>' for w in cov.warnings)
     created = run.get("created_at")
     meta = (
