@@ -177,9 +177,9 @@ def warehouse(console: Console, lake: Lake, out: Path | None) -> None:
 @click.option(
     "--match-threshold",
     type=click.FloatRange(0, 1),
-    default=MATCH_THRESHOLD,
-    show_default=True,
-    help="Cosine at which a new lesson matches a consolidated lesson of the skill.",
+    default=None,
+    help="Title cosine at which a new lesson matches a lesson of the skill in its block. "
+    f"Default: the run's semantic threshold ({MATCH_THRESHOLD} unless set at consolidate).",
 )
 @click.option(
     "--redistill-below",
@@ -193,7 +193,8 @@ def warehouse(console: Console, lake: Lake, out: Path | None) -> None:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Report file. Default: report.html beside the skill folder, else here.",
+    help="Report file. Default: SKILL_NAME.report.html beside the skill folder (where distill "
+    "writes it), else report.html here.",
 )
 @click.option("--no-html", is_flag=True, help="Do not write the HTML report.")
 @click.option(
@@ -212,7 +213,7 @@ def coverage(
     against: str | None,
     where: str | None,
     thin: int,
-    match_threshold: float,
+    match_threshold: float | None,
     redistill_below: float,
     as_json: bool,
     html_path: Path | None,
@@ -220,6 +221,8 @@ def coverage(
     out_dir: Path | None,
 ) -> None:
     """What the skill covers, what became of every lesson, and what new runs add.
+
+    The runs counted are those the consolidation was built from (its --where, as recorded).
 
     \b
     - failed runs covered (one of their lessons reached the skill), by source, model, task, tool;
