@@ -315,6 +315,18 @@ def print_summary(console: Console, cov: Coverage) -> None:
             rows,
         )
     console.table("Lesson fate", ["fate", "stage", "lessons", "runs"], cov.fate_summary.iter_rows())
+    if cov.drop_reasons.height:
+        reasons = cov.drop_reasons.head(SHOWN)
+        console.table(
+            "Why lessons did not reach the skill"
+            + (
+                f" ({SHOWN} commonest of {cov.drop_reasons.height})"
+                if reasons.height < cov.drop_reasons.height
+                else ""
+            ),
+            ["fate", "stage", "reason", "lessons", "runs"],
+            reasons.iter_rows(),
+        )
     thin = cov.sections.filter(pl.col("is_thin"))
     if thin.height:
         console.table(

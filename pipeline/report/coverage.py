@@ -35,6 +35,7 @@ class Coverage:
     by: pl.DataFrame  # coverage_by
     fate: pl.DataFrame  # lesson_fate of the run
     fate_summary: pl.DataFrame  # coverage_fate_summary
+    drop_reasons: pl.DataFrame  # coverage_drop_reasons
     statements: pl.DataFrame  # coverage_statements
     sections: pl.DataFrame  # coverage_sections
     costs: pl.DataFrame  # examples/cost_by_stage_model
@@ -49,6 +50,7 @@ class Coverage:
             "coverage_by": self.by,
             "lesson_fate": self.fate,
             "coverage_fate_summary": self.fate_summary,
+            "coverage_drop_reasons": self.drop_reasons,
             "coverage_statements": self.statements,
             "coverage_sections": self.sections,
             "cost_by_stage_model": self.costs,
@@ -107,6 +109,7 @@ class Coverage:
             "warnings": self.warnings,
             "coverage_by": self.by.to_dicts(),
             "fate_summary": self.fate_summary.to_dicts(),
+            "drop_reasons": self.drop_reasons.to_dicts(),
             "statements": self.statements.to_dicts(),
             "sections": self.sections.to_dicts(),
             "cost_by_stage_model": self.costs.to_dicts(),
@@ -209,6 +212,7 @@ def coverage(
             by=sqlfiles.query(con, "coverage_by"),
             fate=fate,
             fate_summary=sqlfiles.query(con, "coverage_fate_summary"),
+            drop_reasons=sqlfiles.query(con, "coverage_drop_reasons"),
             statements=sqlfiles.query(con, "coverage_statements", run_id=rid, thin=thin),
             sections=sqlfiles.query(con, "coverage_sections", run_id=rid, thin=thin),
             costs=sqlfiles.query(con, "examples/cost_by_stage_model"),
