@@ -15,8 +15,9 @@ from pipeline.console import Console
 from pipeline.lake import Lake, LakeError
 from pipeline.options import lake_option, pass_console
 from pipeline.report import output, repl
-from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError, scope_text
+from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError
 from pipeline.report.drift import MATCH_THRESHOLD, REDISTILL_BELOW
+from pipeline.report.runs import scope_text
 
 
 def require_lake(lake: Lake) -> Lake:
@@ -290,7 +291,7 @@ def print_summary(console: Console, cov: Coverage) -> None:
         f"run {run['run_id']} ({run.get('mode')}, {run.get('model')}, "
         f"{str(run.get('created_at'))[:19]}), skill {run.get('out_dir')}"
     )
-    console.info(scope_text(cov))
+    console.info(scope_text(cov.settings["scope"]))
     by = cov.by.with_columns(
         covered=pl.format("{}/{}", "n_covered", "n_trajectories"),
         share=pl.col("share_covered").map_elements(lambda v: f"{v:.0%}", return_dtype=pl.String),

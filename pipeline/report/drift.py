@@ -8,8 +8,8 @@ and a title at least as similar as consolidation's semantic threshold. Titles ar
 titles with their content: a lesson's content tells what happened in its own run (steps, values),
 which is exactly what differs between two runs teaching the same lesson.
 
-Each new title is embedded and matched to the most similar title of the skill's lessons (up to
-MAX_TITLES distinct titles per kept cluster) by one matrix product per chunk, other blocks masked.
+Each new title is embedded and matched to the most similar title of the skill's lessons in its
+block (up to MAX_TITLES distinct titles per kept cluster) by one matrix product per block.
 
 Threshold: the run's semantic threshold (0.9 by default), measured on the demo lake's own lessons
 (lexical embedder, `make bench`, report, "drift threshold"): titles of lessons consolidation put in
@@ -68,17 +68,23 @@ def best_matches(
         q_code = np.array([codes.get(b, -1) for b in query_blocks], dtype=np.int64)
     else:
         t_code, q_code = np.zeros(len(targets), dtype=np.int64), np.zeros(n, dtype=np.int64)
-    best_idx = np.empty(n, dtype=np.int64)
-    best_sim = np.empty(n, dtype=np.float64)
+    by_code = {int(c): np.flatnonzero(t_code == c) for c in np.unique(t_code)}
+    best_idx = np.full(n, -1, dtype=np.int64)
+    best_sim = np.zeros(n, dtype=np.float64)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
-        sims = model.embed(queries[start:stop]) @ target_vecs.T
-        sims[q_code[start:stop, None] != t_code[None, :]] = -np.inf
-        idx = sims.argmax(axis=1)
-        top = sims[np.arange(len(idx)), idx]
-        none = ~np.isfinite(top)
-        best_idx[start:stop] = np.where(none, -1, idx)
-        best_sim[start:stop] = np.where(none, 0.0, top)
+        vecs = model.embed(queries[start:stop])
+        codes_here = q_code[start:stop]
+        # one product per block: a lesson only meets the skill's lessons of its own block
+        for code in np.unique(codes_here):
+            cols = by_code.get(int(code))
+            if cols is None:
+                continue
+            rows = np.flatnonzero(codes_here == code)
+            sims = vecs[rows] @ target_vecs[cols].T
+            best = sims.argmax(axis=1)
+            best_idx[start + rows] = cols[best]
+            best_sim[start + rows] = sims[np.arange(len(rows)), best]
     return best_idx, np.round(np.clip(best_sim, -1.0, 1.0), 6)
 
 

@@ -19,7 +19,8 @@ import polars as pl
 from pipeline import __version__
 from pipeline.lake import Lake
 from pipeline.report import svg
-from pipeline.report.coverage import Coverage, coverage, scope_text, statement_items
+from pipeline.report.coverage import Coverage, coverage, statement_items
+from pipeline.report.runs import scope_text
 
 STATUS = [
     ("covered", "covered", "#2e7d32"),
@@ -357,7 +358,7 @@ def render(cov: Coverage, *, lake_uri: str = "") -> str:
     meta = (
         f"run {escape(run['run_id'])} · {escape(str(run.get('mode')))} · model "
         f"{escape(str(run.get('model')))} · {escape(str(created)[:19])} · skill "
-        f"{escape(str(run.get('out_dir')))}<br>{escape(scope_text(cov))}"
+        f"{escape(str(run.get('out_dir')))}<br>{escape(scope_text(cov.settings['scope']))}"
     )
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (
