@@ -68,14 +68,14 @@ def recount(t: dict[str, pl.DataFrame], run_id: str, scope: pl.Expr) -> dict:
     failed = per_run.filter(pl.col("outcome") == "failure")
     succeeded = per_run.filter(pl.col("outcome") == "success")
     # a consolidated statement: the lines sharing an item_id, on the distinct runs behind them
-    support = (
+    behind = (
         lines.filter(pl.col("item_id").is_not_null())
         .explode("lesson_ids")
         .rename({"lesson_ids": "lesson_id"})
         .join(t["lessons"].select("lesson_id", "trajectory_id"), on="lesson_id")
-        .group_by("item_id")
-        .agg(pl.col("trajectory_id").n_unique().alias("n"))
     )
+    support = behind.group_by("item_id").agg(pl.col("trajectory_id").n_unique().alias("n"))
+    sections = behind.group_by("file", "section").agg(pl.col("trajectory_id").n_unique().alias("n"))
     return {
         "failures": failed.height,
         "failures_covered": int(failed["in_skill"].sum()),
@@ -86,6 +86,7 @@ def recount(t: dict[str, pl.DataFrame], run_id: str, scope: pl.Expr) -> dict:
         "lessons_unaccounted": len(read - in_skill - dropped),
         "statements": support.height,
         "statements_thin": support.filter(pl.col("n") < 3).height,
+        "sections_thin": sections.filter(pl.col("n") < 3).height,
         "in_scope_lessons": lessons.join(runs, on="trajectory_id", how="semi").height,
         "read": read,
     }
@@ -107,6 +108,7 @@ def test_figures_match_a_count_from_the_tables(name, demo_lake, tables, reports)
         "lessons_unaccounted",
         "statements",
         "statements_thin",
+        "sections_thin",
     ):
         assert got[key] == want[key], (name, key, got[key], want[key])
     assert got["lessons_unaccounted"] == 0
