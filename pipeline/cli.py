@@ -6,9 +6,22 @@ import click
 
 from pipeline import __version__
 from pipeline.console import Console
+from pipeline.lake import LakeError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        # A storage fault mid-command (the object store went away) is a message, not a traceback.
+        try:
+            return super().invoke(ctx)
+        except LakeError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print errors and results only.")
 @click.option("-v", "--verbose", is_flag=True, help="Print more detail.")
 @click.version_option(__version__, prog_name="trace2skill")

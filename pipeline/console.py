@@ -24,6 +24,11 @@ class Console:
         self.err = RichConsole(stderr=True, highlight=False, soft_wrap=True)
         self.out = RichConsole(highlight=False, soft_wrap=True)
 
+    def __reduce__(self):
+        # Sent to a worker process (a Ray actor), a console is its verbosity: the worker opens
+        # its own streams (terminal handles and locks cannot be pickled).
+        return (Console, (self.verbosity,))
+
     def info(self, message: str) -> None:
         if self.verbosity >= 1:
             self.err.print(message, markup=False)

@@ -7,6 +7,11 @@ so they cannot corrupt each other. ``LAKE/_lake.json`` records the schema versio
 
 Reads go through ``scan`` (a polars LazyFrame over every part, partition columns included) or
 ``dataset`` (a pyarrow dataset, which DuckDB queries in place).
+
+An object-store lake (``s3://bucket/prefix``) goes through pyarrow's filesystem and polars'
+object-store reader, configured from the standard AWS environment; nothing here touches a local
+path unless ``is_local``. Its storage faults (no bucket, no endpoint, refused credentials) are
+raised as `LakeError` naming the lake.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -33,6 +39,12 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 class LakeError(RuntimeError):
     """The lake cannot be read or written as asked."""
+
+
+_AWS_HINT = (
+    "endpoint and credentials come from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+    "AWS_SECRET_ACCESS_KEY and AWS_REGION"
+)
 
 
 def _s3(storage_options: dict) -> tuple[pafs.FileSystem, dict]:
@@ -85,6 +97,36 @@ class Lake:
     def __repr__(self) -> str:
         return f"Lake({self.uri!r})"
 
+    @contextmanager
+    def _io(self, what: str) -> Iterator[None]:
+        """Storage faults as LakeError naming the lake and the operation."""
+        try:
+            yield
+        except LakeError:
+            raise
+        except OSError as exc:
+            hint = "" if self.is_local else f" ({_AWS_HINT})"
+            raise LakeError(f"{self.uri}: cannot {what}: {exc}{hint}") from exc
+
+    def check(self) -> None:
+        """Fail early, with one clear message, when an object-store lake cannot be reached or its
+        bucket does not exist (a local lake's folder is created on first write)."""
+        if self.is_local:
+            return
+        bucket = self.base.split("/", 1)[0]
+        with self._io("reach the store"):
+            info = self.fs.get_file_info(bucket)
+        if info.type == pafs.FileType.NotFound:
+            raise LakeError(f"{self.uri}: bucket {bucket!r} does not exist (create it first)")
+
+    def is_present(self) -> bool:
+        """Whether anything was ever written here: the folder of a local lake, the version
+        marker of an object-store lake (a mistyped prefix must not read as an empty lake)."""
+        if self.is_local:
+            return Path(self.base).is_dir()
+        with self._io("read the lake marker"):
+            return self.fs.get_file_info(self.path("_lake.json")).type == pafs.FileType.File
+
     # -- paths -------------------------------------------------------------------------------
     def path(self, *parts: str) -> str:
         return "/".join([self.base, *parts])
@@ -120,14 +162,20 @@ class Lake:
     # -- writing -----------------------------------------------------------------------------
     def ensure(self) -> None:
         """Create the root and its version marker on first use; refuse a lake of a newer schema."""
-        self.fs.create_dir(self.base, recursive=True)
         marker = self.path("_lake.json")
-        info = self.fs.get_file_info(marker)
+        with self._io("read the lake marker"):
+            info = self.fs.get_file_info(marker)
         if info.type == pafs.FileType.NotFound:
-            self._put_bytes(marker, json.dumps({"schema_version": schemas.SCHEMA_VERSION}).encode())
+            self.check()
+            with self._io("create the lake"):
+                self.fs.create_dir(self.base, recursive=True)
+                self._put_bytes(
+                    marker, json.dumps({"schema_version": schemas.SCHEMA_VERSION}).encode()
+                )
             return
-        with self.fs.open_input_stream(marker) as fh:
-            version = json.loads(fh.read().decode()).get("schema_version", 0)
+        with self._io("read the lake marker"):
+            with self.fs.open_input_stream(marker) as fh:
+                version = json.loads(fh.read().decode()).get("schema_version", 0)
         if version > schemas.SCHEMA_VERSION:
             raise LakeError(
                 f"{self.uri} was written with lake schema {version}; this trace2skill reads up to "
@@ -171,24 +219,27 @@ class Lake:
                 raise LakeError(f"{name}: column {key} holds {values}, partition says {partition}")
         directory = self._partition_dir(name, partition)
         self.ensure()
-        self.fs.create_dir(directory, recursive=True)
         final = f"{directory}/part-{part}{PART_SUFFIX}"
         table = schemas.to_arrow(name, df)
-        if self.is_local:
-            tmp = f"{directory}/.part-{part}.{uuid.uuid4().hex}{TMP_SUFFIX}"
-            pq.write_table(table, tmp, compression="zstd")
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        else:
-            pq.write_table(table, final, filesystem=self.fs, compression="zstd")
+        with self._io(f"write {name} part {part}"):
+            self.fs.create_dir(directory, recursive=True)
+            if self.is_local:
+                tmp = f"{directory}/.part-{part}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+                pq.write_table(table, tmp, compression="zstd")
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
+            else:
+                # One object, uploaded whole: readers never see a partial part.
+                pq.write_table(table, final, filesystem=self.fs, compression="zstd")
         return final
 
     def delete_parts(self, name: str, paths: Iterable[str]) -> int:
         n = 0
-        for path in paths:
-            self.fs.delete_file(path)
-            n += 1
+        with self._io(f"delete {name} parts"):
+            for path in paths:
+                self.fs.delete_file(path)
+                n += 1
         return n
 
     def replace_partition(
@@ -205,9 +256,11 @@ class Lake:
     def parts(self, name: str) -> list[str]:
         """Every finished part of a table, sorted; temp files of unfinished writes are skipped."""
         selector = pafs.FileSelector(self.table_dir(name), recursive=True, allow_not_found=True)
+        with self._io(f"list {name}"):
+            infos = self.fs.get_file_info(selector)
         return sorted(
             info.path
-            for info in self.fs.get_file_info(selector)
+            for info in infos
             if info.type == pafs.FileType.File
             and info.path.endswith(PART_SUFFIX)
             and not info.base_name.startswith(".")
@@ -216,15 +269,23 @@ class Lake:
     def exists(self, name: str) -> bool:
         return bool(self.parts(name))
 
-    def scan(self, name: str) -> pl.LazyFrame:
-        """All rows of a table as a LazyFrame with the registered column order and dtypes."""
+    def scan(self, name: str, files: list[str] | None = None) -> pl.LazyFrame:
+        """All rows of a table as a LazyFrame with the registered column order and dtypes.
+
+        `files` limits the scan to those parts (paths as `parts` gives them): a worker that was
+        told where its rows are reads only those files.
+        """
         spec = schemas.table(name)
-        files = self.parts(name)
+        files = self.parts(name) if files is None else files
         if not files:
             return schemas.empty(name).lazy()
         hive = {k: spec.columns[k] for k in spec.partition_by}
+        # The registered schema, not the first part's: parts written before a column was added
+        # read back with that column null.
+        in_files = {c: dt for c, dt in spec.columns.items() if c not in spec.partition_by}
         lf = pl.scan_parquet(
             [self.url(f) for f in files],
+            schema=in_files,
             hive_partitioning=bool(hive),
             hive_schema=hive or None,
             storage_options=self.storage_options or None,

@@ -7,7 +7,19 @@ import functools
 import click
 
 from pipeline.console import Console
-from pipeline.lake import Lake
+from pipeline.lake import Lake, LakeError
+
+
+def _lake(ctx: click.Context, param: click.Parameter, value: str | None) -> Lake | None:
+    """The lake named by --lake; an object store that cannot be reached fails here, once."""
+    if not value:
+        return None
+    lake = Lake(value)
+    try:
+        lake.check()
+    except LakeError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return lake
 
 
 def lake_option(required: bool = True):
@@ -19,7 +31,7 @@ def lake_option(required: bool = True):
         show_envvar=True,
         metavar="DIR|URI",
         help="Lake root: a folder, or s3://bucket/prefix.",
-        callback=lambda ctx, param, value: Lake(value) if value else None,
+        callback=_lake,
     )
 
 

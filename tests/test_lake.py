@@ -52,3 +52,13 @@ def test_lake_refuses_newer_schema(lake: Lake):
         fh.write('{"schema_version": 99}')
     with pytest.raises(LakeError, match="upgrade"):
         lake.ensure()
+
+
+def test_parts_written_before_a_column_was_added_still_read(lake: Lake):
+    old = _errors(2).drop("format")  # as a part written by an older schema
+    directory = lake.table_dir("ingest_errors")
+    os.makedirs(directory, exist_ok=True)
+    old.write_parquet(os.path.join(directory, "part-a.parquet"))
+    lake.write_part("ingest_errors", _errors(1), part="b")  # sorts after the old part
+    df = lake.read("ingest_errors").sort("file")
+    assert df.height == 3 and df["format"].null_count() == 2

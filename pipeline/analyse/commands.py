@@ -94,7 +94,21 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
     "--workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Processes for the miner (default: one per core for large selections).",
+    help="Processes for the miner (default: one per core for large selections); "
+    "with --engine ray, actors (default: one per CPU of the cluster).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the map runs: this machine, or Ray Data (needs the ray extra). Same lessons.",
+)
+@click.option(
+    "--ray-address",
+    metavar="ADDR",
+    default=None,
+    help="Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance.",
 )
 @model_options
 @pass_console
@@ -113,6 +127,8 @@ def analyse(
     tokens_per_run: int | None,
     batch_size: int | None,
     workers: int | None,
+    engine: str,
+    ray_address: str | None,
     model_overrides: dict,
 ) -> None:
     """Analyse every trajectory into lessons (LAKE/lessons), marking each done (LAKE/analyses).
@@ -164,6 +180,8 @@ def analyse(
             console=console,
             batch_size=batch_size,
             workers=workers,
+            engine=engine,
+            ray_address=ray_address,
         )
     except AnalyseError as exc:
         raise click.ClickException(str(exc)) from None

@@ -56,6 +56,7 @@ MODEL_OPTIONS = {
     "max_turns": ("agentic",),
     "tokens_per_run": ("agentic",),
 }
+ENGINES = ("local", "ray")
 
 
 class AnalyseError(RuntimeError):
@@ -318,6 +319,8 @@ def analyse(
     model: str | None = None,
     batch_size: int | None = None,
     workers: int | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
 ) -> AnalyseSummary:
     """Analyse the selected trajectories not yet analysed under this configuration.
 
@@ -334,7 +337,22 @@ def analyse(
 
     `workers`: processes for a CPU-bound analyst (the miner); by default one per core once
     there are enough trajectories to repay starting them, else the work stays in this process.
+
+    `engine`: "local" (this machine) or "ray" (Ray Data, `ray_engine.py`: a local Ray instance,
+    or the cluster at `ray_address`; `workers` is then the number of actors). Both write the
+    same lessons and parts.
     """
+    if engine not in ENGINES:
+        raise AnalyseError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+    if ray_address and engine != "ray":
+        raise AnalyseError("--ray-address applies to --engine ray only")
+    if engine == "ray":
+        from pipeline.analyse import ray_engine
+
+        try:
+            ray_engine.import_ray()
+        except ray_engine.RayUnavailable as exc:
+            raise AnalyseError(str(exc)) from None
     model_settings, options = _model_settings(settings, options, model)
     console = console or Console(0)
     started = time.perf_counter()
@@ -357,7 +375,10 @@ def analyse(
     summary = AnalyseSummary(worker.name, worker.model, worker.prompt_version, cid)
     if not lake.exists("trajectories"):
         raise AnalyseError(f"{lake.uri} holds no trajectories: run `trace2skill ingest` first")
-    if workers is not None and workers > 1 and not getattr(worker, "cpu_bound", False):
+    if engine == "ray" and getattr(getattr(worker, "model_settings", None), "batch", False):
+        raise AnalyseError("the server's batch API is one job from one process: use --engine local")
+    cpu_bound = getattr(worker, "cpu_bound", False)
+    if engine == "local" and workers is not None and workers > 1 and not cpu_bound:
         raise AnalyseError(
             f"--workers applies to the miner; the {worker.name} analyst overlaps its model "
             "requests in one process (--concurrency)"
@@ -380,28 +401,18 @@ def analyse(
     )
     try:
         if todo.height:
-            worker.prepare(lake, con)
             size = int(
                 batch_size or options.get("batch_size") or _batch_size(model_settings, worker)
             )
             todo = todo.sort("trajectory_id")
-            procs = _workers(worker, workers, todo.height)
-            if procs > 1:
-                console.detail(f"analysing in {procs} worker processes")
-            batches = _batches(lake, todo, size)
-            per_run = getattr(worker, "reports_progress", False)
-            with console.progress(f"analysing ({worker.name})", todo.height) as advance:
-                if per_run:
-                    worker.advance = advance
-                for picked, batch, outcomes in map_batches(worker, batches, procs):
-                    _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
-                    if not per_run:
-                        advance(picked.height)
-                    stop = getattr(worker, "stop_reason", lambda: None)()
-                    if stop:
-                        summary.stopped = stop
-                        summary.n_left = todo.height - summary.n_analysed - summary.n_failed
-                        break
+            if engine == "ray":  # it prepares the analyst where it runs
+                ray_engine.run(
+                    lake, worker, cid, todo, size, summary, console, con=con,
+                    address=ray_address, actors=workers,
+                )  # fmt: skip
+            else:
+                worker.prepare(lake, con)
+                _map_here(lake, worker, cid, todo, size, summary, console, workers)
             tidy(lake)  # the retries' rows replace the error rows they supersede
     finally:
         closer = getattr(worker, "close", None)
@@ -410,6 +421,36 @@ def analyse(
         con.close()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _map_here(
+    lake: Lake,
+    worker: Analyst,
+    cid: str,
+    todo: pl.DataFrame,
+    size: int,
+    summary: AnalyseSummary,
+    console: Console,
+    workers: int | None,
+) -> None:
+    """The map on this machine: in this process, or the miner's batches over worker processes."""
+    procs = _workers(worker, workers, todo.height)
+    if procs > 1:
+        console.detail(f"analysing in {procs} worker processes")
+    batches = _batches(lake, todo, size)
+    per_run = getattr(worker, "reports_progress", False)
+    with console.progress(f"analysing ({worker.name})", todo.height) as advance:
+        if per_run:
+            worker.advance = advance
+        for picked, batch, outcomes in map_batches(worker, batches, procs):
+            _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
+            if not per_run:
+                advance(picked.height)
+            stop = getattr(worker, "stop_reason", lambda: None)()
+            if stop:
+                summary.stopped = stop
+                summary.n_left = todo.height - summary.n_analysed - summary.n_failed
+                break
 
 
 def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:

@@ -1,4 +1,8 @@
-"""The `trace2skill consolidate` command: options in, `consolidate()`, a summary out."""
+"""The `trace2skill consolidate` command: options in, `consolidate()`, a summary out.
+
+The model options are the shared ones (`pipeline.options.model_options`: --model, --base-url,
+--api-key, --settings, the limits), resolved into `ModelSettings` by `resolve_model_settings`
+(command line > settings file > environment > defaults)."""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import click
 
 from pipeline.console import Console
 from pipeline.consolidate.settings import SettingsError, Thresholds
-from pipeline.options import lake_option, pass_console
+from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 from pipeline.skill.folder import SkillError, SkillPathError
 
 D = Thresholds()
@@ -65,12 +69,6 @@ D = Thresholds()
     "(columns: source, task_id, outcome, run_model, kind, section, tool_name, rule, analyst, ...).",
 )
 @click.option(
-    "--model",
-    default="offline",
-    show_default=True,
-    help="Summariser and merger model; only 'offline' (extractive) in this version.",
-)
-@click.option(
     "--near-threshold",
     type=float,
     default=D.near_threshold,
@@ -86,9 +84,9 @@ D = Thresholds()
 )
 @click.option(
     "--embedder",
-    default=D.embedder,
-    show_default=True,
-    help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>.",
+    default=None,
+    help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>. "
+    "Default: the settings file's embedder, else lexical.",
 )
 @click.option(
     "--shingle-size",
@@ -156,6 +154,14 @@ D = Thresholds()
     show_default=True,
     help="SKILL.md line budget.",
 )
+@click.option(
+    "--summary-sample",
+    type=int,
+    default=D.summary_sample,
+    show_default=True,
+    help="With a model: members of a cluster shown to it (nearest the centroid first).",
+)
+@model_options
 @pass_console
 def consolidate(
     console: Console,
@@ -168,7 +174,7 @@ def consolidate(
     min_support,
     batch_size,
     where,
-    model,
+    model_overrides,
     **thresholds,
 ):
     """Consolidate the lake's lessons into one skill folder.
@@ -178,11 +184,23 @@ def consolidate(
     seen in fewer than --min-support runs, writes one lesson per cluster, merges them in a tree
     (conflicts resolved by evidence) and applies the result to --base-skill or a new skill.
     Every line written is traced to its lessons in the skill_lines table.
+
+    \b
+    With --model (any OpenAI-compatible server), the model writes one lesson per cluster (citing
+    its members, checked) and merges each node of the tree into a patch; every call is cached in
+    llm_calls (a rerun makes none), and whatever the model cannot do (failed calls, refused
+    answers, a spent --token-budget) is done offline and reported.
+
+    \b
+      trace2skill consolidate --lake lake --base-skill skill/ --out out/my-skill
+      trace2skill consolidate --lake lake --model gpt-4o-mini --token-budget 2000000
+      trace2skill consolidate --lake lake --model qwen3 --base-url http://localhost:8000/v1 \\
+          --mode sequential --batch-size 50
     """
     from pipeline.consolidate.run import ConsolidateError
     from pipeline.consolidate.run import consolidate as run
 
-    settings = type("Settings", (), {"model": model})()
+    settings = resolve_model_settings(model_overrides)
     try:
         s = run(
             lake,
@@ -216,6 +234,7 @@ def show(console: Console, s) -> None:
             ("merge nodes / conflicts", f"{s.n_nodes:,} / {s.n_conflicts:,}"),
             ("patch ops", ops or "none"),
             ("skill lines from lessons", f"{s.n_skill_lines:,}"),
+            *_model_rows(s),
             ("lint", "ok" if s.lint_ok else f"{len(s.lint)} problem(s)"),
             ("seconds", f"{s.seconds:.1f}"),
             ("skill", str(s.out_dir)),
@@ -226,3 +245,20 @@ def show(console: Console, s) -> None:
         console.warn(
             f"{missing} patch op(s) not applied: see the patch_ops table for run {s.run_id}"
         )
+
+
+def _model_rows(s) -> list[tuple[str, str]]:
+    if s.model == "offline":
+        return []
+    rows = [
+        ("model", s.model),
+        ("model calls (cache hits)", f"{s.n_calls:,} ({s.cache_hits:,})"),
+        ("tokens in / out", f"{s.tokens_in:,} / {s.tokens_out:,}"),
+        ("cost (USD)", f"{s.cost_usd:.4f}"),
+        ("offline fallbacks", f"{s.n_fallbacks:,}"),
+    ]
+    if s.n_omitted:
+        rows.append(("inputs the model omitted", f"{s.n_omitted:,}"))
+    if s.budget_spent:
+        rows.append(("budget", "spent: the rest was done offline"))
+    return rows

@@ -56,6 +56,9 @@ class Item:
     tool_name: str | None = None
     lesson_ids: tuple[str, ...] = ()  # lessons the statement draws on (cited)
     note: str | None = None  # how it was formed when not from one cluster
+    edit: str | None = None  # a model's edit: insert_after / insert_before / replace at `anchor`
+    anchor: str | None = None  # exact base text the edit is placed at
+    removes: str | None = None  # a base section or file the statement supersedes (deleted)
     children: list[Item] = field(default_factory=list, repr=False)
 
     @property

@@ -10,8 +10,9 @@ Nothing vanishes: every cluster reaching a node either leaves it inside a statem
 by it with a reason, and `check_node` raises `MergeInvariantError` otherwise. Every node becomes a
 `merge_nodes` row (its patch and conflicts) and every input a `merge_edges` row.
 
-Mergers: `OfflineMerger` (duplicates joined, conflicts resolved by evidence, see conflicts.py);
-a model merger (`prompts/merge.md`) comes with the model layer under the same `Merger` protocol.
+The nodes of one level are merged together (`Merger.merge_level`), so a model merger sends them
+to the server at once. Mergers: `OfflineMerger` (duplicates joined, conflicts resolved by
+evidence, see conflicts.py) and `ModelMerger` (`model_merge.py`, `prompts/merge.md`).
 """
 
 from __future__ import annotations
@@ -38,12 +39,27 @@ class MergeResult:
     conflicts: list[dict] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)  # cluster_id -> reason
     llm_call_key: str | None = None
+    repair_call_key: str | None = None  # the re-ask naming omitted ids, if any
+    fallback: str | None = None  # what code did instead of the model, and why
+    n_omitted: int = 0  # inputs the model left out even after the re-ask
+    model: str | None = None  # who merged it, when not the merger's name (an offline fallback)
+
+
+@dataclass
+class MergeJob:
+    node_id: str
+    level: int
+    section: str | None  # shared by every input, else None
+    inputs: list[Item]
 
 
 class Merger(Protocol):
+    """Merges every node of one level (`merge_level`); a merger with only `merge` (one node at a
+    time) is called node by node."""
+
     name: str
 
-    def merge(self, level: int, section: str | None, items: list[Item]) -> MergeResult: ...
+    def merge_level(self, jobs: list[MergeJob]) -> list[MergeResult]: ...
 
 
 def combine(group: list[Item], conditional: bool) -> Item:
@@ -86,6 +102,17 @@ class OfflineMerger:
         res = resolve(items)
         out = [combine(g, c) for g, c in zip(res.kept, res.conditional, strict=True)]
         return MergeResult(items=order(out), conflicts=res.conflicts, dropped=res.dropped)
+
+    def merge_level(self, jobs: list[MergeJob]) -> list[MergeResult]:
+        return [self.merge(j.level, j.section, j.inputs) for j in jobs]
+
+
+def merge_all(merger, jobs: list[MergeJob]) -> list[MergeResult]:
+    if not jobs:
+        return []
+    if hasattr(merger, "merge_level"):
+        return merger.merge_level(jobs)
+    return [merger.merge(j.level, j.section, j.inputs) for j in jobs]
 
 
 def order(items: list[Item]) -> list[Item]:
@@ -159,13 +186,18 @@ def build_tree(
     frontier = [Entry(i.cluster_ids[0], "cluster", i.section, [i]) for i in leaves]
     level = 0
     while frontier and (level == 0 or len(frontier) > 1):
-        nxt: list[Entry] = []
+        nxt: list[Entry | None] = []
+        todo: list[tuple[int, list[Entry], MergeJob]] = []
         for batch in _batches(frontier, fan_in, level):
             if len(batch) == 1 and level > 0:
                 nxt.append(batch[0])  # nothing to merge it with at this level
                 continue
-            nxt.append(_merge_node(tree, batch, level, merger, render))
-        frontier, level = nxt, level + 1
+            todo.append((len(nxt), batch, _job(batch, level)))
+            nxt.append(None)
+        results = merge_all(merger, [job for _, _, job in todo])
+        for (slot, batch, job), result in zip(todo, results, strict=True):
+            nxt[slot] = _record(tree, batch, job, result, merger.name, render)
+        frontier, level = [e for e in nxt if e is not None], level + 1
     if frontier:
         root = frontier[0]
         tree.root, tree.root_id = root.items, root.id
@@ -175,13 +207,20 @@ def build_tree(
     return tree
 
 
-def _merge_node(tree: Tree, batch: list[Entry], level: int, merger, render) -> Entry:
-    inputs = [it for e in batch for it in e.items]
+def _job(batch: list[Entry], level: int) -> MergeJob:
     sections = {section_key(e.section) for e in batch}
-    section = batch[0].section if len(sections) == 1 else None
-    node_id = digest("merge-node", level, sorted(e.id for e in batch))
-    result = merger.merge(level, section, inputs)
-    check_node(node_id, inputs, result)
+    return MergeJob(
+        node_id=digest("merge-node", level, sorted(e.id for e in batch)),
+        level=level,
+        section=batch[0].section if len(sections) == 1 else None,
+        inputs=[it for e in batch for it in e.items],
+    )
+
+
+def _record(tree: Tree, batch: list[Entry], job: MergeJob, result: MergeResult, name, render):
+    """Check a node's result and write its row and its edges."""
+    node_id, level, section = job.node_id, job.level, job.section
+    check_node(node_id, job.inputs, result)
     for c, reason in result.dropped.items():
         tree.dropped[c] = (node_id, reason)
     for it in result.items:
@@ -198,6 +237,7 @@ def _merge_node(tree: Tree, batch: list[Entry], level: int, merger, render) -> E
                 "child_kind": e.kind,
                 "carried": ok,
                 "reason": None if ok else "; ".join(reasons),
+                "llm_call_key": result.llm_call_key,
             }
         )
     ops = render(result.items)
@@ -209,8 +249,11 @@ def _merge_node(tree: Tree, batch: list[Entry], level: int, merger, render) -> E
             "n_inputs": len(batch),
             "patch": json.dumps([op.to_dict() for op in ops], ensure_ascii=False),
             "conflicts": json.dumps(result.conflicts, ensure_ascii=False),
-            "model": merger.name,
+            "model": result.model or name,
             "llm_call_key": result.llm_call_key,
+            "repair_call_key": result.repair_call_key,
+            "fallback": result.fallback,
+            "n_omitted": result.n_omitted,
         }
     )
     return Entry(node_id, "node", section, result.items)

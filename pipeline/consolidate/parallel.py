@@ -93,9 +93,9 @@ def run_parallel(
     if weak.height:
         parts.append(summarise(con, ExtractiveSummariser(), weak, cl.members, facts, samples))
     summaries = pl.concat(parts).sort("cluster_id")
-    failed = summaries.filter(pl.col("error").is_not_null())
-    table = cl.table.join(summaries.drop("error"), on="cluster_id").with_columns(
-        kept=pl.col("kept") & pl.col("cluster_id").is_in(failed["cluster_id"].implode()).not_()
+    table = cl.table.join(
+        summaries.rename({"fallback": "summary_fallback", "llm_call_key": "summary_call_key"}),
+        on="cluster_id",
     )
     seconds["summarise"] = time.perf_counter() - clock
 
@@ -106,16 +106,7 @@ def run_parallel(
     )
     seconds["merge"] = time.perf_counter() - clock
 
-    summary_drops = {
-        c: (None, f"summary: {e}") for c, e in failed.select("cluster_id", "error").iter_rows()
-    }
-    dropped = pl.concat(
-        [
-            cl.dropped,
-            lesson_drops(cl.members, summary_drops, "summary"),
-            lesson_drops(cl.members, tree.dropped, "merge"),
-        ]
-    )
+    dropped = pl.concat([cl.dropped, lesson_drops(cl.members, tree.dropped, "merge")])
     return Outcome(
         clusters=table.select(CLUSTER_COLUMNS),
         members=cl.members,

@@ -8,6 +8,12 @@ is similar enough. Every lesson, in SKILL.md or not, gets an entry in `reference
 with its detail and a compact evidence note ("seen in 14 failed runs across 6 tasks").
 Sections the base skill lacks are added at the end of SKILL.md.
 
+A model merger may place a statement itself: `edit` insert_after / insert_before / replace at an
+exact `anchor` of the base section (kept as the model gave it: an anchor the skill lacks ends as
+`anchor_missing` when applied, reported, never re-placed), and `removes` a base section or file
+the statement supersedes (its delete op comes first; a removed section that still gets lessons is
+added again at the end).
+
 Each op's lines are tagged with the statement id, so provenance can be read off the written files.
 """
 
@@ -27,6 +33,7 @@ from pipeline.skill.folder import SKILL_FILE, SkillFolder
 from pipeline.skill.patch import PatchOp
 
 GENERAL = "General"
+PLACED = ("insert_after", "insert_before", "replace")  # edits a model places at an anchor
 _WS = re.compile(r"\s+")
 _LINKISH = re.compile(r"(?<!\\)\[(?=[^\n]*\]\()")  # a '[' that a '](' follows
 _SPACE_PUNCT = re.compile(r"\s+([.,;:!?])(?=\s|$)")
@@ -175,6 +182,8 @@ def render_patch(items: list[Item], lay: Layout) -> list[PatchOp]:
     by_section: dict[str, list[Item]] = {}
     for it in sorted(items, key=lambda i: (-i.support, i.title, i.item_id)):
         by_section.setdefault(lay.heading(it.section), []).append(it)
+    removed = {section_key(it.removes) for it in items if it.removes and not _is_file(it, lay)}
+    present = {k for k in lay.headings if k not in removed}
     base_order = {k: n for n, k in enumerate(lay.headings)}
     sections = sorted(
         by_section,
@@ -187,7 +196,7 @@ def render_patch(items: list[Item], lay: Layout) -> list[PatchOp]:
     budget = lay.t.max_skill_lines - lay.base_lines - 6  # room for the frontmatter's metadata
     shown: dict[str, list[Item]] = {h: [] for h in sections}
     for h in sections:
-        budget -= 2 if section_key(h) in lay.headings else 4
+        budget -= 2 if section_key(h) in present else 4
     ranked = sorted(items, key=lambda i: (-i.support, i.title, i.item_id))
     for it in ranked:
         h = lay.heading(it.section)
@@ -195,13 +204,16 @@ def render_patch(items: list[Item], lay: Layout) -> list[PatchOp]:
             shown[h].append(it)
             budget -= 2
 
-    ops: list[PatchOp] = []
+    ops: list[PatchOp] = [_removal(it, lay) for it in ranked if it.removes]
     for h in sections:
         path = lay.ref_path(h)
-        kind = "append" if section_key(h) in lay.headings else "add_section"
+        kind = "append" if section_key(h) in present else "add_section"
         ops.append(PatchOp(kind, SKILL_FILE, section=h, text=_lead_in(path), origin="structure"))
         under: dict[str, list[Item]] = {}
         for it in shown[h]:
+            if it.edit in PLACED and it.anchor:
+                ops.append(_placed(it, h, lay))
+                continue
             anchor = lay.anchor(h, it.title) if it.op in ("revise", "remove") else None
             if anchor is None or kind == "add_section":
                 ops.append(_op("append", h, None, f"- {one_line(it.title)}", it))
@@ -230,3 +242,34 @@ def _op(kind: str, section: str, anchor: str | None, text: str, it: Item) -> Pat
         cluster_ids=list(it.cluster_ids),
         item=it.item_id,
     )
+
+
+def _is_file(it: Item, lay: Layout) -> bool:
+    return (it.removes or "") in lay.base.files
+
+
+def _removal(it: Item, lay: Layout) -> PatchOp:
+    if _is_file(it, lay):
+        return PatchOp("delete_file", it.removes, cluster_ids=list(it.cluster_ids), item=it.item_id)
+    return PatchOp(
+        "delete_section",
+        SKILL_FILE,
+        section=it.removes,
+        cluster_ids=list(it.cluster_ids),
+        item=it.item_id,
+    )
+
+
+def _placed(it: Item, heading: str, lay: Layout) -> PatchOp:
+    """A statement at the model's anchor: a replacement of the anchor text, a sibling bullet
+    before its line, or a sub-bullet under it."""
+    anchor = it.anchor or ""
+    title = one_line(it.title)
+    if it.edit == "replace":
+        text = f"- {title}" if anchor.lstrip().startswith("- ") else title
+        return _op("replace", heading, anchor, text, it)
+    want = _WS.sub(" ", anchor).strip()
+    texts = lay.anchors.get(section_key(heading), ([], None))[0]
+    line = next((t for t in texts if want and want in _WS.sub(" ", t)), "")
+    indent = len(line) - len(line.lstrip()) + (2 if it.edit == "insert_after" else 0)
+    return _op(it.edit, heading, anchor, f"{' ' * indent}- {title}", it)

@@ -3,7 +3,8 @@
 Reads `lessons` and `trajectories`; writes `consolidations`, `clusters`, `cluster_members`,
 `merge_nodes`, `merge_edges`, `patch_ops`, `skill_lines` and `dropped`, each partitioned by the
 run id (a digest of the input lesson ids and every setting, so a rerun replaces its own rows and
-other runs sit beside it), and the skill folder OUT (named after the skill, as Agent Skills
+other runs sit beside it), `llm_calls` through the model layer when a model summarises and
+merges (`models.py`; offline otherwise), and the skill folder OUT (named after the skill, as Agent Skills
 require), staged in a temporary sibling folder, linted, then swapped into place. A folder that
 fails lint goes to `OUT.rejected/` instead and the run fails listing the problems; the previous
 skill at OUT is left untouched.
@@ -18,6 +19,7 @@ import json
 import shutil
 import tempfile
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import polars as pl
 from pipeline import sql
 from pipeline.console import Console
 from pipeline.consolidate.dedupe import FilterError, lesson_facts
-from pipeline.consolidate.merge import OfflineMerger
+from pipeline.consolidate.models import Models
 from pipeline.consolidate.parallel import run_parallel
 from pipeline.consolidate.render import Layout, RunIndex
 from pipeline.consolidate.sequential import run_sequential
@@ -36,6 +38,7 @@ from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
+from pipeline.settings import SettingsError as ModelSettingsError
 from pipeline.skill.document import slug
 from pipeline.skill.folder import (
     SkillFolder,
@@ -73,9 +76,15 @@ class ConsolidateSummary:
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
     lint: list[LintProblem] = field(default_factory=list)
-    n_calls: int = 0
+    model: str = "offline"
+    n_calls: int = 0  # sent to the server (embeddings included)
+    cache_hits: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    cost_usd: float = 0.0
+    n_fallbacks: int = 0  # extractive summaries and offline merge steps standing in for the model
+    n_omitted: int = 0  # merge inputs the model left out even after a re-ask
+    budget_spent: bool = False
 
     @property
     def lint_ok(self) -> bool:
@@ -180,24 +189,20 @@ def consolidate(
     mode: str = "parallel",
     batch_size: int = 50,
     where: str | None = None,
-    settings=None,
+    settings: ModelSettings | None = None,
     console: Console | None = None,
     **thresholds,
 ) -> ConsolidateSummary:
     """Consolidate the lake's lessons into the skill folder `out_dir` (named after it).
 
     Without `out_dir`, the folder is `out/<name>`: `name`, the base skill's name, or
-    `<source>-skill`. See the module docstring for what is read and written."""
+    `<source>-skill`. `settings` picks the model that summarises and merges ('offline', the
+    default, writes extractively) and, unless `embedder` is given, the embedder. See the module
+    docstring for what is read and written."""
     started = time.perf_counter()
     console = console or Console(0)
-    model = getattr(settings, "model", None) or "offline"
-    if model != "offline":
-        raise ConsolidateError(
-            f"--model {model}: consolidation with a model needs the model layer; not built in "
-            "this version (use --model offline)"
-        )
-    if settings is not None and getattr(settings, "embedder", None):
-        thresholds.setdefault("embedder", settings.embedder)
+    if thresholds.get("embedder") is None and settings is not None:
+        thresholds["embedder"] = settings.embedder
     t = Thresholds.from_options(**thresholds)
     _check_args(mode, fan_in, min_support, batch_size, name)
     base_dir = Path(base_skill) if base_skill else None
@@ -230,100 +235,120 @@ def consolidate(
         )
     except ValueError as exc:
         raise SettingsError(f"--embedder: {exc}") from None
-    merger = OfflineMerger()
-    base_bytes = b"".join(
-        k.encode() + v for k, v in sorted((base.render() if base else {}).items())
-    )
-    settings_json = {
-        "mode": mode,
-        "fan_in": fan_in,
-        "min_support": min_support,
-        "where": where,
-        "name": name,
-        "batch_size": batch_size if mode == "sequential" else None,
-        "model": model,
-        "summariser": "extractive-1",
-        "merger": merger.name,
-        "thresholds": t.as_dict(),
-        "base_skill_sha256": hashlib.sha256(base_bytes).hexdigest() if base else None,
-    }
-    run_id = digest("consolidate", _lessons_digest(facts), settings_json)
-    console.info(f"consolidating {facts.height:,} lessons ({mode}), run {run_id}")
+    try:
+        models = Models.of(settings, lake, console)
+    except ModelSettingsError as exc:
+        raise SettingsError(str(exc)) from None
+    with closing(models):
+        base_bytes = b"".join(
+            k.encode() + v for k, v in sorted((base.render() if base else {}).items())
+        )
+        settings_json = {
+            "mode": mode,
+            "fan_in": fan_in,
+            "min_support": min_support,
+            "where": where,
+            "name": name,
+            "batch_size": batch_size if mode == "sequential" else None,
+            "model": models.model,
+            **models.identity(mode, t.summary_sample),
+            "thresholds": t.as_dict(),
+            "base_skill_sha256": hashlib.sha256(base_bytes).hexdigest() if base else None,
+        }
+        run_id = digest("consolidate", _lessons_digest(facts), settings_json)
+        with_model = f" with {models.model}" if models.llm is not None else ""
+        console.info(f"consolidating {facts.height:,} lessons ({mode}{with_model}), run {run_id}")
 
-    start = _start_folder(base, name, facts, min_support)
-    start.skill.frontmatter.setdefault("metadata", {})
-    start.skill.frontmatter["metadata"] = dict(start.skill.frontmatter["metadata"] or {}) | {
-        "distilled-by": "trace2skill",
-        "consolidation-run": run_id,
-    }
-    layout = Layout.of(start, t, RunIndex.from_facts(facts), embedder)
-    common = dict(embedder=embedder, t=t, layout=layout, min_support=min_support, merger=merger)
-    if mode == "parallel":
-        outcome = run_parallel(con, facts, fan_in=fan_in, **common)
-    else:
-        outcome = run_sequential(con, facts, batch_size=batch_size, **common)
-    if base is None:  # a new skill says what its kept lessons cover
-        covered = sorted({layout.heading(it.section) for it in outcome.items})
-        start.skill.frontmatter["description"] = _description(facts, covered)
+        start = _start_folder(base, name, facts, min_support)
+        start.skill.frontmatter.setdefault("metadata", {})
+        start.skill.frontmatter["metadata"] = dict(start.skill.frontmatter["metadata"] or {}) | {
+            "distilled-by": "trace2skill",
+            "consolidation-run": run_id,
+        }
+        layout = Layout.of(start, t, RunIndex.from_facts(facts), embedder)
+        merger = models.merger(layout, name)
+        common = dict(embedder=embedder, t=t, layout=layout, min_support=min_support, merger=merger)
+        if mode == "parallel":
+            summariser = models.summariser(t.summary_sample)
+            outcome = run_parallel(con, facts, fan_in=fan_in, summariser=summariser, **common)
+        else:
+            editor = models.editor(layout, name)
+            outcome = run_sequential(con, facts, batch_size=batch_size, editor=editor, **common)
+        n_fallbacks, n_omitted = models.report(outcome, console)
+        if base is None:  # a new skill says what its kept lessons cover
+            covered = sorted({layout.heading(it.section) for it in outcome.items})
+            start.skill.frontmatter["description"] = _description(facts, covered)
 
-    clock = time.perf_counter()
-    written = apply_outcome(con, start, outcome, facts)
-    for op, res in zip(outcome.patch, written.results, strict=True):
-        if res.status != "applied":
-            console.warn(
-                f"patch op {op.op} on {op.file} [{op.section}]: {res.status}: {res.message}"
+        clock = time.perf_counter()
+        written = apply_outcome(con, start, outcome, facts)
+        for op, res in zip(outcome.patch, written.results, strict=True):
+            if res.status != "applied":
+                console.warn(
+                    f"patch op {op.op} on {op.file} [{op.section}]: {res.status}: {res.message}"
+                )
+        dropped = pl.concat([outcome.dropped, written.dropped]).sort("lesson_id", "stage")
+        bad = unaccounted_lessons(con, facts, written.skill_lines, dropped)
+        if bad.height:
+            raise ConsolidateError(
+                f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
             )
-    dropped = pl.concat([outcome.dropped, written.dropped]).sort("lesson_id", "stage")
-    bad = unaccounted_lessons(con, facts, written.skill_lines, dropped)
-    if bad.height:
-        raise ConsolidateError(
-            f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
-        )
 
-    tmp = stage_skill(written.folder, out)
-    problems = lint_skill(tmp, folder_name=name)
-    if problems:
-        target = out.with_name(f"{out.name}.rejected")
-        shutil.rmtree(target, ignore_errors=True)
-        swap_into_place(tmp, target)
-    else:
-        swap_into_place(tmp, out)
-    outcome.seconds["write"] = time.perf_counter() - clock
+        tmp = stage_skill(written.folder, out)
+        problems = lint_skill(tmp, folder_name=name)
+        if problems:
+            target = out.with_name(f"{out.name}.rejected")
+            shutil.rmtree(target, ignore_errors=True)
+            swap_into_place(tmp, target)
+        else:
+            swap_into_place(tmp, out)
+        outcome.seconds["write"] = time.perf_counter() - clock
 
-    status = written.patch_ops.group_by("status").len().sort("status")
-    summary = ConsolidateSummary(
-        run_id=run_id,
-        mode=mode,
-        name=name,
-        out_dir=out if not problems else out.with_name(f"{out.name}.rejected"),
-        n_lessons=facts.height,
-        n_clusters=outcome.clusters.height,
-        n_kept=outcome.clusters.filter(pl.col("kept")).height,
-        n_dropped=dropped["lesson_id"].n_unique(),
-        n_nodes=len(outcome.nodes),
-        n_ops=outcome.n_ops,
-        n_conflicts=outcome.n_conflicts,
-        n_skill_lines=written.skill_lines.filter(
-            pl.col("origin").is_in(["added", "revised"])
-        ).height,
-        op_status=dict(status.iter_rows()),
-        seconds=time.perf_counter() - started,
-        stage_seconds=outcome.seconds,
-        lint=problems,
-    )
-    row = {
-        "mode": mode, "model": model, "settings": json.dumps(settings_json, sort_keys=True),
-        "base_skill": str(base_dir) if base_dir else None, "out_dir": str(summary.out_dir),
-        "n_lessons": summary.n_lessons, "n_clusters": summary.n_clusters, "n_kept": summary.n_kept,
-        "n_skill_lines": summary.n_skill_lines, "n_calls": 0, "tokens_in": 0, "tokens_out": 0,
-        "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
-        "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
-    }  # fmt: skip
-    write_tables(lake, run_id, outcome, written, dropped, row)
-    if problems:
-        listed = "\n".join(f"  {p}" for p in problems[:50])
-        raise ConsolidateError(
-            f"the written skill failed lint ({len(problems)} problem(s)); it was left in "
-            f"{summary.out_dir} for inspection:\n{listed}"
+        status = written.patch_ops.group_by("status").len().sort("status")
+        summary = ConsolidateSummary(
+            run_id=run_id,
+            mode=mode,
+            name=name,
+            out_dir=out if not problems else out.with_name(f"{out.name}.rejected"),
+            n_lessons=facts.height,
+            n_clusters=outcome.clusters.height,
+            n_kept=outcome.clusters.filter(pl.col("kept")).height,
+            n_dropped=dropped["lesson_id"].n_unique(),
+            n_nodes=len(outcome.nodes),
+            n_ops=outcome.n_ops,
+            n_conflicts=outcome.n_conflicts,
+            n_skill_lines=written.skill_lines.filter(
+                pl.col("origin").is_in(["added", "revised"])
+            ).height,
+            op_status=dict(status.iter_rows()),
+            seconds=time.perf_counter() - started,
+            stage_seconds=outcome.seconds,
+            lint=problems,
+            model=models.model,
+            n_fallbacks=n_fallbacks,
+            n_omitted=n_omitted,
+            budget_spent=models.budget_spent,
         )
-    return summary
+        usage = models.usage(embedder)
+        summary.n_calls, summary.cache_hits, summary.cost_usd = (
+            usage.n_calls, usage.cache_hits, usage.cost_usd
+        )  # fmt: skip
+        summary.tokens_in, summary.tokens_out = usage.tokens_in, usage.tokens_out
+        row = {
+            "mode": mode, "model": models.model, "settings": json.dumps(settings_json, sort_keys=True),
+            "base_skill": str(base_dir) if base_dir else None, "out_dir": str(summary.out_dir),
+            "n_lessons": summary.n_lessons, "n_clusters": summary.n_clusters, "n_kept": summary.n_kept,
+            "n_skill_lines": summary.n_skill_lines, "n_calls": summary.n_calls,
+            "tokens_in": summary.tokens_in, "tokens_out": summary.tokens_out,
+            "cache_hits": summary.cache_hits, "cost_usd": summary.cost_usd,
+            "n_fallbacks": summary.n_fallbacks,
+            "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
+            "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
+        }  # fmt: skip
+        write_tables(lake, run_id, outcome, written, dropped, row)
+        if problems:
+            listed = "\n".join(f"  {p}" for p in problems[:50])
+            raise ConsolidateError(
+                f"the written skill failed lint ({len(problems)} problem(s)); it was left in "
+                f"{summary.out_dir} for inspection:\n{listed}"
+            )
+        return summary

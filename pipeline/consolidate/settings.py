@@ -34,6 +34,8 @@ class Thresholds:
     max_section_items: int = 12  # lessons per section written into SKILL.md (the rest: references)
     max_skill_lines: int = 450  # SKILL.md line budget (the Agent Skills limit is 500)
     seed: int = 0  # hyperplanes of the semantic LSH
+    # model summaries: members shown per cluster, nearest its centroid first
+    summary_sample: int = 8
 
     _RANGES = {
         "near_threshold": (0.0, 1.0),
@@ -49,6 +51,7 @@ class Thresholds:
         "max_section_items": (0, 1_000),
         "max_skill_lines": (50, 499),
         "seed": (0, 2**31 - 1),
+        "summary_sample": (1, 100),
     }
 
     @classmethod

@@ -1,19 +1,19 @@
 """One consolidated lesson per cluster: the summariser interface and its offline implementation.
 
 A summariser reads one row per cluster (support, medoid, and for model summarisers a sample of
-members) and returns one row per cluster: `title`, `content`, `cited_lesson_ids` and `error`.
-The caller checks that every cited id is a member of its cluster
-(`sql/audit_consolidate_cited_non_members.sql`); a summary citing anything else is refused.
+members) and returns one row per cluster: `title`, `content`, `cited_lesson_ids`, `summariser`
+(the model that wrote it, or 'offline'), `fallback` (why a model's summary was not used: the
+extractive one stands in) and `llm_call_key`. The caller checks that every cited id is a member
+of its cluster (`sql/audit_consolidate_cited_non_members.sql`); anything else is a fault.
 
 - `ExtractiveSummariser` (offline, the default): the medoid's own title and content, citing the
   medoid. Nothing is generated, so nothing can be invented; the members' support travels with it.
-- A model summariser (`prompts/summarise.md`) comes with the model layer: it receives the
-  `sample_size` members nearest the centroid and must cite the ones it draws on.
+- `ModelSummariser` (`model_summarise.py`, `prompts/summarise.md`): receives the `sample_size`
+  members nearest the centroid and must cite the ones it draws on.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Protocol
 
 import duckdb
@@ -22,13 +22,14 @@ import polars as pl
 
 from pipeline import sql
 
-PROMPTS = Path(__file__).resolve().parent / "prompts"
 SUMMARY_COLUMNS = {
     "cluster_id": pl.String,
     "title": pl.String,
     "content": pl.String,
     "cited_lesson_ids": pl.List(pl.String),
-    "error": pl.String,
+    "summariser": pl.String,
+    "fallback": pl.String,
+    "llm_call_key": pl.String,
 }
 
 
@@ -59,16 +60,10 @@ class ExtractiveSummariser:
             title=pl.col("medoid_title"),
             content=pl.col("medoid_content"),
             cited_lesson_ids=pl.concat_list(pl.col("medoid_lesson_id")),
-            error=pl.lit(None, pl.String),
+            summariser=pl.lit("offline"),
+            fallback=pl.lit(None, pl.String),
+            llm_call_key=pl.lit(None, pl.String),
         )
-
-
-def load_prompt(name: str) -> str:
-    """A prompt template shipped under `prompts/` (for the model summariser and merger)."""
-    path = PROMPTS / f"{name}.md"
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt {path}")
-    return path.read_text(encoding="utf-8")
 
 
 def samples_for(

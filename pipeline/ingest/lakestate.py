@@ -37,7 +37,7 @@ class Previous:
 
 
 def _part_key(path: str) -> str:
-    return Path(path).name.removeprefix("part-").removesuffix(".parquet")
+    return path.rsplit("/", 1)[-1].removeprefix("part-").removesuffix(".parquet")
 
 
 class LakeState:

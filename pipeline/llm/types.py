@@ -8,6 +8,7 @@ tool_choice) and the prompt version, never the API key or the server address.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,8 +82,12 @@ class Prepared:
     request: str  # JSON of the messages (llm_calls.request)
 
 
+@functools.cache
 def response_format(model: type[pydantic.BaseModel]) -> dict:
-    """A strict json_schema response_format for a pydantic model (the client's own converter)."""
+    """A strict json_schema response_format for a pydantic model (the client's own converter).
+
+    Cached per model class: building the strict schema costs milliseconds, and a map asks for
+    it once per request. Callers must not mutate the returned dict."""
     try:
         from openai.lib._parsing._completions import type_to_response_format_param
 

@@ -21,8 +21,8 @@ from pipeline.report.runs import scope_text
 
 
 def require_lake(lake: Lake) -> Lake:
-    """A local lake must exist; a typo should not look like an empty lake."""
-    if lake.is_local and not Path(lake.base).is_dir():
+    """The lake must exist; a typo should not look like an empty lake."""
+    if not lake.is_present():
         raise click.ClickException(f"no lake at {lake.uri} (nothing ingested there yet?)")
     return lake
 

@@ -34,9 +34,21 @@ class Consolidations(pa.DataFrameModel):
     n_skill_lines: int = pa.Field(
         ge=0, description="statements in the written skill that came from lessons"
     )
-    n_calls: int = pa.Field(ge=0, description="model calls (0 offline)")
+    n_calls: int = pa.Field(
+        ge=0, description="model calls sent to the server, embeddings included (0 offline)"
+    )
     tokens_in: int = pa.Field(ge=0, description="prompt tokens")
     tokens_out: int = pa.Field(ge=0, description="completion tokens")
+    cache_hits: int = pa.Field(
+        ge=0, nullable=True, description="model requests answered from llm_calls instead"
+    )
+    cost_usd: float = pa.Field(ge=0, nullable=True, description="cost of the model calls")
+    n_fallbacks: int = pa.Field(
+        ge=0,
+        nullable=True,
+        description="clusters summarised extractively, and merge steps done offline, because the "
+        "model's answer could not be used (see clusters.summary_fallback, merge_nodes.fallback)",
+    )
     seconds: float = pa.Field(ge=0, description="wall time")
     n_dropped: int = pa.Field(
         ge=0, description="lessons that did not reach the skill (see dropped)"
@@ -71,6 +83,16 @@ class Clusters(pa.DataFrameModel):
     cited_lesson_ids: pl.List(pl.String) = pa.Field(
         description="member lessons the summary draws on (checked to be members)"
     )
+    summariser: str = pa.Field(
+        nullable=True, description="model that wrote title and content, or 'offline' (extractive)"
+    )
+    summary_fallback: str = pa.Field(
+        nullable=True,
+        description="why the model's summary was not used and the extractive one stands in",
+    )
+    summary_call_key: str = pa.Field(
+        nullable=True, description="key in llm_calls of the (last) summary call"
+    )
     n_lessons: int = pa.Field(ge=1, description="member lessons")
     n_trajectories: int = pa.Field(ge=0, description="distinct trajectories")
     n_tasks: int = pa.Field(ge=0, description="distinct tasks")
@@ -92,8 +114,8 @@ class ClusterMembers(pa.DataFrameModel):
     lesson_id: str = pa.Field(description="lesson")
     cluster_id: str = pa.Field(description="final cluster")
     stage: str = pa.Field(
-        isin=["exact", "near", "semantic", "representative", "singleton"],
-        description="grouping step that joined it to its representative ('representative': the cluster's own root; 'singleton': alone in its cluster)",
+        isin=["exact", "near", "semantic", "model", "representative", "singleton"],
+        description="grouping step that joined it to its representative ('representative': the cluster's own root; 'singleton': alone in its cluster; 'model': joined by the model in a sequential edit)",
     )
     representative_lesson_id: str = pa.Field(
         description="lesson it was deduplicated into (itself for representatives)"
@@ -121,6 +143,18 @@ class MergeNodes(pa.DataFrameModel):
     conflicts: str = pa.Field(description="JSON list of conflicts found and how they were resolved")
     model: str = pa.Field(description="model, or 'offline'")
     llm_call_key: str = pa.Field(nullable=True, description="key in llm_calls of the merge call")
+    repair_call_key: str = pa.Field(
+        nullable=True,
+        description="key in llm_calls of the re-ask naming the input ids the first answer left out",
+    )
+    fallback: str = pa.Field(
+        nullable=True,
+        description="what the model's answer could not do and code did instead (offline merge "
+        "of the node or of the inputs it omitted), and why",
+    )
+    n_omitted: int = pa.Field(
+        ge=0, nullable=True, description="inputs the model left out even after the re-ask"
+    )
 
     class Config(Strict):
         pass
@@ -138,6 +172,9 @@ class MergeEdges(pa.DataFrameModel):
     child_kind: str = pa.Field(isin=["cluster", "node", "lesson"], description="what the child is")
     carried: bool = pa.Field(description="its content reached the node's output")
     reason: str = pa.Field(nullable=True, description="why not, when not carried")
+    llm_call_key: str = pa.Field(
+        nullable=True, description="key in llm_calls of the model answer that decided it"
+    )
 
     class Config(Strict):
         pass

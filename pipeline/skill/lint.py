@@ -23,7 +23,7 @@ from pipeline.skill.document import Document, FrontmatterError, norm_title, spli
 ALLOWED_KEYS = ("name", "description", "license", "allowed-tools", "metadata", "compatibility")
 MAX_NAME, MAX_DESCRIPTION, MAX_LINES = 64, 1024, 500
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-_LINK = re.compile(r"!?(?<!\\)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+LINK = re.compile(r"!?(?<!\\)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def _links(rel: str, doc: Document, offset: int, root: Path) -> tuple[list[LintP
             fenced = not fenced
         if fenced:
             continue
-        for m in _LINK.finditer(ln.text):
+        for m in LINK.finditer(ln.text):
             target = unquote(m.group(1).split("#", 1)[0])
             if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
                 continue  # in-page anchor, http(s), mailto, ...

@@ -14,18 +14,24 @@ Ops (``file`` is a path inside the folder; ``section`` a heading title; ``anchor
 - replace: the one occurrence of ``anchor`` inside ``section`` becomes ``text``.
 - insert_after / insert_before: ``text`` lines right after / before the one line of ``section``
   that contains ``anchor``.
-- delete_section: the heading and its whole section.
-- create_file / delete_file: a file (Markdown files become Documents).
+- delete_section: the heading and its whole section, and the folder's files that only it linked
+  (a reference file nothing else links to would be left orphaned). A level-1 heading (the
+  document's title, whose section is the whole document) is not deleted.
+- create_file / delete_file: a file (Markdown files become Documents). A file another Markdown
+  file still links to is not deleted (``rejected``): the link would dangle.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
+from urllib.parse import unquote
 
 from pipeline.ids import digest
 from pipeline.skill.document import Document, Line, norm_title
 from pipeline.skill.folder import SKILL_FILE, SkillFolder, SkillPathError, safe_relpath
+from pipeline.skill.lint import LINK
 
 OPS = (
     "add_section",
@@ -104,6 +110,25 @@ def _block(doc: Document, at: int, lines: list[Line]) -> None:
     doc.lines[at:at] = before + lines + after
 
 
+def link_targets(path: str, lines: list[Line]) -> set[str]:
+    """Folder paths that `lines` of the Markdown file `path` link to (outside code fences)."""
+    out, fenced = set(), False
+    for ln in lines:
+        if ln.text.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        if fenced:
+            continue
+        for m in LINK.finditer(ln.text):
+            target = unquote(m.group(1).split("#", 1)[0])
+            if target and not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                out.add(posixpath.normpath(posixpath.join(posixpath.dirname(path), target)))
+    return out
+
+
+def _linked(folder: SkillFolder) -> set[str]:
+    return {t for p, d in folder.markdown().items() for t in link_targets(p, d.lines)}
+
+
 def apply_op(folder: SkillFolder, op: PatchOp) -> OpResult:
     if op.op not in OPS:
         return OpResult("rejected", f"unknown op {op.op!r}")
@@ -125,6 +150,10 @@ def apply_op(folder: SkillFolder, op: PatchOp) -> OpResult:
     if op.op == "delete_file":
         if path == SKILL_FILE:
             return OpResult("rejected", "SKILL.md cannot be deleted")
+        linking = sorted(p for p, d in folder.markdown().items()
+                         if p != path and path in link_targets(p, d.lines))  # fmt: skip
+        if linking:
+            return OpResult("rejected", f"{path} is still linked from {', '.join(linking)}")
         del folder.files[path]
         return OpResult("applied")
     if not isinstance(target, Document):
@@ -152,8 +181,14 @@ def apply_op(folder: SkillFolder, op: PatchOp) -> OpResult:
         _block(doc, doc.last_content(start, own_end) + 1, _lines(op))
         return OpResult("applied")
     if op.op == "delete_section":
+        if doc.lines[start].text.startswith("# "):
+            return OpResult("rejected", f"{op.section!r} is the document's title: not deleted")
+        own = link_targets(path, doc.lines[start:end])
         del doc.lines[start:end]
-        return OpResult("applied")
+        orphans = sorted(f for f in own - _linked(folder) if f in folder.files and f != SKILL_FILE)
+        for f in orphans:
+            del folder.files[f]
+        return OpResult("applied", f"also deleted {', '.join(orphans)}" if orphans else None)
     if not op.anchor:
         return OpResult("rejected", f"{op.op} needs an anchor")
     if op.op in ("insert_after", "insert_before"):

@@ -113,7 +113,9 @@ class Liar:
             title=pl.lit("t"),
             content=pl.lit("c"),
             cited_lesson_ids=pl.concat_list(other),
-            error=pl.lit(None, pl.String),
+            summariser=pl.lit("liar"),
+            fallback=pl.lit(None, pl.String),
+            llm_call_key=pl.lit(None, pl.String),
         )
 
 

@@ -21,6 +21,9 @@ def test_help_lists_the_options():
         "--mode",
         "--batch-size",
         "--model",
+        "--base-url",
+        "--token-budget",
+        "--summary-sample",
         "--near-threshold",
         "--semantic-threshold",
         "--out",
@@ -48,12 +51,20 @@ def test_consolidate_command_writes_the_skill_and_prints_a_summary(lake, tmp_pat
     assert res.exit_code == 0 and "(sequential)" in res.output
 
 
-def test_clear_errors(lake, tmp_path, fixture_rows):
+def test_clear_errors(lake, tmp_path, fixture_rows, monkeypatch):
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "T2S_MODEL"):
+        monkeypatch.delenv(var, raising=False)
     res = run("--lake", lake.uri, "--out", str(tmp_path))
     assert res.exit_code == 1 and "no lessons" in res.output
     write_lake(lake, fixture_rows)
-    res = run("--lake", lake.uri, "--out", str(tmp_path), "--model", "gpt-4o")
-    assert res.exit_code == 1 and "needs the model layer; not built in this version" in res.output
+    res = run("--lake", lake.uri, "--out", str(tmp_path / "x"), "--model", "gpt-4o")
+    assert res.exit_code == 1 and "needs an API key" in res.output
+    res = run(
+        "--lake", lake.uri, "--out", str(tmp_path / "x"), "--settings", str(tmp_path / "no.toml")
+    )
+    assert res.exit_code == 1 and "settings file" in res.output and "does not exist" in res.output
+    res = run("--lake", lake.uri, "--out", str(tmp_path / "x"), "--summary-sample", "0")
+    assert res.exit_code == 1 and "summary-sample" in res.output
     res = run("--lake", lake.uri, "--out", str(tmp_path / "Bad Name"))
     assert res.exit_code == 1 and "kebab-case" in res.output
     res = run("--lake", lake.uri, "--out", str(tmp_path), "--base-skill", str(tmp_path / "missing"))

@@ -151,3 +151,40 @@ def test_nested_brackets_cannot_form_a_link_and_plain_brackets_stay(runs, tmp_pa
     staged = stage_skill(folder, tmp_path / "airline-agent-policy")
     assert lint_skill(staged, folder_name="airline-agent-policy") == []
     assert "- Set payment_methods[].amount exactly" in (staged / "SKILL.md").read_text()
+
+
+def test_a_models_placements_and_removals_become_ops(runs):
+    from pipeline.skill.provenance import line_rows
+
+    anchor = "The agent must first obtain the user id and the reservation id."
+    items = [
+        item(1, "Ask for the reservation id before the user id", section="Modify flight"),
+        item(2, "Confirm the cabin class with the user", section="Modify flight", runs=(0, 1, 2)),
+        item(3, "Transfer refund requests to a human agent", section="Refund", runs=(3, 4)),
+        item(4, "Mention the five passenger limit", runs=(5, 6)),
+    ]
+    items[0].edit, items[0].anchor = "replace", anchor
+    items[1].edit, items[1].anchor = "insert_after", "Change cabin: all reservations"
+    items[2].removes = "Refund"  # supersedes the base section: deleted, then added again
+    items[3].edit, items[3].anchor = "insert_before", "This text is not in the skill"
+    ops = render_patch(items, layout(runs))
+    assert (ops[0].op, ops[0].section, ops[0].item) == ("delete_section", "Refund", "i3")
+    kinds = {(o.op, o.section, o.anchor) for o in ops}
+    assert ("replace", "Modify flight", anchor) in kinds
+    assert ("insert_after", "Modify flight", "Change cabin: all reservations") in kinds
+    assert ("add_section", "Refund", None) in kinds  # the removed section comes back, at the end
+    folder = load_skill(BASE)
+    results = apply_patch(folder, ops)
+    status = {(o.op, o.section): r.status for o, r in zip(ops, results, strict=True)}
+    assert status[("insert_before", "Book flight")] == "anchor_missing"  # reported, not moved
+    assert all(r.status == "applied" for o, r in zip(ops, results, strict=True) if o.op != "insert_before")  # fmt: skip
+    text = folder.skill.render()
+    assert "- Ask for the reservation id before the user id" in text and anchor not in text
+    assert "- Change cabin: all reservations" in text
+    assert "\n  - Confirm the cabin class with the user" in text  # a sub-bullet under its anchor
+    refund = text.split("## Refund")[1]
+    assert text.count("## Refund") == 1 and "silver/gold member" not in refund
+    assert "- Transfer refund requests to a human agent" in refund
+    lines = line_rows(folder)
+    revised = lines.filter(pl.col("origin") == "revised")
+    assert revised["item_id"].to_list() == ["i1"]

@@ -9,6 +9,7 @@ from pipeline import schemas
 from pipeline.consolidate.run import ConsolidateError, consolidate
 from pipeline.consolidate.settings import SettingsError
 from pipeline.consolidate.synth import write_synthetic
+from pipeline.settings import ModelSettings
 from pipeline.skill.folder import SkillError
 from pipeline.skill.lint import lint_skill
 from tests.conftest import DATA
@@ -197,13 +198,14 @@ def test_sequential_mode_is_comparable(synthetic_lake, tmp_path, deepened):
     assert sorted(rows["mode"]) == ["parallel", "sequential"] and (rows["n_ops"] > 0).all()
 
 
-def test_bad_requests_fail_clearly(lake, tmp_path, fixture_rows):
+def test_bad_requests_fail_clearly(lake, tmp_path, fixture_rows, monkeypatch):
     with pytest.raises(ConsolidateError, match="no lessons"):
         consolidate(lake, out_dir=tmp_path)
     write_lake(lake, fixture_rows)
-    model = type("S", (), {"model": "gpt-4o"})()
-    with pytest.raises(ConsolidateError, match="needs the model layer"):
-        consolidate(lake, out_dir=tmp_path, settings=model)
+    for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(SettingsError, match="needs an API key"):
+        consolidate(lake, out_dir=tmp_path / "x", settings=ModelSettings(model="gpt-4o"))
     with pytest.raises(SettingsError, match="kebab-case"):
         consolidate(lake, out_dir=tmp_path / "Not A Name")
     with pytest.raises(SettingsError, match="differs from the folder"):

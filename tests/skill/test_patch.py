@@ -166,6 +166,24 @@ def test_delete_section_and_files():
     assert f.files["scripts/run.sh"] == b"echo hi"
 
 
+def test_a_linked_file_is_not_deleted_and_a_section_takes_its_own_files_along():
+    f = folder()
+    refund = "## Refund\n\n- See [refunds](references/refund.md) and [old](references/old.md#x).\n"
+    f.skill.lines += Document.parse(refund).lines
+    f.files["references/refund.md"] = Document.parse("# Refund\n\nr\n")
+    f.files["references/guide.md"] = Document.parse("# Guide\n\n[back](old.md)\n")
+    res = apply_op(f, PatchOp("delete_file", "references/refund.md"))
+    assert res.status == "rejected" and "still linked from SKILL.md" in res.message
+    res = apply_op(f, PatchOp("delete_section", "SKILL.md", section="Refund"))
+    # refund.md was linked from the section only; old.md is still linked from guide.md
+    assert res.status == "applied" and res.message == "also deleted references/refund.md"
+    assert "references/refund.md" not in f.files and "references/old.md" in f.files
+    res = apply_op(f, PatchOp("delete_file", "references/old.md"))
+    assert res.status == "rejected" and "references/guide.md" in res.message
+    res = apply_op(f, PatchOp("delete_section", "SKILL.md", section="Policy"))
+    assert res.status == "rejected" and "title" in res.message and "## Book flight" in body(f)
+
+
 @pytest.mark.parametrize(
     "path", ["../outside.md", "references/../../x.md", "/etc/passwd", "C:/x.md", "a\\b.md", "", "."]
 )

@@ -19,6 +19,7 @@ from pipeline.ingest.formats import (
     mini_swe_agent,
     native,
     openai_chat,
+    otel,
     react_text,
     swe_agent,
     taubench,
@@ -34,6 +35,7 @@ ADAPTERS: dict[str, ModuleType] = {
         swe_agent,
         mini_swe_agent,
         claude_code,
+        otel,
         openai_chat,
         react_text,
     )

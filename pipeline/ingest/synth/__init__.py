@@ -8,7 +8,7 @@ the lookup it needs, identical calls repeated in a loop, tests run before instal
 that did not apply, ...) at rates that differ by model, and records them in the grader's view
 (``meta.grader.injected`` once ingested) so an analysis can be scored against the truth.
 
-Formats and families: openai-chat and parquet mix booking and coding; tau-bench is booking;
+Formats and families: openai-chat, parquet and otel mix booking and coding; tau-bench is booking;
 mini-swe-agent, swe-agent and claude-code are coding (outcomes in ``report.json`` /
 ``labels.csv``, as real runs keep them apart); react-text is qa. Runs are written in shards
 (files or folders) in parallel worker processes; a shard's bytes depend only on the seed, the
@@ -38,6 +38,7 @@ FAMILIES = {
     "mini-swe-agent": ("coding",),
     "swe-agent": ("coding",),
     "claude-code": ("coding",),
+    "otel": ("booking", "coding"),
     "react-text": ("qa",),
 }
 GENERATORS = {"booking": booking.episode, "coding": coding.episode, "qa": qa.episode}

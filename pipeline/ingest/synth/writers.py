@@ -18,6 +18,7 @@ import polars as pl
 
 from pipeline.ingest.formats.chat import chat_steps
 from pipeline.ingest.synth.episode import Episode
+from pipeline.ingest.synth.otel import otel_traces
 
 _RC = re.compile(r"^<returncode>(-?\d+)</returncode>\n<output>\n(.*)\n</output>$", re.S)
 
@@ -220,6 +221,7 @@ WRITERS: dict[str, Callable[[int, list[Episode], Path], list[Path]]] = {
     "mini-swe-agent": mini_swe_agent,
     "swe-agent": swe_agent,
     "claude-code": claude_code,
+    "otel": otel_traces,
     "react-text": react_text,
     "parquet": parquet,
 }

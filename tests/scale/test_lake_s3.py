@@ -3,41 +3,10 @@
 import datetime as dt
 
 import polars as pl
-import pyarrow.fs as pafs
 import pytest
 
 from pipeline import sql
-from pipeline.lake import Lake
-
-moto_server = pytest.importorskip("moto.server")
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_lake(s3_endpoint, monkeypatch, request):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    bucket = request.node.name.replace("_", "-").lower()[:40]
-    host = s3_endpoint.removeprefix("http://")
-    pafs.S3FileSystem(
-        endpoint_override=host,
-        scheme="http",
-        access_key="test",
-        secret_key="test",
-        region="us-east-1",
-        allow_bucket_creation=True,
-    ).create_dir(bucket)
-    return Lake(f"s3://{bucket}/lake")
+from pipeline.lake import Lake, LakeError
 
 
 def _errors(n: int) -> pl.DataFrame:
@@ -77,3 +46,38 @@ def test_partitions_on_s3(s3_lake: Lake):
     s3_lake.replace_partition("dropped", df, {"run_id": "r1"}, part="1")
     out = s3_lake.read("dropped")
     assert out.height == 1 and out["run_id"].to_list() == ["r1"]
+
+
+def test_a_lake_is_present_once_written(s3_lake: Lake):
+    assert not s3_lake.is_present()
+    s3_lake.check()  # the bucket exists: a lake can be started in it
+    s3_lake.write_part("ingest_errors", _errors(1), part="a")
+    assert s3_lake.is_present()
+
+
+def test_scan_of_chosen_parts(s3_lake: Lake):
+    s3_lake.write_part("ingest_errors", _errors(3), part="a")
+    s3_lake.write_part("ingest_errors", _errors(2), part="b")
+    [a, b] = s3_lake.parts("ingest_errors")
+    assert s3_lake.scan("ingest_errors", [b]).collect().height == 2
+    assert s3_lake.scan("ingest_errors", []).collect().height == 0
+
+
+def test_a_missing_bucket_is_named(s3):
+    lake = Lake("s3://no-such-bucket/lake")
+    with pytest.raises(LakeError, match="bucket 'no-such-bucket' does not exist"):
+        lake.check()
+    with pytest.raises(LakeError, match="does not exist"):
+        lake.write_part("ingest_errors", _errors(1), part="a")
+
+
+def test_an_unreachable_store_is_a_lake_error(s3, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    lake = Lake("s3://bucket/lake")
+    with pytest.raises(LakeError, match=r"s3://bucket/lake: cannot reach the store.*AWS_ENDPOINT"):
+        lake.check()
