@@ -1,7 +1,7 @@
 -- coverage_by: the share of failed runs, and of successful runs, that the skill covers: overall
 --   and by source, model, task and tool.
 -- grain: one row per outcome (failure, success), dimension (all, source, model, task, tool) and
---   value. A run counts once under every tool it called, and under '(no tool call)' when it
+--   value; within a dimension, the values with the most runs not covered come first. A run counts once under every tool it called, and under '(no tool call)' when it
 --   called none; a null source, model or task shows as '(unknown)'.
 -- inputs: coverage_trajectories (the result of sql/coverage_trajectories.sql)
 -- parameters: none
@@ -47,4 +47,6 @@ final as (
 
 select * exclude (dim_order)
 from final
-order by outcome, dim_order, n_trajectories desc, value
+order by
+    outcome, dim_order, n_trajectories - n_covered desc, n_trajectories desc,
+    try_cast(value as bigint) nulls last, value

@@ -1,5 +1,7 @@
 -- coverage_statements: the evidence behind every statement of one consolidation's skill.
--- grain: one row per skill line (file, line_no). Support is recounted from the lessons behind the
+-- grain: one row per skill line (file, line_no); item_id groups the lines of one consolidated
+--   statement (its SKILL.md bullet, its entry in references/ and the entry's evidence line).
+--   Support is recounted from the lessons behind the
 --   statement (skill_line_lessons) and the runs they came from; stored_n_trajectories is what
 --   the consolidation wrote, for comparison. evidence:
 --     lessons   at least one lesson stands behind it
@@ -45,6 +47,7 @@ final as (
         l.line_no,
         l.section,
         l.origin,
+        l.item_id,
         l.text,
         case
             when l.origin = 'base' then 'base'

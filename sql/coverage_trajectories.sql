@@ -1,12 +1,14 @@
 -- coverage_trajectories: which runs the skill of one consolidation covers, and why not.
--- grain: one row per trajectory of the lake that is not held out. A run is covered when at least
---   one of its lessons reached the skill (in_skill in the run's lesson fates). status:
+-- grain: one row per trajectory in the run's scope (run_trajectories: the runs its --where
+--   selected) that is not held out. A run is covered when at least one of its lessons reached
+--   the skill (in_skill in the run's lesson fates). status:
 --     covered      at least one lesson reached the skill
 --     dropped      the consolidation read its lessons and none reached the skill
 --     not_in_run   it has lessons, but the consolidation read none of them
 --     no_lessons   analysis found nothing in it
 --   tools lists the distinct tools it called (empty when none).
 -- inputs: trajectories, lessons, steps,
+--   run_scope (trajectory_id of the run_trajectories rows of the consolidation run reported on),
 --   run_fate (lesson_fate rows of the consolidation run reported on),
 --   held_out (trajectory_id of the runs kept out of the skill; may be empty)
 -- parameters: none
@@ -15,6 +17,8 @@ with
 runs as (
     select t.*
     from trajectories as t
+    semi join run_scope as s
+        on s.trajectory_id = t.trajectory_id
     anti join held_out as h
         on h.trajectory_id = t.trajectory_id
 ),

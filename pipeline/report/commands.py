@@ -17,6 +17,7 @@ from pipeline.options import lake_option, pass_console
 from pipeline.report import output, repl
 from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError
 from pipeline.report.drift import MATCH_THRESHOLD, REDISTILL_BELOW
+from pipeline.report.runs import scope_text
 
 
 def require_lake(lake: Lake) -> Lake:
@@ -177,9 +178,9 @@ def warehouse(console: Console, lake: Lake, out: Path | None) -> None:
 @click.option(
     "--match-threshold",
     type=click.FloatRange(0, 1),
-    default=MATCH_THRESHOLD,
-    show_default=True,
-    help="Cosine at which a new lesson matches a consolidated lesson of the skill.",
+    default=None,
+    help="Title cosine at which a new lesson matches a lesson of the skill in its block. "
+    f"Default: the run's semantic threshold ({MATCH_THRESHOLD} unless set at consolidate).",
 )
 @click.option(
     "--redistill-below",
@@ -193,7 +194,8 @@ def warehouse(console: Console, lake: Lake, out: Path | None) -> None:
     "--html",
     "html_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Report file. Default: report.html beside the skill folder, else here.",
+    help="Report file. Default: SKILL_NAME.report.html beside the skill folder (where distill "
+    "writes it), else report.html here.",
 )
 @click.option("--no-html", is_flag=True, help="Do not write the HTML report.")
 @click.option(
@@ -212,7 +214,7 @@ def coverage(
     against: str | None,
     where: str | None,
     thin: int,
-    match_threshold: float,
+    match_threshold: float | None,
     redistill_below: float,
     as_json: bool,
     html_path: Path | None,
@@ -220,6 +222,8 @@ def coverage(
     out_dir: Path | None,
 ) -> None:
     """What the skill covers, what became of every lesson, and what new runs add.
+
+    The runs counted are those the consolidation was built from (its --where, as recorded).
 
     \b
     - failed runs covered (one of their lessons reached the skill), by source, model, task, tool;
@@ -268,10 +272,17 @@ def coverage(
 
 
 def _default_html(cov: Coverage) -> Path:
+    """Beside the skill folder, named after it (where distill writes it), else here."""
+    from pipeline.distill import report_path
+
     out_dir = cov.run.get("out_dir")
     if out_dir and Path(out_dir).parent.is_dir():
-        return Path(out_dir).parent / "report.html"
+        return report_path(Path(out_dir))
     return Path("report.html")
+
+
+SHOWN = 10  # values per dimension in the printed tables (the report and --out have them all)
+COLUMNS = ["dimension", "value", "covered", "share", "n_dropped", "n_not_in_run", "n_no_lessons"]
 
 
 def print_summary(console: Console, cov: Coverage) -> None:
@@ -280,6 +291,7 @@ def print_summary(console: Console, cov: Coverage) -> None:
         f"run {run['run_id']} ({run.get('mode')}, {run.get('model')}, "
         f"{str(run.get('created_at'))[:19]}), skill {run.get('out_dir')}"
     )
+    console.info(scope_text(cov.settings["scope"]))
     by = cov.by.with_columns(
         covered=pl.format("{}/{}", "n_covered", "n_trajectories"),
         share=pl.col("share_covered").map_elements(lambda v: f"{v:.0%}", return_dtype=pl.String),
@@ -288,40 +300,53 @@ def print_summary(console: Console, cov: Coverage) -> None:
         ("failure", "Failed runs covered"),
         ("success", "Successful runs whose lessons reached the skill"),
     ):
-        rows = by.filter(pl.col("outcome") == outcome)
-        rows = (
-            pl.concat([g.head(10) for _, g in rows.group_by("dimension", maintain_order=True)])
-            if rows.height
-            else rows
-        )
+        rows = []
+        for (dim,), group in by.filter(pl.col("outcome") == outcome).group_by(
+            "dimension", maintain_order=True
+        ):
+            rows += group.head(SHOWN).select(COLUMNS).rows()
+            if group.height > SHOWN:
+                rows.append((dim, f"({group.height - SHOWN} more)", "", "", "", "", ""))
+        if not rows:
+            console.info(f"{title}: no such runs")
+            continue
         console.table(
-            title,
+            f"{title} (most runs not covered first)",
             ["by", "value", "covered", "share", "dropped", "not read", "no lessons"],
-            rows.select(
-                "dimension",
-                "value",
-                "covered",
-                "share",
-                "n_dropped",
-                "n_not_in_run",
-                "n_no_lessons",
-            ).iter_rows(),
+            rows,
         )
     console.table("Lesson fate", ["fate", "stage", "lessons", "runs"], cov.fate_summary.iter_rows())
+    if cov.drop_reasons.height:
+        reasons = cov.drop_reasons.head(SHOWN)
+        console.table(
+            "Why lessons did not reach the skill"
+            + (
+                f" ({SHOWN} commonest of {cov.drop_reasons.height})"
+                if reasons.height < cov.drop_reasons.height
+                else ""
+            ),
+            ["fate", "stage", "reason", "lessons", "runs"],
+            reasons.iter_rows(),
+        )
     thin = cov.sections.filter(pl.col("is_thin"))
-    console.table(
-        f"Sections on thin evidence (< {cov.settings['thin']} runs)",
-        ["file", "section", "statements", "runs"],
-        thin.select("file", "section", "n_lesson_statements", "n_trajectories").iter_rows(),
-    )
+    if thin.height:
+        console.table(
+            f"Sections on thin evidence (< {cov.settings['thin']} runs)",
+            ["file", "section", "statements", "runs"],
+            thin.select("file", "section", "n_lesson_statements", "n_trajectories").iter_rows(),
+        )
+    else:
+        console.info(f"sections on thin evidence (< {cov.settings['thin']} runs): none")
     console.info(
-        f"statements backed by lessons: {s['statements']}, on thin evidence: "
-        f"{s['statements_thin']}, without evidence: {s['statements_without_evidence']}"
+        f"statements backed by lessons: {s['statements']} ({s['statement_lines']} lines), "
+        f"on thin evidence (< {cov.settings['thin']} runs): {s['statements_thin']}, "
+        f"without evidence: {s['statements_without_evidence']}"
     )
+    console.info(f"lessons read: {s['lessons_read']}, unaccounted for: {s['lessons_unaccounted']}")
     if cov.drift is not None:
         d = cov.drift.summary
         console.table(
-            f"Drift ({cov.drift.origin}, cosine >= {cov.drift.threshold})",
+            f"Drift ({cov.drift.origin}, title cosine >= {cov.drift.threshold})",
             ["new runs", "new lessons", "already in the skill", "failed runs with a known lesson"],
             [
                 (

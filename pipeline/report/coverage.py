@@ -19,13 +19,17 @@ import polars as pl
 from pipeline import sql as sqlfiles
 from pipeline.lake import Lake
 from pipeline.report import drift as drift_
+from pipeline.report.runs import (
+    CoverageError,
+    check_skill_folder,
+    held_out_runs,
+    resolve_run,
+    run_scope,
+    run_threshold,
+)
 from pipeline.report.views import connect_views
 
 THIN_TRAJECTORIES = 3  # a statement resting on fewer distinct runs may be one run's quirk
-
-
-class CoverageError(ValueError):
-    """Coverage cannot be computed as asked (no run, bad option); the message says what to do."""
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Coverage:
     by: pl.DataFrame  # coverage_by
     fate: pl.DataFrame  # lesson_fate of the run
     fate_summary: pl.DataFrame  # coverage_fate_summary
+    drop_reasons: pl.DataFrame  # coverage_drop_reasons
     statements: pl.DataFrame  # coverage_statements
     sections: pl.DataFrame  # coverage_sections
     costs: pl.DataFrame  # examples/cost_by_stage_model
@@ -49,6 +54,7 @@ class Coverage:
             "coverage_by": self.by,
             "lesson_fate": self.fate,
             "coverage_fate_summary": self.fate_summary,
+            "coverage_drop_reasons": self.drop_reasons,
             "coverage_statements": self.statements,
             "coverage_sections": self.sections,
             "cost_by_stage_model": self.costs,
@@ -71,6 +77,7 @@ class Coverage:
         failures, successes = part("failure"), part("success")
         fates = dict(self.fate_summary.group_by("fate").agg(pl.col("n_lessons").sum()).iter_rows())
         lines = self.statements.filter(pl.col("evidence") == "lessons")
+        items = statement_items(self.statements)
         return {
             "run_id": self.run["run_id"],
             "failures": failures["n_trajectories"],
@@ -84,13 +91,16 @@ class Coverage:
             "lessons_deduplicated": fates.get("deduplicated", 0),
             "lessons_dropped": fates.get("dropped", 0),
             "lessons_unaccounted": fates.get("unaccounted", 0),
-            "statements": lines.height,
-            "statements_thin": int(lines["is_thin"].sum()),
+            "statements": items.height,
+            "statements_thin": int(items["is_thin"].sum()),
+            "statement_lines": lines.height,
+            "statement_lines_thin": int(lines["is_thin"].sum()),
             "statements_without_evidence": self.statements.filter(
                 pl.col("evidence") == "none"
             ).height,
             "sections_thin": int(self.sections["is_thin"].sum()),
             "cost_usd": float(self.costs["cost_usd"].sum()) if self.costs.height else 0.0,
+            "model_calls": int(self.costs["n_calls"].sum()) if self.costs.height else 0,
             "drift": self.drift.summary if self.drift is not None else None,
         }
 
@@ -103,6 +113,7 @@ class Coverage:
             "warnings": self.warnings,
             "coverage_by": self.by.to_dicts(),
             "fate_summary": self.fate_summary.to_dicts(),
+            "drop_reasons": self.drop_reasons.to_dicts(),
             "statements": self.statements.to_dicts(),
             "sections": self.sections.to_dicts(),
             "cost_by_stage_model": self.costs.to_dicts(),
@@ -120,6 +131,28 @@ class Coverage:
         return [*written, out / "summary.json"]
 
 
+def statement_items(statements: pl.DataFrame) -> pl.DataFrame:
+    """One row per consolidated statement backed by lessons (the lines sharing an item_id; a
+    line without one stands alone), with the line shown for it (the first in SKILL.md, else
+    the first) and its support: every line of an item rests on the same lessons."""
+    lines = statements.filter(pl.col("evidence") == "lessons").with_columns(
+        item=pl.coalesce("item_id", pl.format("{}:{}", "file", "line_no")),
+        _rank=pl.when(pl.col("file") == "SKILL.md").then(0).otherwise(1),
+    )
+    return (
+        lines.sort("item", "_rank", "file", "line_no")
+        .group_by("item", maintain_order=True)
+        .agg(
+            pl.col("file", "line_no", "section", "text").first(),
+            pl.len().alias("n_lines"),
+            pl.col(
+                "n_lessons", "n_trajectories", "n_tasks", "n_failures", "n_successes", "is_thin"
+            ).max(),
+        )
+        .sort("n_trajectories", "file", "line_no")
+    )
+
+
 def coverage(
     lake: Lake,
     *,
@@ -128,23 +161,33 @@ def coverage(
     where: str | None = None,
     skill: str | os.PathLike | None = None,
     thin: int = THIN_TRAJECTORIES,
-    match_threshold: float = drift_.MATCH_THRESHOLD,
+    match_threshold: float | None = None,
     redistill_below: float = drift_.REDISTILL_BELOW,
     embedder: str = "lexical",
 ) -> Coverage:
     """Coverage of one consolidation run (`run_id`, the run that wrote `skill`, or the newest).
 
+    The runs counted are the run's scope (`run_trajectories`: the runs its --where selected).
     Drift is measured on the runs of another lake (`against`) or on the runs of this one that
-    match `where` (an SQL condition on trajectories), which are then left out of the rest.
+    match `where` (an SQL condition on trajectories), which are then left out of the rest; a new
+    lesson matches at `match_threshold` (default: the run's own semantic threshold).
     """
     if against is not None and where is not None:
         raise CoverageError("give --against or --where, not both")
     con = connect_views(lake)
     try:
         run = resolve_run(con, lake, run_id=run_id, skill=skill)
-        held_out = _held_out(con, lake, where)
+        held_out = held_out_runs(con, lake, where)
         con.register("held_out", held_out)
         rid = run["run_id"]
+        con.sql(
+            "create temp table run_scope as "
+            "select trajectory_id, scope from run_trajectories where run_id = $run_id",
+            params={"run_id": rid},
+        )
+        scope = run_scope(con, run)
+        if match_threshold is None:
+            match_threshold = run_threshold(run)
         # Every fate is needed three times over: work it out once.
         con.sql(
             "create temp table run_fate as select * from lesson_fate where run_id = $run_id",
@@ -159,11 +202,13 @@ def coverage(
             by=sqlfiles.query(con, "coverage_by"),
             fate=fate,
             fate_summary=sqlfiles.query(con, "coverage_fate_summary"),
+            drop_reasons=sqlfiles.query(con, "coverage_drop_reasons"),
             statements=sqlfiles.query(con, "coverage_statements", run_id=rid, thin=thin),
             sections=sqlfiles.query(con, "coverage_sections", run_id=rid, thin=thin),
             costs=sqlfiles.query(con, "examples/cost_by_stage_model"),
             drift=None,
             settings={
+                "scope": scope,
                 "thin": thin,
                 "match_threshold": match_threshold,
                 "redistill_below": redistill_below,
@@ -175,7 +220,10 @@ def coverage(
         result.warnings += _check_run(result, held_out)
         result.warnings += check_skill_folder(result.statements, skill or run.get("out_dir"))
         if where is not None or against is not None:
-            targets = sqlfiles.query(con, "coverage_skill_targets", run_id=rid)
+            con.register("lesson_keys", lesson_keys(con))
+            targets = sqlfiles.query(
+                con, "coverage_skill_targets", run_id=rid, max_titles=drift_.MAX_TITLES
+            )
             if against is not None:
                 new_lessons, new_runs, origin = _new_batch(_as_lake(against))
             else:
@@ -196,63 +244,13 @@ def coverage(
         con.close()
 
 
+def lesson_keys(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """lesson_id, block and title of every lesson: the keys consolidation compares lessons on."""
+    return sqlfiles.query(con, "consolidate_lesson_facts").select("lesson_id", "block", "title")
+
+
 def _as_lake(value: Lake | str | os.PathLike) -> Lake:
     return value if isinstance(value, Lake) else Lake(value)
-
-
-def resolve_run(
-    con: duckdb.DuckDBPyConnection,
-    lake: Lake,
-    *,
-    run_id: str | None = None,
-    skill: str | os.PathLike | None = None,
-) -> dict:
-    """The consolidation row to report on: by id, by the folder it wrote, or the newest."""
-    runs = con.sql("select * from consolidations order by created_at desc, run_id desc").pl()
-    if runs.height == 0:
-        raise CoverageError(
-            f"{lake.uri} holds no consolidation run: run `trace2skill consolidate` first"
-        )
-    known = ", ".join(runs["run_id"].head(10).to_list())
-    if run_id is not None:
-        picked = runs.filter(pl.col("run_id") == run_id)
-        if picked.height == 0:
-            raise CoverageError(f"no consolidation run {run_id!r} in {lake.uri}; known: {known}")
-    elif skill is not None:
-        wanted = Path(skill).resolve()
-        picked = runs.filter(
-            pl.col("out_dir").map_elements(
-                lambda d: Path(d).resolve() == wanted, return_dtype=pl.Boolean
-            )
-        )
-        if picked.height == 0:
-            dirs = ", ".join(sorted(set(runs["out_dir"].to_list()))[:10])
-            raise CoverageError(
-                f"no consolidation run in {lake.uri} wrote {skill}; runs wrote: {dirs} "
-                "(or pass --run RUN_ID)"
-            )
-    else:
-        picked = runs
-    return picked.row(0, named=True)
-
-
-def _held_out(con: duckdb.DuckDBPyConnection, lake: Lake, where: str | None) -> pl.DataFrame:
-    """trajectory_id of the runs `where` selects (none without it)."""
-    if where is None:
-        return pl.DataFrame({"trajectory_id": []}, schema={"trajectory_id": pl.String})
-    if ";" in where:
-        raise CoverageError(f"--where must be one condition on trajectories, got {where!r}")
-    try:
-        # The condition is the user's own SQL, like a query given to `trace2skill sql`.
-        held = con.sql(f"select trajectory_id from trajectories where ({where})").pl()
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        raise CoverageError(
-            f"--where {where!r} is not a condition on trajectories: {first}"
-        ) from None
-    if held.height == 0:
-        raise CoverageError(f"--where {where!r} selects no trajectory of {lake.uri}")
-    return held
 
 
 def _new_batch(other: Lake) -> tuple[pl.DataFrame, pl.DataFrame, str]:
@@ -260,6 +258,7 @@ def _new_batch(other: Lake) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     con = connect_views(other)
     try:
         con.register("held_out", con.sql("select trajectory_id from trajectories").pl())
+        con.register("lesson_keys", lesson_keys(con))
         runs = sqlfiles.query(con, "coverage_new_trajectories")
         lessons = sqlfiles.query(con, "coverage_new_lessons")
     finally:
@@ -297,31 +296,4 @@ def _check_run(result: Coverage, held_out: pl.DataFrame) -> list[str]:
     gaps = result.statements.filter(pl.col("evidence") == "none")
     if gaps.height:
         out.append(f"added or revised statements without a lesson behind them: {gaps.height}")
-    return out
-
-
-def check_skill_folder(statements: pl.DataFrame, skill: str | os.PathLike | None) -> list[str]:
-    """Warn when the folder on disk no longer holds the statements the run recorded."""
-    if skill is None or not Path(skill).is_dir() or statements.height == 0:
-        return []
-    root = Path(skill)
-    differ, missing = 0, set()
-    for file, rows in statements.group_by("file", maintain_order=True):
-        path = root / file[0]
-        if not path.is_file():
-            missing.add(file[0])
-            continue
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-        for line_no, text in rows.select("line_no", "text").iter_rows():
-            found = lines[line_no - 1].strip() if 0 < line_no <= len(lines) else None
-            if found is None or text.strip() not in found:
-                differ += 1
-    out = []
-    if missing:
-        out.append(f"{root}: files recorded by the run are missing: {', '.join(sorted(missing))}")
-    if differ:
-        out.append(
-            f"{root}: {differ} of {statements.height} recorded lines differ from the folder "
-            "(edited since the run?); coverage describes the run as recorded"
-        )
     return out

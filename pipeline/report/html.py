@@ -19,7 +19,8 @@ import polars as pl
 from pipeline import __version__
 from pipeline.lake import Lake
 from pipeline.report import svg
-from pipeline.report.coverage import Coverage, coverage
+from pipeline.report.coverage import Coverage, coverage, statement_items
+from pipeline.report.runs import scope_text
 
 STATUS = [
     ("covered", "covered", "#2e7d32"),
@@ -35,6 +36,7 @@ FATE_COLOURS = {
 }
 THIN, OK = "#ef6c00", "#1565c0"
 TOP_N = 25
+TABLE_ROWS = 50  # rows of a table in the report; --out has them all
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
@@ -50,7 +52,10 @@ height:12px;margin-right:5px;vertical-align:middle}
 table{border-collapse:collapse;font-size:.85em;margin:8px 0}
 td,th{border-bottom:1px solid #eee;padding:3px 8px;text-align:left;vertical-align:top}
 th{background:#fafafa}.empty{color:#777;font-style:italic}svg.plot{display:block;max-width:100%}
+td.id{font-family:ui-monospace,monospace;font-size:.85em;white-space:nowrap;color:#555}
+td.num{text-align:right;white-space:nowrap}
 """
+IDS = {"lesson_id", "trajectory_id", "cluster_id", "run_id"}
 
 
 def _fmt(value: object) -> str:
@@ -63,21 +68,28 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
-def table(frame: pl.DataFrame, columns: list[str], *, limit: int = 50) -> str:
+def _cell(column: str, value: object) -> str:
+    if column in IDS:
+        return f'<td class="id">{escape(_fmt(value))}</td>'
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<td class="num">{escape(_fmt(value))}</td>'
+    return f"<td>{escape(_fmt(value))}</td>"
+
+
+def _more(n: int) -> str:
+    return f'<p class="meta">{n} more rows in the Parquet output (--out).</p>' if n > 0 else ""
+
+
+def table(frame: pl.DataFrame, columns: list[str], *, limit: int = TABLE_ROWS) -> str:
     """An HTML table of the first `limit` rows, with a note of how many were left out."""
     if frame.height == 0:
         return '<p class="empty">none</p>'
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        "<tr>" + "".join(_cell(c, v) for c, v in zip(columns, row, strict=True)) + "</tr>"
         for row in frame.select(columns).head(limit).iter_rows()
     )
-    more = (
-        f'<p class="meta">{frame.height - limit} more rows in the Parquet output (--out).</p>'
-        if frame.height > limit
-        else ""
-    )
-    return f"<table><tr>{head}</tr>{body}</table>{more}"
+    return f"<table><tr>{head}</tr>{body}</table>{_more(frame.height - limit)}"
 
 
 def _card(value: str, text: str) -> str:
@@ -104,7 +116,12 @@ def coverage_plot(cov: Coverage, outcome: str, dimension: str) -> str:
     segments = [(name, colour) for _, name, colour in STATUS]
     plot = svg.stacked_bars(data, segments, label=f"{outcome} runs covered by {dimension}")
     more = cov.by.filter((pl.col("outcome") == outcome) & (pl.col("dimension") == dimension)).height
-    note = f'<p class="meta">top {TOP_N} of {more} by number of runs</p>' if more > TOP_N else ""
+    note = (
+        f'<p class="meta">the {TOP_N} {dimension} values with the most runs not covered, of '
+        f"{more} (all of them in the Parquet output, --out)</p>"
+        if more > TOP_N
+        else ""
+    )
     return plot + note
 
 
@@ -149,32 +166,48 @@ def _section_fate(cov: Coverage) -> str:
         else '<p class="empty">the run read no lessons</p>'
     )
     gone = cov.fate.filter(pl.col("fate").is_in(["dropped", "unaccounted"]))
+    # fate is in lesson_id order: show the first rows without sorting a million fates
+    shown = gone.head(TABLE_ROWS).sort("fate", "dropped_stage", "title", "lesson_id")
+    parts.append("<h3>why lessons did not reach the skill</h3>")
+    parts.append(
+        table(cov.drop_reasons, ["fate", "dropped_stage", "dropped_reason", "n_lessons", "n_runs"])
+    )
     parts.append("<h3>lessons that did not reach the skill</h3>")
     parts.append(
-        table(
-            gone, ["lesson_id", "trajectory_id", "title", "fate", "dropped_stage", "dropped_reason"]
-        )
+        table(shown, ["title", "fate", "dropped_stage", "lesson_id", "trajectory_id"])
+        + _more(gone.height - shown.height)
     )
     return "".join(parts)
 
 
+def _statement_label(file: str, line_no: int, text: str) -> str:
+    words = text.strip().removeprefix("- ").replace("**", "")
+    return f"{file}:{line_no} {words}"
+
+
+def _section_label(file: str, section: str | None) -> str:
+    name = (section or "(top)").removesuffix(": lessons from runs")
+    return f"{name} · {file}"
+
+
 def _section_evidence(cov: Coverage) -> str:
     thin = cov.settings["thin"]
-    lines = cov.statements.filter(pl.col("evidence") == "lessons")
+    items = statement_items(cov.statements)
     parts = ["<h2>Evidence behind each statement</h2>"]
     parts.append(
-        f'<p class="meta">Distinct runs behind each statement; fewer than {thin} (dashed line) '
-        "is thin evidence.</p>"
+        f'<p class="meta">Distinct runs behind each statement of the skill (a statement\'s '
+        f"bullet in SKILL.md and its entry in references/ count once); fewer than {thin} "
+        "(dashed line) is thin evidence.</p>"
     )
-    if lines.height:
-        ordered = lines.sort("n_trajectories", "file", "line_no").head(TOP_N * 2)
+    if items.height:
+        shown = items.head(TOP_N * 2)
         rows = [
             (
-                f"{r['file']}:{r['line_no']} {r['text']}",
+                _statement_label(r["file"], r["line_no"], r["text"]),
                 float(r["n_trajectories"]),
                 THIN if r["is_thin"] else OK,
             )
-            for r in ordered.iter_rows(named=True)
+            for r in shown.iter_rows(named=True)
         ]
         parts.append(
             svg.bars(
@@ -184,8 +217,14 @@ def _section_evidence(cov: Coverage) -> str:
                 threshold_text=f"thin below {thin}",
                 value_format="{:,.0f}",
                 whole=True,
+                label_width=440,
             )
         )
+        if items.height > shown.height:
+            parts.append(
+                f'<p class="meta">the {shown.height} statements with the fewest runs behind '
+                f"them, of {items.height}</p>"
+            )
     else:
         parts.append('<p class="empty">no statement of this run rests on lessons</p>')
     sections = cov.sections.filter(pl.col("n_lesson_statements") > 0)
@@ -193,7 +232,7 @@ def _section_evidence(cov: Coverage) -> str:
     if sections.height:
         rows = [
             (
-                f"{r['file']} / {r['section'] or '(top)'}",
+                _section_label(r["file"], r["section"]),
                 float(r["n_trajectories"]),
                 THIN if r["is_thin"] else OK,
             )
@@ -207,6 +246,7 @@ def _section_evidence(cov: Coverage) -> str:
                 threshold_text=f"thin below {thin}",
                 value_format="{:,.0f}",
                 whole=True,
+                label_width=360,
             )
         )
         parts.append(
@@ -225,7 +265,11 @@ def _section_drift(cov: Coverage) -> str:
             "or --where CONDITION to compare runs the skill was not built from.</p>"
         )
     d, s = cov.drift, cov.drift.summary
-    parts = [f"<h2>Drift ({escape(d.origin)})</h2>"]
+    parts = ["<h2>Drift</h2>"]
+    parts.append(
+        f'<p class="meta">{s["n_trajectories"]} runs the skill was not built from '
+        f"({escape(d.origin)})</p>"
+    )
     parts.append('<div class="cards">')
     parts.append(
         _card(_share(s["n_lessons_matched"], s["n_lessons"]), "new lessons already in the skill")
@@ -242,9 +286,10 @@ def _section_drift(cov: Coverage) -> str:
         else f"<p>{escape(s['verdict'])}</p>"
     )
     parts.append(
-        f'<p class="meta">Best cosine similarity of each new lesson to the skill\'s consolidated '
-        f"lessons ({escape(d.embedder)} embedder); at or above {d.threshold} (dashed line) it "
-        "counts as already in the skill.</p>"
+        '<p class="meta">Best cosine similarity of each new lesson\'s title to the titles of the '
+        "lessons the skill stands on, within the same target section and polarity (as "
+        f"consolidation compares lessons; {escape(d.embedder)} embedder); at or above "
+        f"{d.threshold} (dashed line) it counts as already in the skill.</p>"
     )
     parts.append(
         svg.histogram(
@@ -256,8 +301,10 @@ def _section_drift(cov: Coverage) -> str:
     parts.append("<h3>new lessons not in the skill</h3>")
     parts.append(
         table(
-            d.lessons.filter(~pl.col("is_matched")).sort("similarity", descending=True),
-            ["lesson_id", "trajectory_id", "kind", "title", "best_title", "similarity"],
+            d.lessons.filter(~pl.col("is_matched")).sort(
+                "similarity", "lesson_id", descending=[True, False]
+            ),
+            ["title", "matched_title", "similarity", "task_id", "lesson_id"],
         )
     )
     return "".join(parts)
@@ -291,16 +338,27 @@ def render(cov: Coverage, *, lake_uri: str = "") -> str:
         ),
         _card(str(s["lessons_dropped"]), "lessons dropped"),
         _card(f"{s['statements_thin']}/{s['statements']}", "statements on thin evidence"),
-        _card(f"${s['cost_usd']:,.4f}", "cost of model calls"),
+        _card(
+            f"${s['cost_usd']:,.4f}" if s["model_calls"] else "none",
+            f"cost of {s['model_calls']:,} model calls" if s["model_calls"] else "model calls",
+        ),
     ]
     if s["lessons_unaccounted"]:
         cards.append(_card(str(s["lessons_unaccounted"]), "lessons unaccounted for"))
+    if s["drift"] is not None:
+        d = s["drift"]
+        cards.append(
+            _card(
+                _share(d["n_lessons_matched"], d["n_lessons"]),
+                "new runs' lessons already in the skill",
+            )
+        )
     warnings = "".join(f'<p class="warn">{escape(w)}</p>' for w in cov.warnings)
     created = run.get("created_at")
     meta = (
         f"run {escape(run['run_id'])} · {escape(str(run.get('mode')))} · model "
         f"{escape(str(run.get('model')))} · {escape(str(created)[:19])} · skill "
-        f"{escape(str(run.get('out_dir')))}"
+        f"{escape(str(run.get('out_dir')))}<br>{escape(scope_text(cov.settings['scope']))}"
     )
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     return (

@@ -32,10 +32,10 @@ def _svg(width: int, height: int, label: str, body: list[str]) -> str:
     )
 
 
-def _label(y: float, text: str) -> str:
+def _label(y: float, text: str, label_w: int = LABEL_W) -> str:
     return (
-        f'<text x="{LABEL_W - 8}" y="{y}" text-anchor="end" dominant-baseline="middle">'
-        f"<title>{escape(text)}</title>{escape(_cut(text, LABEL_W - 12))}</text>"
+        f'<text x="{label_w - 8}" y="{y}" text-anchor="end" dominant-baseline="middle">'
+        f"<title>{escape(text)}</title>{escape(_cut(text, label_w - 12))}</text>"
     )
 
 
@@ -100,28 +100,30 @@ def bars(
     width: int = 900,
     value_format: str = "{:,.4g}",
     whole: bool = False,
+    label_width: int = LABEL_W,
 ) -> str:
     """One bar per row: (label, value, colour); an optional dashed threshold line.
 
-    `whole`: the values are counts (gridlines on whole numbers only).
+    `whole`: the values are counts (gridlines on whole numbers only); `label_width`: pixels
+    given to the labels (long labels are cut, the full text in a tooltip).
     """
-    plot_w = width - LABEL_W - VALUE_W
+    plot_w = width - label_width - VALUE_W
     vmax = max([v for _, v, _ in rows] + [threshold or 0]) or 1
     height = TOP + ROW * len(rows) + 24
     bottom = TOP + ROW * len(rows)
-    body = _ticks(LABEL_W, plot_w, vmax, bottom, whole=whole)
+    body = _ticks(label_width, plot_w, vmax, bottom, whole=whole)
     for i, (name, value, colour) in enumerate(rows):
         y = TOP + i * ROW
         w = plot_w * value / vmax
-        body.append(_label(y + ROW / 2, name))
+        body.append(_label(y + ROW / 2, name, label_width))
         body.append(
-            f'<rect x="{LABEL_W}" y="{y + 3}" width="{max(w, 1):.1f}" height="{ROW - 6}" '
+            f'<rect x="{label_width}" y="{y + 3}" width="{max(w, 1):.1f}" height="{ROW - 6}" '
             f'fill="{colour}"><title>{escape(name)}: {value_format.format(value)}</title></rect>'
-            f'<text x="{LABEL_W + w + 6:.1f}" y="{y + ROW / 2}" dominant-baseline="middle">'
+            f'<text x="{label_width + w + 6:.1f}" y="{y + ROW / 2}" dominant-baseline="middle">'
             f"{value_format.format(value)}</text>"
         )
     if threshold is not None:
-        x = LABEL_W + plot_w * threshold / vmax
+        x = label_width + plot_w * threshold / vmax
         body.append(
             f'<line class="threshold" x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom}" '
             f'stroke="#b00020" stroke-width="1.5" stroke-dasharray="4 3">'

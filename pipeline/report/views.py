@@ -8,6 +8,7 @@ truth and the file only needs rebuilding when a table appears for the first time
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -28,6 +29,13 @@ VIEW_FILES = (
     "views_skill",
     "views_lesson_fate",
     "views_latest",
+    "views_run_scope",
+)
+# Columns a consolidation's --where may name that are columns of its runs (the rest, e.g. kind or
+# rule, are lesson columns): the `facts` of sql/views_run_scope.sql.
+RUN_FACTS = (
+    "select trajectory_id, source, task_id, outcome, model, model as run_model, agent, reward "
+    "from trajectories"
 )
 
 _VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
@@ -59,7 +67,51 @@ def view_descriptions() -> dict[str, str]:
 def define_views(con: duckdb.DuckDBPyConnection) -> None:
     """Create every convenience view on a connection that already sees the lake tables."""
     for name in VIEW_FILES:
-        con.execute(sqlfiles.load(name))
+        text = sqlfiles.load(name)
+        if name == "views_run_scope":
+            text = text.replace("{branches}", scope_branches(con))
+        con.execute(text)
+
+
+def run_where(settings: str | None) -> str | None:
+    """The --where a consolidation recorded in its settings JSON (None when it had none)."""
+    try:
+        where = json.loads(settings or "{}").get("where")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return where if isinstance(where, str) and where.strip() else None
+
+
+def scope_branches(con: duckdb.DuckDBPyConnection) -> str:
+    """The body of run_trajectories: one select per consolidation run with a --where, then every
+    run of the lake for the runs without one (or consolidated later)."""
+    branches, listed = [], []
+    for run_id, settings in con.sql(
+        "select run_id, settings from consolidations order by run_id"
+    ).fetchall():
+        where = run_where(settings)
+        if where is None or ";" in where:
+            continue
+        rid = quote_literal(run_id)
+        listed.append(rid)
+        try:
+            # The condition is the user's own SQL, already run by consolidate on this lake.
+            con.sql(f"select trajectory_id from ({RUN_FACTS}) as facts where ({where}\n) limit 0")
+        except duckdb.Error:
+            branches.append(
+                f"select {rid} as run_id, f.trajectory_id, 'sources' as scope from facts as f "
+                f"semi join sources_read as s on s.source = f.source and s.run_id = {rid}"
+            )
+            continue
+        branches.append(
+            f"select {rid} as run_id, trajectory_id, 'where' as scope from facts where ({where}\n)"
+        )
+    unlisted = f"where c.run_id not in ({', '.join(listed)})" if listed else ""
+    branches.append(
+        "select c.run_id, f.trajectory_id, 'lake' as scope "
+        f"from consolidations as c cross join facts as f {unlisted}"
+    )
+    return "\n    union all\n".join("    " + b for b in branches)
 
 
 def lake_columns() -> pl.DataFrame:

@@ -38,6 +38,7 @@ for (const s of document.querySelectorAll('svg.plot')) {
     .map(Math.round).join(','));
 }
 document.body.setAttribute('data-page-height', document.documentElement.scrollHeight);
+document.body.setAttribute('data-page-width', document.documentElement.scrollWidth);
 </script></body>"""
 
 
@@ -60,7 +61,8 @@ def _run(chromium: str, profile: Path, args: list[str]) -> subprocess.CompletedP
 
 
 def measure(chromium: str, page: Path, work: Path) -> tuple[list[tuple[int, ...]], int, str]:
-    """Boxes (x, y, w, h) of every svg.plot as laid out, the page height, and the DOM."""
+    """Boxes (x, y, w, h) of every svg.plot as laid out, the page height, and the DOM (its body
+    carries the page's scroll width as data-page-width)."""
     probe = work / "probe.html"
     probe.write_text(page.read_text(encoding="utf-8").replace("</body>", MEASURE))
     dom = _run(

@@ -1,4 +1,6 @@
-"""Fixtures of the report tests: the hand-built lake of `fixture.py`, built once per session."""
+"""Fixtures of the report tests, built once per session: the hand-built lake of `fixture.py`,
+whose answers are worked out by hand, and the demo lake of `demo.py`, distilled from the real
+demo data."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pytest
 
 from pipeline.lake import Lake
 
-from . import fixture
+from . import demo, fixture
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,9 @@ def new_batch(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     lake = Lake(root / "lake")
     fixture.build(lake, root / "unused", only_held_out=True)
     return lake
+
+
+@pytest.fixture(scope="session")
+def demo_lake(tmp_path_factory: pytest.TempPathFactory) -> demo.Demo:
+    """Both demo sources ingested, analysed and consolidated (see demo.py): a few seconds."""
+    return demo.build(tmp_path_factory.mktemp("report-demo"))

@@ -148,7 +148,7 @@ def test_coverage_json(fixture_lake, tmp_path):
 def test_coverage_default_report_sits_beside_the_skill(fixture_lake, skill_dir):
     r = run("coverage", "--lake", fixture_lake.uri, "--skill", skill_dir)
     assert r.exit_code == 0, r.output
-    assert (Path(skill_dir).parent / "report.html").is_file()
+    assert (Path(skill_dir).parent / "skill.report.html").is_file()  # named after the skill
 
 
 @pytest.mark.parametrize(

@@ -68,3 +68,37 @@ def test_large_batches_are_matched_in_chunks(monkeypatch):
     idx, sim = drift.best_matches(titles, titles[:4])
     assert idx[:4].tolist() == [0, 1, 2, 3] and all(s > 0.99 for s in sim[:4])
     assert len(idx) == 10
+
+
+def test_blocks_keep_other_sections_and_polarities_apart():
+    title = "Call think before cancel_reservation"
+    idx, sim = drift.best_matches(
+        [title, title, "Do not call think before cancel_reservation"],
+        [title, "Do not call think before cancel_reservation"],
+        query_blocks=["cancel|pos", "book|pos", "cancel|neg"],
+        target_blocks=["cancel|pos", "cancel|neg"],
+    )
+    assert idx.tolist() == [0, -1, 1] and sim.tolist() == [1.0, 0.0, 1.0]
+
+
+def test_the_same_title_is_known_whatever_its_run_says():
+    """Content tells what happened in one run; the title is the lesson."""
+    title = "Tell the user the exact value they asked for, computed from the tool results"
+    lessons = _lessons([title, "Refund to the original payment method"]).with_columns(
+        content=pl.Series(["At step 9 the agent said 1,203 instead of 1,230.", "x"]),
+        block=pl.Series(["general|pos", "general|pos"]),
+    )
+    targets = pl.DataFrame(
+        {
+            "cluster_id": ["C"],
+            "block": ["general|pos"],
+            "cluster_title": [title],
+            "title": [title],
+            "statements": [["SKILL.md:3"]],
+        }
+    )
+    runs = pl.DataFrame({"trajectory_id": ["T0"], "outcome": ["failure"], "n_lessons": [2]})
+    d = drift.measure(lessons, runs, targets, origin="test")
+    assert d.lessons["is_matched"].to_list() == [True, False]
+    assert d.lessons["similarity"][0] == 1.0 and d.lessons["matched_title"][0] == title
+    assert d.summary["n_targets"] == 1 and d.summary["n_target_titles"] == 1

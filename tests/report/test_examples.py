@@ -17,6 +17,8 @@ REQUIRED = {
     "failed_tasks_without_lesson",
     "skill_line_lineage",
     "cost_by_stage_model",
+    "recoveries_per_tool",
+    "runs_per_rule",
 }
 
 

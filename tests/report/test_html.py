@@ -9,7 +9,7 @@ import pytest
 from pipeline.report.coverage import coverage
 from pipeline.report.html import render, write_report
 
-from . import browser, fixture
+from . import browser, demo, fixture
 
 # Every plot of a report with drift and model calls, in page order.
 PLOTS = [
@@ -80,17 +80,20 @@ def chromium() -> str:
     return found
 
 
-def test_report_renders_its_plots_in_chromium(report, chromium, tmp_path):
-    boxes, height, dom = browser.measure(chromium, report, tmp_path)
-    assert dom.count('class="plot"') == len(PLOTS)
-    assert len(boxes) == len(PLOTS), boxes
+def check_drawn(chromium: str, page: Path, work: Path, plots: list[str]) -> None:
+    """Every plot laid out, inked and coloured in Chromium; nothing wider than the window."""
+    boxes, height, dom = browser.measure(chromium, page, work)
+    assert re.findall(r'aria-label="([^"]+)"', dom) == plots
+    assert len(boxes) == len(plots), boxes
     for x, y, w, h in boxes:
         assert w >= 300 and h >= 40, (x, y, w, h)
-    pixels = browser.screenshot(chromium, report, tmp_path, min(height, 12000))
+    width = int(re.search(r'data-page-width="(\d+)"', dom).group(1))
+    assert width <= browser.WIDTH, f"the page is {width} px wide: something overflows"
+    pixels = browser.screenshot(chromium, page, work, min(height, 12000))
     assert pixels.shape[1] == browser.WIDTH and pixels.shape[0] >= max(
         y + h for _, y, _, h in boxes
     )
-    for (x, y, w, h), name in zip(boxes, PLOTS, strict=True):
+    for (x, y, w, h), name in zip(boxes, plots, strict=True):
         region = pixels[y : y + h, x : x + w].astype(int)
         ink = (region.min(axis=2) < 200).mean()
         colour = ((region.max(axis=2) - region.min(axis=2)) > 60).mean()
@@ -99,6 +102,27 @@ def test_report_renders_its_plots_in_chromium(report, chromium, tmp_path):
     # and the page margin beside the plots is blank: the checks above can fail
     margin = pixels[:height, browser.WIDTH - 20 :].astype(int)
     assert (margin.min(axis=2) > 240).mean() > 0.99
+
+
+def test_report_renders_its_plots_in_chromium(report, chromium, tmp_path):
+    check_drawn(chromium, report, tmp_path, PLOTS)
+
+
+def test_demo_report_renders_in_chromium(demo_lake, chromium, tmp_path):
+    """The report of the airline skill built on tasks < 35, with drift on the other tasks."""
+    cov = coverage(demo_lake.lake, run_id=demo_lake.runs["split"], where=demo.HELD_OUT)
+    page = write_report(demo_lake.lake, tmp_path / "demo.html", coverage_result=cov)
+    html, s = page.read_text(), cov.summary
+    d = s["drift"]
+    for figure in (
+        f"{s['failures_covered']}/{s['failures']} (",
+        f"{d['n_lessons_matched']}/{d['n_lessons']} (",
+        f"cost of {s['model_calls']} model calls",
+        f"{s['statements_thin']}/{s['statements']}",
+    ):
+        assert figure in html, figure
+    assert "below --min-support 2" in html and "unaccounted" not in html.split("<h2>")[1]
+    check_drawn(chromium, page, tmp_path, PLOTS)
 
 
 def test_png_decoder_reads_every_filter():

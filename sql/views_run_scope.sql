@@ -1,0 +1,54 @@
+-- run_trajectories: the runs each consolidation was built from (its scope): coverage counts these.
+-- grain: one row per consolidation run and trajectory in its scope. scope says how it was found:
+--     where     the run's --where (recorded in consolidations.settings) selects it; the condition
+--               is applied to the run columns (source, task_id, outcome, model or run_model,
+--               agent, reward)
+--     sources   the run's --where names lesson columns (kind, rule, ...): every run of the
+--               sources the consolidation read lessons from
+--     lake      the run had no --where: every run of the lake (also for a run consolidated after
+--               this view was defined, e.g. in a warehouse file built before it)
+--   The conditions differ per run, so the body of `scoped` is written when the view is defined:
+--   one select per run with a --where (pipeline/report/views.py, `scope_branches`).
+-- inputs: trajectories, consolidations, cluster_members, dropped, lessons
+-- parameters: none
+create or replace view run_trajectories as
+with
+
+facts as (
+    select
+        trajectory_id,
+        source,
+        task_id,
+        outcome,
+        model,
+        model as run_model,
+        agent,
+        reward
+    from trajectories
+),
+
+read_lessons as (
+    select run_id, lesson_id from cluster_members
+    union
+    select run_id, lesson_id from dropped
+),
+
+sources_read as (
+    select distinct r.run_id, t.source
+    from read_lessons as r
+    inner join lessons as l on l.lesson_id = r.lesson_id
+    inner join trajectories as t on t.trajectory_id = l.trajectory_id
+),
+
+scoped as (
+{branches}
+),
+
+final as (
+    select run_id, trajectory_id, scope from scoped
+)
+
+select * from final;
+
+create or replace view latest_run_trajectories as
+select * from run_trajectories where run_id = (select run_id from latest_run);
