@@ -67,7 +67,7 @@ lint: $(STAMP)
 golden: $(TEST_STAMP)
 	T2S_UPDATE_GOLDEN=1 $(BIN)/python -m pytest $(ARGS)
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.run $(ARGS)
 
 sql: $(STAMP)
