@@ -11,8 +11,9 @@
 --                 condition) advises against something (not / never / avoid / don't ...); a
 --                 lesson and its negation are never clustered together, the merge tree
 --                 resolves them as a conflict
---   assigns       'name=value' settings the title names, sorted (pairs that set one name to
---                 different values are different lessons, never merged)
+--   assigns       'name=value' settings the title names, and 'tool=<tool_name>', sorted (pairs
+--                 that set one name to different values, or are about two different tools, are
+--                 different lessons, never merged)
 --   assign_names  the names of those settings
 --   source, outcome, task_id, run_model: from the lesson's trajectory (null if it is not in
 --                 the lake)
@@ -51,9 +52,13 @@ keyed as (
             end,
             '\b(not|never|avoid|avoids|avoiding|don''t|dont|doesn''t|cannot|can''t|shouldn''t|mustn''t|won''t)\b'
         ) as negated,
-        list_sort(list_distinct(list_transform(
-            regexp_extract_all(lower(l.title), '[a-z_][a-z0-9_]*\s*=\s*[''"]?[a-z0-9_:/.\-]*[a-z0-9_]'),
-            lambda x: regexp_replace(regexp_replace(x, '\s+', '', 'g'), '[''"]', '', 'g')
+        list_sort(list_distinct(list_concat(
+            list_transform(
+                regexp_extract_all(lower(l.title), '[a-z_][a-z0-9_]*\s*=\s*[''"]?[a-z0-9_:/.\-]*[a-z0-9_]'),
+                lambda x: regexp_replace(regexp_replace(x, '\s+', '', 'g'), '[''"]', '', 'g')
+            ),
+            -- the lesson's tool is a setting too: lessons about two tools are two lessons
+            case when l.tool_name is not null then ['tool=' || lower(l.tool_name)] else [] end
         ))) as assigns
     from lessons_in as l
     left join runs as r using (trajectory_id)

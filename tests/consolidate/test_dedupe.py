@@ -41,7 +41,8 @@ def test_lesson_facts_keys(lake):
     rows = {r["trajectory_id"]: r for r in f.iter_rows(named=True)}
     r1, r2, r3 = rows["r1"], rows["r2"], rows["r3"]
     assert r1["norm_title"] == "do not pass cabin = business to book_reservation"
-    assert r1["negated"] and r1["assigns"] == ["cabin=business"] and r1["assign_names"] == ["cabin"]
+    assert r1["negated"] and r1["assigns"] == ["cabin=business", "tool=book_reservation"]
+    assert r1["assign_names"] == ["cabin", "tool"]
     assert r1["section"] == "Book flight" and r1["block"] == "book flight|neg"
     assert not r2["negated"]  # the negation sits in the leading condition
     assert r2["block"] == "|pos" and r2["section"] is None
@@ -194,3 +195,28 @@ def test_every_lesson_has_one_stage_and_a_representative(clustered):
     roots = m.filter(pl.col("stage").is_in(["representative", "singleton"]))
     assert (roots["lesson_id"] == roots["representative_lesson_id"]).all()
     assert c.vectors.shape[0] == c.reps.height
+
+
+def test_lessons_about_two_tools_never_share_a_cluster(lake):
+    # Titles differing only in the tool name score ~0.9 with the lexical embedder: the tool
+    # is a setting of the lesson, so the pair is refused in every stage.
+    rows = [
+        {
+            "trajectory_id": f"{tool[:3]}{i}",
+            "title": f"Call {tool} only when the task requires it: check the conditions first",
+            "section": "Modify flight",
+            "tool_name": tool,
+        }
+        for tool in ("update_reservation_flights", "update_reservation_baggages")
+        for i in range(3)
+    ]
+    write_lake(lake, rows)
+    con, f = facts_of(lake)
+    assert sorted(f["assigns"].explode().unique().to_list()) == [
+        "tool=update_reservation_baggages",
+        "tool=update_reservation_flights",
+    ]
+    got = cluster_lessons(con, f, get_embedder("lexical"), Thresholds(near_threshold=0.5))
+    roots = got.members.join(f.select("lesson_id", "tool_name"), on="lesson_id")
+    per_root = roots.group_by("root_rid").agg(pl.col("tool_name").n_unique())
+    assert per_root.height == 2 and per_root["tool_name"].to_list() == [1, 1]
