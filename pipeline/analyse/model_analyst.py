@@ -148,14 +148,7 @@ class ModelAnalyst:
         """Run one batch's coroutine on a fresh event loop, releasing its HTTP clients after."""
         from pipeline.llm import run_sync
 
-        async def wrapped():
-            try:
-                return await work
-            finally:
-                if self.llm is not None and self.llm.transport is not None:
-                    await self.llm.transport.aclose()
-
-        return run_sync(wrapped())
+        return run_sync(work, release=[self.llm] if self.llm is not None else [])
 
     # -- prompts -----------------------------------------------------------------------------
     def answer_type(self, case: str) -> type[BaseModel]:

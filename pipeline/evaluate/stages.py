@@ -8,7 +8,6 @@ and the eval tables (``eval_runs``, ``eval_arms``, ``eval_results``, ``eval_comp
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from pipeline.evaluate.run import RunSettings, eval_id_of, run_arms
 from pipeline.evaluate.skill import Skill
 from pipeline.evaluate.summary import guard, run_row, summarise
 from pipeline.lake import Lake
+from pipeline.llm.client import run_sync
 
 NO_SKILL = "no skill"
 
@@ -79,7 +79,7 @@ def _execute(
         raise ValueError(f"environment {env.name} has no tasks in split {split!r}")
     eval_id = eval_id_of(kind, env, split, tasks, arms, settings.agent)
     console.info(f"{kind} {eval_id}: {len(tasks)} tasks of {env.name}/{split} x {len(arms)} arm(s)")
-    played = asyncio.run(
+    played = run_sync(
         run_arms(
             lake,
             env,
@@ -91,7 +91,8 @@ def _execute(
             split=split,
             settings=settings,
             console=console,
-        )
+        ),
+        release=list(llms.values()),
     )
     arm_frame, comparisons = summarise(
         lake, eval_id, arms, resamples=settings.resamples, seed=settings.seed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,14 +38,26 @@ T = TypeVar("T")
 BUDGET = "budget exhausted"
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, even when an event loop is running."""
+def run_sync(coro: Coroutine[Any, Any, T], *, release: Iterable[LLM] = ()) -> T:
+    """Run a coroutine to completion from sync code, even when an event loop is running.
+
+    The `release` LLMs close the HTTP clients they opened on that loop before it ends: a client
+    left open is closed later by the garbage collector on another loop, which fails noisily.
+    """
+
+    async def guarded() -> T:
+        try:
+            return await coro
+        finally:
+            for llm in release:
+                await llm.release()
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        return asyncio.run(guarded())
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+        return pool.submit(asyncio.run, guarded()).result()
 
 
 class LLM:
@@ -312,14 +324,12 @@ class LLM:
 
     def map(self, reqs: list[ChatRequest]) -> list[ChatResult]:
         """`amap` from sync code."""
-        return run_sync(self._and_release(self.amap(reqs)))
+        return run_sync(self.amap(reqs), release=[self])
 
-    async def _and_release(self, work: Awaitable[T]) -> T:
-        try:
-            return await work
-        finally:
-            if self.transport is not None:
-                await self.transport.aclose()
+    async def release(self) -> None:
+        """Close the HTTP clients opened on the running loop; later calls open new ones."""
+        if self.transport is not None:
+            await self.transport.aclose()
 
     async def aembed(self, texts: list[str], *, stage: str = "embed") -> np.ndarray:
         """Embeddings of `texts` with the configured embedder, (n, d) float32, L2-normalised."""
@@ -328,7 +338,7 @@ class LLM:
         return await aembed(self, texts, stage=stage)
 
     def embed(self, texts: list[str], *, stage: str = "embed") -> np.ndarray:
-        return run_sync(self._and_release(self.aembed(texts, stage=stage)))
+        return run_sync(self.aembed(texts, stage=stage), release=[self])
 
     # -- lifecycle ---------------------------------------------------------------------------
     def flush(self) -> None:
@@ -336,8 +346,7 @@ class LLM:
 
     async def aclose(self) -> None:
         self.log.close()
-        if self.transport is not None:
-            await self.transport.aclose()
+        await self.release()
 
     def close(self) -> None:
         self.log.close()

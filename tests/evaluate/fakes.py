@@ -58,6 +58,9 @@ class FakeLLM:
             cost_usd=0.0001,
         )
 
+    async def release(self) -> None:
+        self.released = True
+
 
 def tool_call(name: str, args: dict | str, call_id: str = "c1") -> dict:
     raw = args if isinstance(args, str) else json.dumps(args)

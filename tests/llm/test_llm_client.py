@@ -239,3 +239,21 @@ def test_an_unreadable_log_part_is_skipped_with_a_warning(loopback, lake, capsys
     kept, new = llm.map([ask("kept"), ask("new")])
     assert kept.cache_hit and new.ok and not new.cache_hit
     assert "part-junk.parquet" in capsys.readouterr().err
+
+
+def test_sync_calls_close_their_http_clients_on_their_own_loop(loopback, lake):
+    # A client left open is closed by the garbage collector on a later loop, which fails
+    # ("Event loop is closed"): every sync entry point releases its clients before its loop ends.
+    from pipeline.llm import run_sync
+
+    llm = LLM(loopback.settings(), lake)
+    llm.map([ask("one")])
+    assert llm.transport.clients == []
+
+    async def two_calls():
+        await llm.achat(ask("two"))
+        assert llm.transport.clients  # open while the loop runs
+        return await llm.achat(ask("three"))
+
+    assert run_sync(two_calls(), release=[llm]).ok
+    assert llm.transport.clients == []
