@@ -52,12 +52,20 @@ def machine() -> dict:
             mem_gb = round(int(fh.readline().split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(
+                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
+            )
+    except (OSError, StopIteration):
+        pass
     return {
+        "cpu": cpu,
         "cpus": os.cpu_count(),
         "memory_gb": mem_gb,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
     }
 
 
@@ -67,7 +75,7 @@ def modules() -> list[str]:
 
 def render_markdown(meta: dict, rows: list[Measurement]) -> str:
     lines = [
-        f"Measured {meta['date']} on {meta['machine']['cpus']} cores, "
+        f"Measured {meta['date']} on {meta['machine'].get('cpu', '')}, {meta['machine']['cpus']} cores, "
         f"{meta['machine']['memory_gb']} GB, Python {meta['machine']['python']} (size: {meta['size']}).",
         "",
         "| benchmark | measure | ours | reference | ratio | target | notes |",
