@@ -14,12 +14,14 @@ from pipeline.lake import Lake
 SECTIONS = {
     "sources": ("stats_sources", "Sources"),
     "outcomes": ("stats_outcomes", "Outcomes"),
-    "models": ("stats_models", "Models"),
-    "tasks": ("stats_tasks", "Tasks with the most runs"),
+    "models": ("stats_runs_by", "Models"),
+    "tasks": ("stats_runs_by", "Tasks with the most runs"),
     "steps": ("stats_steps", "Steps by role and kind"),
     "tools": ("stats_tools", "Tools (error rate = results flagged as errors / results)"),
     "files": ("stats_ingest", "Raw files (latest ingest)"),
 }
+# Parameters of a section's query besides $source (the tasks' $limit is `top_tasks`).
+PARAMS = {"models": {"by": "model", "limit": None}, "tasks": {"by": "task_id"}}
 
 
 def lake_stats(
@@ -30,7 +32,7 @@ def lake_stats(
     try:
         out = {}
         for name, (query, _) in SECTIONS.items():
-            params = {"source": source}
+            params = {"source": source, **PARAMS.get(name, {})}
             if name == "tasks":
                 params["limit"] = top_tasks
             out[name] = sql.query(con, query, **params)

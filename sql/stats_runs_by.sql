@@ -1,7 +1,10 @@
--- stats_models: runs and success rate per model.
--- Grain: one row per source and model (null when the source does not name it).
+-- stats_runs_by: runs and success rate per source and one run column ($by).
+-- Grain: one row per source and value of the $by column (null when the source does not record
+--   it). Without $limit, every group, by source; with it, the $limit groups with the most runs
+--   over every source.
 -- Inputs: trajectories.
--- Parameters: $source (varchar, null for every source).
+-- Parameters: $source (varchar, null for every source), $by (varchar: 'model' or 'task_id',
+--   also the output column's name), $limit (integer, null for no limit).
 with trajectories as (
     select * from trajectories
     where $source::varchar is null or source = $source::varchar
@@ -10,7 +13,7 @@ with trajectories as (
 final as (
     select
         source::varchar as source,
-        model::varchar as model,
+        columns(lambda c: c = $by::varchar)::varchar,
         count(*)::bigint as trajectories,
         count(*) filter (where outcome = 'success')::bigint as successes,
         count(*) filter (where outcome = 'failure')::bigint as failures,
@@ -20,8 +23,13 @@ final as (
         )::double as success_rate,
         round(avg(n_steps), 1)::double as steps_per_run
     from trajectories
-    group by source, model
+    group by all
 )
 
 select * from final
-order by source, trajectories desc, model nulls last
+order by
+    case when $limit::integer is null then source end,
+    trajectories desc,
+    source,
+    2 nulls last
+limit $limit
