@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from pipeline import ids
 from pipeline.analyse.analyst import LessonDraft
 from pipeline.analyse.redact import redact
+from pipeline.llm.fields import Title
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 _SECTION = re.compile(r"^## ([a-z_]+)\s*$", re.M)
@@ -88,13 +89,12 @@ def load_prompt(name: str) -> Prompt:
 
 
 # -- the structured answer ------------------------------------------------------------------
-# Length limits are checked by validators, not declared in the schema: strict structured output
-# on some servers refuses minLength/maxLength. Failing them costs one repair call, not the run.
+# Length limits are checked by validators, not declared in the schema (`pipeline.llm.fields`).
 
 
 class LessonAnswer(BaseModel):
     kind: Literal["failure_cause", "failure_lesson", "success_lesson", "workflow"]
-    title: str = Field(description="one imperative sentence, specific to the tools and values")
+    title: Title = Field(description="one imperative sentence, specific to the tools and values")
     description: str = Field(description="when the lesson applies, in one sentence")
     content: str = Field(description="the lesson in full, with the evidence from the run")
     target_section: str = Field(description="skill section the lesson belongs in")
@@ -102,13 +102,6 @@ class LessonAnswer(BaseModel):
     evidence_steps: list[int] = Field(min_length=1, description="step numbers that show it")
     tool_name: str | None = Field(description="main tool involved, if any")
     confidence: float = Field(ge=0, le=1)
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        if not 8 <= len(value.strip()) <= 300:
-            raise ValueError("the title must be one sentence of 8 to 300 characters")
-        return value.strip()
 
     @field_validator("content")
     @classmethod

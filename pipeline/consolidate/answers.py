@@ -17,20 +17,15 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from pipeline.llm.fields import Title
+
 EDITS = ("append", "insert_after", "insert_before", "replace")
 
 
 class SummaryAnswer(BaseModel):
-    title: str = Field(description="one imperative sentence, specific to tools and values")
+    title: Title = Field(description="one imperative sentence, specific to tools and values")
     content: str = Field(description="when it applies and why, from the lessons only")
     cited_lesson_ids: list[str] = Field(description="ids of the lessons drawn on, e.g. L1")
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        if not 8 <= len(value.strip()) <= 300:
-            raise ValueError("the title must be one sentence of 8 to 300 characters")
-        return value.strip()
 
     @field_validator("content")
     @classmethod
@@ -43,18 +38,11 @@ class SummaryAnswer(BaseModel):
 class MergedStatement(BaseModel):
     ids: list[str] = Field(description="every input id this statement replaces")
     section: str = Field(description="heading of the skill it belongs under")
-    title: str = Field(description="one imperative sentence")
+    title: Title = Field(description="one imperative sentence")
     detail: str = Field(description="when and why, from the inputs only")
     edit: Literal["append", "insert_after", "insert_before", "replace"]
     anchor: str | None = Field(description="exact skill text for insert/replace; null to append")
     removes: str | None = Field(description="a section or references/ file it makes obsolete")
-
-    @field_validator("title")
-    @classmethod
-    def _title(cls, value: str) -> str:
-        if not 8 <= len(value.strip()) <= 300:
-            raise ValueError("the title must be one sentence of 8 to 300 characters")
-        return value.strip()
 
 
 class Conflict(BaseModel):
