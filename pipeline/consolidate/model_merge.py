@@ -125,16 +125,14 @@ class ModelMerger:
             n_inputs=len(alias),
             inputs="\n\n".join(show_item(a, it, self.layout) for a, it in alias.items()),
         )
-        return _Ask(job, alias, self._request(messages, job.node_id))
-
-    def _request(self, messages: list[dict], tag: str) -> ChatRequest:
-        return ChatRequest(
+        request = ChatRequest(
             messages=messages,
             response_model=MergeAnswer,
             prompt_version=self.prompt_version,
             stage=STAGE,
-            tag=tag,
+            tag=job.node_id,
         )
+        return _Ask(job, alias, request)
 
     def merge_level(self, jobs: list[MergeJob]) -> list[MergeResult]:
         if self.llm.budget_exhausted:
@@ -157,17 +155,7 @@ class ModelMerger:
                 note = "not re-asked: the model budget is spent"
                 out[k] = self.result(a, res.parsed, audit, res.key, note=note)
         elif again:
-            reasks = [
-                self._request(
-                    [
-                        *a.request.messages,
-                        {"role": "assistant", "content": res.content or ""},
-                        {"role": "user", "content": reask_text(audit)},
-                    ],
-                    a.job.node_id,
-                )
-                for _, a, res, audit in again
-            ]
+            reasks = [a.request.reask(res.content, reask_text(audit)) for _, a, res, audit in again]
             for (k, a, res, audit), r2 in zip(again, self.llm.map(reasks), strict=True):
                 if r2.ok and r2.parsed is not None:
                     audit2 = audit_merge(r2.parsed, list(a.alias))

@@ -91,16 +91,14 @@ class ModelEditor:
             n_lessons=len(lessons),
             lessons="\n\n".join(listed),
         )
-        return _Ask(self._request(messages, node_id), shown, lessons)
-
-    def _request(self, messages: list[dict], tag: str) -> ChatRequest:
-        return ChatRequest(
+        request = ChatRequest(
             messages=messages,
             response_model=MergeAnswer,
             prompt_version=self.prompt_version,
             stage=STAGE,
-            tag=tag,
+            tag=node_id,
         )
+        return _Ask(request, shown, lessons)
 
     def edit(self, st: State, batch: list[int], edit: Edit) -> None:
         if self.llm.budget_exhausted:
@@ -117,12 +115,7 @@ class ModelEditor:
         if audit.missing and self.llm.budget_exhausted:
             notes.append("not re-asked: the model budget is spent")
         elif audit.missing:
-            messages = [
-                *a.request.messages,
-                {"role": "assistant", "content": res.content or ""},
-                {"role": "user", "content": reask_text(audit, "lesson")},
-            ]
-            [again] = self.llm.map([self._request(messages, edit.node_id)])
+            [again] = self.llm.map([a.request.reask(res.content, reask_text(audit, "lesson"))])
             edit.repair_call_key = again.key
             if again.ok and again.parsed is not None:
                 answer = again.parsed  # type: ignore[assignment]

@@ -64,16 +64,14 @@ class ModelSummariser:
             n_shown=len(lessons),
             lessons=listed,
         )
-        return _Ask(row, self._request(messages, row["cluster_id"]), shown)
-
-    def _request(self, messages: list[dict], tag: str) -> ChatRequest:
-        return ChatRequest(
+        request = ChatRequest(
             messages=messages,
             response_model=SummaryAnswer,
             prompt_version=self.prompt_version,
             stage=STAGE,
-            tag=tag,
+            tag=row["cluster_id"],
         )
+        return _Ask(row, request, shown)
 
     def summarise(self, clusters: pl.DataFrame, samples: pl.DataFrame) -> pl.DataFrame:
         rows = clusters.sort("cluster_id").to_dicts()
@@ -94,9 +92,9 @@ class ModelSummariser:
         refused = self._round(asks, out)
         if refused:
             again = [
-                _Ask(a.row, self._request(self._reask(a, res, problem), a.row["cluster_id"]), a.shown)
+                _Ask(a.row, a.request.reask(res.content, REASK.format(problem=problem)), a.shown)
                 for a, res, problem in refused
-            ]  # fmt: skip
+            ]
             still = {
                 a.row["cluster_id"]: (res, problem) for a, res, problem in self._round(again, out)
             }
@@ -139,13 +137,6 @@ class ModelSummariser:
                 "llm_call_key": res.key,
             }
         return refused
-
-    def _reask(self, a: _Ask, res: ChatResult, problem: str) -> list[dict]:
-        return [
-            *a.request.messages,
-            {"role": "assistant", "content": res.content or ""},
-            {"role": "user", "content": REASK.format(problem=problem)},
-        ]
 
 
 def _extractive(row: dict, reason: str, key: str | None) -> dict:

@@ -8,6 +8,7 @@ tool_choice) and the prompt version, never the API key or the server address.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from dataclasses import dataclass, field
@@ -37,6 +38,19 @@ class ChatRequest:
     prompt_version: str | None = None
     stage: str = ""
     tag: str | None = None
+
+    def reask(self, reply: str | None, text: str) -> ChatRequest:
+        """The same request asked again: the model's `reply`, then `text` as the next user turn."""
+        return dataclasses.replace(self, messages=reask_messages(self.messages, reply, text))
+
+
+def reask_messages(messages: list[dict], reply: str | None, text: str) -> list[dict]:
+    """`messages`, then the model's `reply` and `text` as the user's next message."""
+    return [
+        *messages,
+        {"role": "assistant", "content": reply or ""},
+        {"role": "user", "content": text},
+    ]
 
 
 @dataclass
@@ -186,9 +200,5 @@ def validate_output(model: type[pydantic.BaseModel], content: str | None) -> pyd
 
 def repair_body(p: Prepared, content: str | None, problem: Exception) -> dict:
     """The request again, with the invalid reply and its validation error appended."""
-    messages = [
-        *p.body["messages"],
-        {"role": "assistant", "content": content or ""},
-        {"role": "user", "content": REPAIR.format(error=problem)},
-    ]
+    messages = reask_messages(p.body["messages"], content, REPAIR.format(error=problem))
     return {**p.body, "messages": messages}
