@@ -58,7 +58,9 @@ def skill_context(layout: Layout, sections: set[str], max_chars: int = SKILL_CHA
     return "\n\n".join(parts)
 
 
-def show_item(alias: str, it: Item, layout: Layout) -> str:
+def show_item(alias: str, it: Item, layout: Layout, *, placement: bool = True) -> str:
+    """An input as a prompt lists it: section, evidence, title, detail and (with `placement`)
+    where it goes in the skill and what it removes."""
     lines = [
         f"[{alias}] section: {it.section or '(none)'} | {evidence_note(it, layout.runs)}",
         f"  title: {one_line(it.title)}",
@@ -66,6 +68,8 @@ def show_item(alias: str, it: Item, layout: Layout) -> str:
     detail = one_line(it.detail or "")[:DETAIL_CHARS]
     if detail:
         lines.append(f"  detail: {detail}")
+    if not placement:
+        return "\n".join(lines)
     if it.edit and it.anchor:
         lines.append(f"  placement: {it.edit} at {it.anchor!r}")
     if it.removes:

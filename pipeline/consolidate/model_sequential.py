@@ -24,9 +24,9 @@ import numpy as np
 
 from pipeline.consolidate.answers import MergeAnswer, MergeAudit, audit_merge, reask_text
 from pipeline.consolidate.conflicts import position, section_key, stem
-from pipeline.consolidate.model_merge import DETAIL_CHARS, skill_context
+from pipeline.consolidate.model_merge import DETAIL_CHARS, show_item, skill_context
 from pipeline.consolidate.prompts import load_prompt
-from pipeline.consolidate.render import Layout, evidence_note, one_line
+from pipeline.consolidate.render import Layout, one_line
 from pipeline.consolidate.statements import Edit, State
 from pipeline.llm import LLM, ChatRequest
 
@@ -60,12 +60,10 @@ class ModelEditor:
         live = [s.idx for s in st.stmts if st.live(s.idx)]
         here = [i for i in live if self._section(st, i) in wanted][-MAX_SHOWN:]
         shown = {f"S{k + 1}": sid for k, sid in enumerate(here)}
-        blocks = []
-        for alias, sid in shown.items():
-            it = st.item(st.stmts[sid])
-            text = f"[{alias}] section: {it.section or '(none)'} | {evidence_note(it, self.layout.runs)}\n  title: {one_line(it.title)}"  # fmt: skip
-            detail = one_line(it.detail or "")[:DETAIL_CHARS]
-            blocks.append(text + (f"\n  detail: {detail}" if detail else ""))
+        blocks = [
+            show_item(alias, st.item(st.stmts[sid]), self.layout, placement=False)
+            for alias, sid in shown.items()
+        ]
         others = Counter(self._section(st, i) for i in live if self._section(st, i) not in wanted)
         if others:
             counted = ", ".join(f"{k or '(none)'}: {n}" for k, n in sorted(others.items()))
