@@ -55,6 +55,19 @@ def medoids(c: Clustering, cluster_of_rid: np.ndarray, n_clusters: int) -> np.nd
     return best
 
 
+def cluster_support(
+    con: duckdb.DuckDBPyConnection, members: pl.DataFrame, facts: pl.DataFrame, min_support: int
+) -> pl.DataFrame:
+    """`sql/consolidate_support.sql` over the clusters of `members` (lesson_id, cluster_id)."""
+    con.register("cluster_lessons", members.select("lesson_id", "cluster_id"))
+    con.register("lesson_facts", facts)
+    try:
+        return sql.query(con, "consolidate_support", min_support=min_support)
+    finally:
+        con.unregister("cluster_lessons")
+        con.unregister("lesson_facts")
+
+
 def build_clusters(
     con: duckdb.DuckDBPyConnection, facts: pl.DataFrame, c: Clustering, min_support: int
 ) -> Clusters:
@@ -66,14 +79,11 @@ def build_clusters(
         "cluster_id", medoid_lesson_id=c.reps["lesson_id"].gather(best), medoid_rid=pl.Series(best)
     )
 
-    con.register("cluster_lessons", members.select("lesson_id", "cluster_id"))
-    con.register("lesson_facts", facts)
-    try:
-        support = sql.query(con, "consolidate_support", min_support=min_support)
-    finally:
-        con.unregister("cluster_lessons")
-        con.unregister("lesson_facts")
-    table = support.join(medoid, on="cluster_id").sort("cluster_id")
+    table = (
+        cluster_support(con, members, facts, min_support)
+        .join(medoid, on="cluster_id")
+        .sort("cluster_id")
+    )
 
     out_members = members.select(
         "lesson_id", "cluster_id", "stage", "representative_lesson_id", "similarity"

@@ -23,7 +23,7 @@ import time
 import duckdb
 import polars as pl
 
-from pipeline import sql
+from pipeline.consolidate.clusters import cluster_support
 from pipeline.consolidate.merge import Merger
 from pipeline.consolidate.outcome import CLUSTER_COLUMNS, Outcome, lesson_drops
 from pipeline.consolidate.render import Layout, render_patch
@@ -124,13 +124,7 @@ def _finish(
         orient="row",
         schema=["lesson_id", "cluster_id", "stage", "representative_lesson_id", "similarity"],
     ).sort("lesson_id")
-    con.register("cluster_lessons", members.select("lesson_id", "cluster_id"))
-    con.register("lesson_facts", facts)
-    try:
-        support = sql.query(con, "consolidate_support", min_support=min_support)
-    finally:
-        con.unregister("cluster_lessons")
-        con.unregister("lesson_facts")
+    support = cluster_support(con, members, facts, min_support)
     words = pl.DataFrame(
         [
             (cluster_of_first[s.first], ids[s.first], it.title, it.detail, s.writer or "offline",
