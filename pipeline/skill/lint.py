@@ -14,11 +14,18 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from pipeline.skill.document import Document, FrontmatterError, norm_title, split_frontmatter
+from pipeline.skill.document import (
+    Document,
+    FrontmatterError,
+    Line,
+    norm_title,
+    split_frontmatter,
+)
 
 ALLOWED_KEYS = ("name", "description", "license", "allowed-tools", "metadata", "compatibility")
 MAX_NAME, MAX_DESCRIPTION, MAX_LINES = 64, 1024, 500
@@ -128,41 +135,48 @@ def _structure(rel: str, doc: Document, offset: int) -> list[LintProblem]:
     return out
 
 
-def _links(rel: str, doc: Document, offset: int, root: Path) -> tuple[list[LintProblem], set[str]]:
-    out, targets = [], set()
+def local_links(lines: list[Line]) -> Iterator[tuple[int, str]]:
+    """(line index, target) of every link to a file among Markdown `lines`, outside code fences:
+    the target unquoted, without its #fragment; in-page anchors and URLs (http:, mailto:, ...)
+    left out."""
     fenced = False
-    for i, ln in enumerate(doc.lines):
+    for i, ln in enumerate(lines):
         if ln.text.lstrip().startswith(("```", "~~~")):
             fenced = not fenced
         if fenced:
             continue
         for m in LINK.finditer(ln.text):
             target = unquote(m.group(1).split("#", 1)[0])
-            if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
-                continue  # in-page anchor, http(s), mailto, ...
-            resolved = (root / Path(rel).parent / target).resolve()
-            try:
-                inside = resolved.relative_to(root.resolve()).as_posix()
-            except ValueError:
-                out.append(
-                    LintProblem(
-                        rel,
-                        i + offset + 1,
-                        "link-outside",
-                        f"link {target!r} leaves the skill folder",
-                    )
+            if target and not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
+                yield i, target
+
+
+def _links(rel: str, doc: Document, offset: int, root: Path) -> tuple[list[LintProblem], set[str]]:
+    out, targets = [], set()
+    for i, target in local_links(doc.lines):
+        resolved = (root / Path(rel).parent / target).resolve()
+        try:
+            inside = resolved.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            out.append(
+                LintProblem(
+                    rel,
+                    i + offset + 1,
+                    "link-outside",
+                    f"link {target!r} leaves the skill folder",
                 )
-                continue
-            if not resolved.exists():
-                out.append(
-                    LintProblem(
-                        rel,
-                        i + offset + 1,
-                        "dangling-link",
-                        f"link {target!r} points to a missing file",
-                    )
+            )
+            continue
+        if not resolved.exists():
+            out.append(
+                LintProblem(
+                    rel,
+                    i + offset + 1,
+                    "dangling-link",
+                    f"link {target!r} points to a missing file",
                 )
-            targets.add(inside)
+            )
+        targets.add(inside)
     return out, targets
 
 

@@ -26,12 +26,11 @@ from __future__ import annotations
 import posixpath
 import re
 from dataclasses import asdict, dataclass, field
-from urllib.parse import unquote
 
 from pipeline.ids import digest
 from pipeline.skill.document import Document, Line, norm_title
 from pipeline.skill.folder import SKILL_FILE, SkillFolder, SkillPathError, safe_relpath
-from pipeline.skill.lint import LINK
+from pipeline.skill.lint import local_links
 
 OPS = (
     "add_section",
@@ -112,17 +111,8 @@ def _block(doc: Document, at: int, lines: list[Line]) -> None:
 
 def link_targets(path: str, lines: list[Line]) -> set[str]:
     """Folder paths that `lines` of the Markdown file `path` link to (outside code fences)."""
-    out, fenced = set(), False
-    for ln in lines:
-        if ln.text.lstrip().startswith(("```", "~~~")):
-            fenced = not fenced
-        if fenced:
-            continue
-        for m in LINK.finditer(ln.text):
-            target = unquote(m.group(1).split("#", 1)[0])
-            if target and not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.I):
-                out.add(posixpath.normpath(posixpath.join(posixpath.dirname(path), target)))
-    return out
+    here = posixpath.dirname(path)
+    return {posixpath.normpath(posixpath.join(here, t)) for _, t in local_links(lines)}
 
 
 def _linked(folder: SkillFolder) -> set[str]:
