@@ -41,8 +41,8 @@ pass_console = click.make_pass_decorator(Console, ensure=True)
 def model_options(func=None, *, multiple_models: bool = False):
     """--model, --base-url, --api-key, --settings and the limits, collected into `model_overrides`.
 
-    The command resolves them with `ModelSettings.resolve(settings_file=..., **overrides)`:
-    command line > settings file > environment > defaults. With `multiple_models`, --model is
+    The command resolves them with `resolve_model_settings(model_overrides)`: command line >
+    settings file > environment > defaults. With `multiple_models`, --model is
     repeatable and required, and arrives apart as `models` (one client per model).
     `--model-seed` is the sampling seed sent to the server; a command's own `--seed` (sampling
     trajectories or tasks) is a different thing.

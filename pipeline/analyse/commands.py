@@ -9,8 +9,7 @@ import click
 from pipeline.analyse.run import AnalyseError, AnalyseSummary
 from pipeline.analyse.run import analyse as run_analyse
 from pipeline.console import Console
-from pipeline.options import lake_option, model_options, pass_console
-from pipeline.settings import ModelSettings, SettingsError
+from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 
 
 def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> float | int | None:
@@ -148,13 +147,8 @@ def analyse(
     retried by the next run) or a spent budget left some for the next run, 1 when the run
     cannot start (bad filter, empty lake, a model analyst without a model).
     """
-    overrides = dict(model_overrides)
-    settings_file = overrides.pop("settings_file", None)
-    cli_model = overrides.get("model")
-    try:
-        settings = ModelSettings.resolve(settings_file=settings_file, **overrides)
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    cli_model = model_overrides.get("model")
+    settings = resolve_model_settings(model_overrides)
     if analyst == "miner" and cli_model not in (None, "offline"):
         raise click.ClickException(
             f"the miner analyst runs offline; --model {cli_model!r} applies to --analyst "

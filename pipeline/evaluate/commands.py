@@ -14,7 +14,7 @@ from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.run import RunSettings
 from pipeline.evaluate.skill import Skill, SkillError
 from pipeline.evaluate.wikitablequestions.data import DataError
-from pipeline.options import lake_option, model_options, pass_console
+from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 
 EXIT_REFUSED = 3
 DEFAULT_CONCURRENCY = 8
@@ -115,18 +115,11 @@ def _skill(path: Path | str, option: str) -> Skill:
 def _clients(models: list[str | None], overrides: dict, lake, console) -> tuple[dict, int]:
     """One model-layer client per model name (None: the one the settings name), and how many
     episodes to play at once (the model settings' concurrency)."""
-    from pipeline.llm import LLM, ModelSettings, SettingsError
+    from pipeline.llm import LLM
 
-    overrides = dict(overrides)
-    settings_file = overrides.pop("settings_file", None)
     clients, concurrency = {}, overrides.get("concurrency")
     for model in dict.fromkeys(models):
-        try:
-            settings = ModelSettings.resolve(
-                settings_file=settings_file, **{**overrides, "model": model}
-            )
-        except SettingsError as exc:
-            raise click.UsageError(str(exc)) from None
+        settings = resolve_model_settings(overrides, model=model)
         if settings.model in (None, "", "offline"):
             raise click.UsageError(
                 "rollout and eval play an agent: give --model, a model served at --base-url"
