@@ -12,6 +12,7 @@ from pipeline.lake import Lake
 from pipeline.settings import ModelSettings
 from tests.analyse import builders, domains
 from tests.analyse.builders import call, user
+from tests.scale.analysts import Failing
 
 
 def fresh(tmp_path, name="lake") -> Lake:
@@ -36,19 +37,6 @@ def extra_runs(n: int, prefix: str = "new") -> list[builders.Run]:
         )
         for i in range(n)
     ]
-
-
-class Failing(MinerAnalyst):
-    """The miner, except that it raises on chosen trajectories (a bug, a bad record)."""
-
-    def __init__(self, bad: set[str], **kw):
-        super().__init__(**kw)
-        self.bad = bad
-
-    def lessons_for(self, ctx):
-        if ctx.tid in self.bad:
-            raise ValueError(f"cannot read {ctx.tid}")
-        return super().lessons_for(ctx)
 
 
 def test_second_run_does_no_work_and_new_runs_are_analysed_alone(tmp_path):
