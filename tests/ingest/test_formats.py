@@ -50,6 +50,19 @@ def test_detection_of_the_demo_formats(tmp_path: Path):
     assert formats.detect(RawFile.read(react)) == "react-text"
 
 
+def test_chat_lines_are_detected_among_as_many_broken_ones(lake: Lake, tmp_path: Path):
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}
+    path = tmp_path / "runs.jsonl"
+    path.write_text("\n".join([json.dumps(good), '{"messages": [', json.dumps({"id": "x"})]) + "\n")
+    assert formats.detect(RawFile.read(path)) == "openai-chat"
+    summary, t, _ = ingest_one(lake, path)
+    assert summary.exit_code == EXIT_PARTIAL and t.height == 1
+    assert len(lake.read("ingest_errors")) == 2
+    only_bad = tmp_path / "bad.jsonl"
+    only_bad.write_text(json.dumps({"id": "x"}) + "\n" + json.dumps({"id": "y"}) + "\n")
+    assert formats.detect(RawFile.read(only_bad)) is None
+
+
 def test_openai_chat(lake: Lake):
     summary, t, s = ingest_one(lake, FIXTURES / "chat.jsonl")
     assert summary.exit_code == EXIT_OK and summary.files[0].format == "openai-chat"

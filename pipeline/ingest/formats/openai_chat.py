@@ -37,9 +37,10 @@ _USED = {"messages", "model", "agent", *ID_KEYS, *TASK_KEYS, *REWARD_KEYS, *OUTC
 
 
 def sniff(sample: list[Any], raw: RawFile) -> bool:
-    # Most sampled records hold messages (a bad record among them is reported when read).
+    # At least half the sampled records hold messages: the others are reported as bad records
+    # when read, so a file with as many broken records as good ones is still read, not ignored.
     hits = sum(isinstance(r, dict) and isinstance(r.get("messages"), list) for r in sample)
-    return hits > len(sample) / 2
+    return hits > 0 and 2 * hits >= len(sample)
 
 
 def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
