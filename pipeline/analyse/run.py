@@ -40,7 +40,6 @@ from pipeline.analyse.analyst import Analyst, config_id
 from pipeline.analyse.local_map import map_here
 from pipeline.analyse.selection import select
 from pipeline.analyse.summary import AnalyseError, AnalyseSummary
-from pipeline.analyse.summary import write_batch as _write_batch  # noqa: F401 (the Ray map's)
 from pipeline.analyse.tidy import tidy
 from pipeline.console import Console
 from pipeline.lake import Lake
