@@ -143,7 +143,7 @@ class _AnalyseBatches:
         return pa.Table.from_pylist([self.one(row) for row in rows.to_pylist()], schema=_RESULT)
 
     def one(self, row: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.analyse.run import AnalyseSummary, _write_batch
+        from pipeline.analyse.summary import AnalyseSummary, write_batch
 
         ids_ = row["trajectory_ids"]
         keep = pl.col("trajectory_id").is_in(ids_)
@@ -155,7 +155,7 @@ class _AnalyseBatches:
         a = self.analyst
         part = AnalyseSummary(a.name, a.model, a.prompt_version, self.cid)
         picked = pl.DataFrame({"trajectory_id": ids_}, schema={"trajectory_id": pl.String})
-        _write_batch(self.lake, a, self.cid, picked, batch, outcomes, part)
+        write_batch(self.lake, a, self.cid, picked, batch, outcomes, part)
         part.stopped = getattr(a, "stop_reason", lambda: None)()
         return {"batch": row["batch"], "n_trajectories": len(ids_), "summary": pickle.dumps(part)}
 

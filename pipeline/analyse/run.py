@@ -16,6 +16,11 @@ offline `miner` when none is. Model analysts send their requests concurrently in
 report progress per trajectory; when the model budget is spent the run stops after the batch in
 flight (its unanswered runs get error rows) and the rest is left for the next run.
 
+The pieces: `selection.py` picks the runs still to analyse and reads them in batches,
+`local_map.py` maps the batches on this machine (`ray_engine.py` on Ray), `summary.py` writes
+each batch's parts and adds it to the run's `AnalyseSummary`. This module checks the arguments,
+picks and configures the analyst, and runs the whole.
+
     summary = analyse(lake, analyst="miner", where="outcome = 'failure'", sample=0.2, seed=1)
     summary = analyse(lake, settings=ModelSettings.resolve(model="gpt-4o-mini"),
                       options={"max_lessons": 3})          # the single analyst
@@ -23,30 +28,27 @@ flight (its unanswered runs get error rows) and the rest is left for the next ru
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
-from pipeline import ids, schemas, sql
-from pipeline.analyse.analyst import Analyst, Batch, Outcome, Usage, config_id
-from pipeline.analyse.parallel import map_batches
+from pipeline import sql
+from pipeline.analyse.analyst import Analyst, config_id
+from pipeline.analyse.local_map import map_here
+from pipeline.analyse.selection import select
+from pipeline.analyse.summary import AnalyseError, AnalyseSummary
 from pipeline.analyse.tidy import tidy
 from pipeline.console import Console
 from pipeline.lake import Lake
 from pipeline.settings import ModelSettings, SettingsError
 
+__all__ = ["AnalyseError", "AnalyseSummary", "analyse", "make_analyst", "select"]
+
 DEFAULT_BATCH_SIZE = 200
 BATCH_API_SIZE = 2000  # trajectories per part (and per batch job) with the server's batch API
-CHUNK_ROWS = 10_000  # trajectories read from the lake at once, then split into batches
-PARALLEL_MIN_TRAJECTORIES = 4000  # below this, starting worker processes costs more than it saves
 MODEL_ANALYSTS = ("single", "agentic")
 ANALYSTS = ("miner", *MODEL_ANALYSTS)
 # Options of the model analysts, and which analysts take them (the miner takes max_lessons and
@@ -57,32 +59,6 @@ MODEL_OPTIONS = {
     "tokens_per_run": ("agentic",),
 }
 ENGINES = ("local", "ray")
-
-
-class AnalyseError(RuntimeError):
-    """The analyse run cannot start as asked (bad filter, unknown analyst, empty lake)."""
-
-
-@dataclass
-class AnalyseSummary:
-    analyst: str
-    model: str
-    prompt_version: str
-    config_id: str
-    n_selected: int = 0
-    n_skipped: int = 0
-    n_analysed: int = 0
-    n_failed: int = 0
-    n_lessons: int = 0
-    n_left: int = 0  # selected, not attempted: the run stopped early (a spent model budget)
-    stopped: str | None = None  # why the run stopped early
-    usage: Usage = field(default_factory=Usage)
-    seconds: float = 0.0
-    errors: list[tuple[str, str]] = field(default_factory=list)  # first failures: (id, reason)
-    lessons_by_rule: Counter = field(default_factory=Counter)
-    rejected: Counter = field(default_factory=Counter)  # reason -> lessons rejected
-    judged: Counter = field(default_factory=Counter)  # judged outcome -> runs
-    tidied: dict[str, int] = field(default_factory=dict)
 
 
 def make_analyst(
@@ -153,155 +129,6 @@ def _model_settings(
         except SettingsError as exc:
             raise AnalyseError(str(exc)) from None
     return ms, opts
-
-
-def select(
-    lake: Lake,
-    con: duckdb.DuckDBPyConnection,
-    cid: str,
-    *,
-    where: str | None,
-    sample: float | int | None,
-    seed: int,
-    limit: int | None,
-) -> pl.DataFrame:
-    """The selection (trajectory_id, source, outcome, pick_order, is_done) in pick order."""
-    filt = where.strip() if where and where.strip() else "true"
-    if ";" in filt:
-        raise AnalyseError(f"--where must be one filter expression, got {where!r}")
-    try:
-        # The filter is the user's own SQL over their own lake; values they pass stay theirs.
-        con.sql(
-            "create or replace temp view selected_trajectories as "
-            f"select * from trajectories where ({filt})"
-        )
-        con.sql("select count(*) from selected_trajectories").fetchall()
-    except duckdb.Error as exc:
-        columns = ", ".join(schemas.table("trajectories").columns)
-        raise AnalyseError(
-            f"--where {where!r} is not a valid filter on trajectories ({exc}); columns: {columns}"
-        ) from exc
-    sample_n = sample_frac = None
-    if sample is not None:
-        if isinstance(sample, float) and 0 < sample < 1:
-            sample_frac = sample
-        elif float(sample) >= 1 and float(sample).is_integer():
-            sample_n = int(sample)
-        else:
-            raise AnalyseError(
-                f"--sample must be a count >= 1 or a fraction in (0, 1), got {sample}"
-            )
-    if limit is not None and limit < 0:
-        raise AnalyseError(f"--limit must be >= 0, got {limit}")
-    return sql.query(
-        con,
-        "analyse_selection",
-        config_id=cid,
-        seed=str(seed),
-        sampled=sample is not None,
-        sample_n=sample_n,
-        sample_frac=sample_frac,
-        limit=limit,
-    )
-
-
-def _load(lake: Lake, picked: pl.DataFrame) -> Batch:
-    ids_ = picked.get_column("trajectory_id").to_list()
-    sources = picked.get_column("source").unique().to_list()
-    keep = pl.col("trajectory_id").is_in(ids_) & pl.col("source").is_in(sources)
-    return Batch(
-        lake.scan("trajectories").filter(keep).collect(), lake.scan("steps").filter(keep).collect()
-    )
-
-
-def _batches(lake: Lake, todo: pl.DataFrame, size: int) -> Iterator[tuple[pl.DataFrame, Batch]]:
-    """Batches of `size` trajectories with their steps. The lake is read a chunk of batches at a
-    time (one scan serves many batches; memory stays bounded by the chunk)."""
-    chunk = size * max(1, CHUNK_ROWS // size)
-    for start in range(0, todo.height, chunk):
-        wanted = todo.slice(start, chunk)
-        loaded = _load(lake, wanted)
-        steps_of = loaded.steps.partition_by("trajectory_id", as_dict=True)
-        for offset in range(0, wanted.height, size):
-            picked = wanted.slice(offset, size)
-            ids_ = picked.get_column("trajectory_id").to_list()
-            parts = [steps_of[(t,)] for t in ids_ if (t,) in steps_of]
-            yield (
-                picked,
-                Batch(
-                    loaded.trajectories.filter(pl.col("trajectory_id").is_in(ids_)),
-                    pl.concat(parts) if parts else loaded.steps.clear(),
-                ),
-            )
-
-
-def _rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    analyses, lessons = [], []
-    for o in outcomes:
-        aid = ids.digest("analysis", o.trajectory_id, cid)
-        kept = {}
-        if o.error is None:
-            for lesson in o.lessons:
-                lid = ids.digest(
-                    "lesson", aid, lesson.kind, lesson.title, lesson.content, lesson.evidence_steps
-                )
-                kept[lid] = {
-                    "lesson_id": lid,
-                    "analysis_id": aid,
-                    "trajectory_id": o.trajectory_id,
-                    **{k: getattr(lesson, k) for k in _LESSON_FIELDS},
-                    "analyst": analyst.name,
-                    "model": analyst.model,
-                    "prompt_version": analyst.prompt_version,
-                    "created_at": o.finished_at,
-                }
-        lessons += kept.values()
-        analyses.append(
-            {
-                "analysis_id": aid,
-                "config_id": cid,
-                "trajectory_id": o.trajectory_id,
-                "analyst": analyst.name,
-                "model": analyst.model,
-                "prompt_version": analyst.prompt_version,
-                "status": "ok" if o.error is None else "error",
-                "error": o.error,
-                "n_lessons": len(kept),
-                "n_calls": o.usage.n_calls,
-                "tokens_in": o.usage.tokens_in,
-                "tokens_out": o.usage.tokens_out,
-                "cost_usd": float(o.usage.cost_usd),
-                "n_rejected": sum(o.rejected.values()),
-                "rejected": json.dumps(dict(sorted(o.rejected.items()))) if o.rejected else None,
-                "judged_outcome": o.judged_outcome,
-                "judge_reason": o.judge_reason,
-                "judge_confidence": o.judge_confidence,
-                "n_tool_calls": o.n_tool_calls,
-                "started_at": o.started_at,
-                "finished_at": o.finished_at,
-            }
-        )
-    return _frame("analyses", analyses), _frame("lessons", lessons)
-
-
-_LESSON_FIELDS = (
-    "kind",
-    "title",
-    "description",
-    "content",
-    "target_section",
-    "op",
-    "evidence_steps",
-    "tool_name",
-    "rule",
-    "confidence",
-)
-
-
-def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
-    if not rows:
-        return schemas.empty(table)
-    return pl.DataFrame(rows, schema=schemas.table(table).columns)
 
 
 def analyse(
@@ -412,7 +239,7 @@ def analyse(
                 )  # fmt: skip
             else:
                 worker.prepare(lake, con)
-                _map_here(lake, worker, cid, todo, size, summary, console, workers)
+                map_here(lake, worker, cid, todo, size, summary, console, workers)
             tidy(lake)  # the retries' rows replace the error rows they supersede
     finally:
         closer = getattr(worker, "close", None)
@@ -423,36 +250,6 @@ def analyse(
     return summary
 
 
-def _map_here(
-    lake: Lake,
-    worker: Analyst,
-    cid: str,
-    todo: pl.DataFrame,
-    size: int,
-    summary: AnalyseSummary,
-    console: Console,
-    workers: int | None,
-) -> None:
-    """The map on this machine: in this process, or the miner's batches over worker processes."""
-    procs = _workers(worker, workers, todo.height)
-    if procs > 1:
-        console.detail(f"analysing in {procs} worker processes")
-    batches = _batches(lake, todo, size)
-    per_run = getattr(worker, "reports_progress", False)
-    with console.progress(f"analysing ({worker.name})", todo.height) as advance:
-        if per_run:
-            worker.advance = advance
-        for picked, batch, outcomes in map_batches(worker, batches, procs):
-            _write_batch(lake, worker, cid, picked, batch, outcomes, summary)
-            if not per_run:
-                advance(picked.height)
-            stop = getattr(worker, "stop_reason", lambda: None)()
-            if stop:
-                summary.stopped = stop
-                summary.n_left = todo.height - summary.n_analysed - summary.n_failed
-                break
-
-
 def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:
     if worker.name not in MODEL_ANALYSTS or model_settings is None:
         return DEFAULT_BATCH_SIZE
@@ -461,46 +258,3 @@ def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:
     # Many waves of requests per part: each part ends on a partial wave (the slowest runs), and
     # a kill costs little (answers already logged in llm_calls are replayed by the rerun).
     return max(DEFAULT_BATCH_SIZE, 16 * model_settings.concurrency)
-
-
-def _workers(worker: Analyst, asked: int | None, n_todo: int) -> int:
-    if asked is not None:
-        return max(1, asked)
-    if not getattr(worker, "cpu_bound", False) or n_todo < PARALLEL_MIN_TRAJECTORIES:
-        return 1
-    return max(1, min(os.cpu_count() or 1, 8))
-
-
-def _write_batch(
-    lake: Lake,
-    worker: Analyst,
-    cid: str,
-    picked: pl.DataFrame,
-    batch: Batch,
-    outcomes: list[Outcome],
-    summary: AnalyseSummary,
-) -> None:
-    missing = set(picked.get_column("trajectory_id")) - set(
-        batch.trajectories.get_column("trajectory_id")
-    )
-    outcomes = outcomes + [
-        Outcome(tid, error="trajectory vanished from the lake during the run")
-        for tid in sorted(missing)
-    ]
-    analyses, lessons = _rows(worker, cid, outcomes)
-    part = f"{worker.name}-{cid[:10]}-{ids.digest(sorted(picked.get_column('trajectory_id').to_list()), length=16)}"
-    if lessons.height:
-        lake.write_part("lessons", lessons, part=part)
-    lake.write_part("analyses", analyses, part=part)
-    ok = analyses.filter(pl.col("status") == "ok")
-    summary.n_analysed += ok.height
-    summary.n_failed += analyses.height - ok.height
-    summary.n_lessons += lessons.height
-    summary.lessons_by_rule.update(lessons.get_column("rule").fill_null("-").to_list())
-    for o in outcomes:
-        summary.usage.add(o.usage)
-        summary.rejected.update(o.rejected)
-        if o.judged_outcome is not None and o.error is None:
-            summary.judged[o.judged_outcome] += 1
-        if o.error is not None and len(summary.errors) < 20:
-            summary.errors.append((o.trajectory_id, o.error))

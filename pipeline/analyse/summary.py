@@ -1,0 +1,155 @@
+"""What an analyse run writes for each batch, and what it reports.
+
+`write_batch` turns one batch's outcomes into `analyses` rows (one per trajectory: ok or error)
+and `lessons` rows (ids from content, so a rerun or another engine writes the same ids), writes
+the lessons part then the analyses part under one name, and adds the batch to the run's
+`AnalyseSummary`. The local map (`local_map.py`) and the Ray map (`ray_engine.py`) both write
+through it, so the two leave the same parts. `AnalyseError` is a run that cannot start as asked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from pipeline import ids, schemas
+from pipeline.analyse.analyst import Analyst, Batch, Outcome, Usage
+from pipeline.lake import Lake
+
+MAX_ERRORS = 20  # first failures a summary keeps, to show the user
+
+
+class AnalyseError(RuntimeError):
+    """The analyse run cannot start as asked (bad filter, unknown analyst, empty lake)."""
+
+
+@dataclass
+class AnalyseSummary:
+    analyst: str
+    model: str
+    prompt_version: str
+    config_id: str
+    n_selected: int = 0
+    n_skipped: int = 0
+    n_analysed: int = 0
+    n_failed: int = 0
+    n_lessons: int = 0
+    n_left: int = 0  # selected, not attempted: the run stopped early (a spent model budget)
+    stopped: str | None = None  # why the run stopped early
+    usage: Usage = field(default_factory=Usage)
+    seconds: float = 0.0
+    errors: list[tuple[str, str]] = field(default_factory=list)  # first failures: (id, reason)
+    lessons_by_rule: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)  # reason -> lessons rejected
+    judged: Counter = field(default_factory=Counter)  # judged outcome -> runs
+    tidied: dict[str, int] = field(default_factory=dict)
+
+
+_LESSON_FIELDS = (
+    "kind",
+    "title",
+    "description",
+    "content",
+    "target_section",
+    "op",
+    "evidence_steps",
+    "tool_name",
+    "rule",
+    "confidence",
+)
+
+
+def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(analyses, lessons) of a batch's outcomes under configuration `cid`."""
+    analyses, lessons = [], []
+    for o in outcomes:
+        aid = ids.digest("analysis", o.trajectory_id, cid)
+        kept = {}
+        if o.error is None:
+            for lesson in o.lessons:
+                lid = ids.digest(
+                    "lesson", aid, lesson.kind, lesson.title, lesson.content, lesson.evidence_steps
+                )
+                kept[lid] = {
+                    "lesson_id": lid,
+                    "analysis_id": aid,
+                    "trajectory_id": o.trajectory_id,
+                    **{k: getattr(lesson, k) for k in _LESSON_FIELDS},
+                    "analyst": analyst.name,
+                    "model": analyst.model,
+                    "prompt_version": analyst.prompt_version,
+                    "created_at": o.finished_at,
+                }
+        lessons += kept.values()
+        analyses.append(
+            {
+                "analysis_id": aid,
+                "config_id": cid,
+                "trajectory_id": o.trajectory_id,
+                "analyst": analyst.name,
+                "model": analyst.model,
+                "prompt_version": analyst.prompt_version,
+                "status": "ok" if o.error is None else "error",
+                "error": o.error,
+                "n_lessons": len(kept),
+                "n_calls": o.usage.n_calls,
+                "tokens_in": o.usage.tokens_in,
+                "tokens_out": o.usage.tokens_out,
+                "cost_usd": float(o.usage.cost_usd),
+                "n_rejected": sum(o.rejected.values()),
+                "rejected": json.dumps(dict(sorted(o.rejected.items()))) if o.rejected else None,
+                "judged_outcome": o.judged_outcome,
+                "judge_reason": o.judge_reason,
+                "judge_confidence": o.judge_confidence,
+                "n_tool_calls": o.n_tool_calls,
+                "started_at": o.started_at,
+                "finished_at": o.finished_at,
+            }
+        )
+    return _frame("analyses", analyses), _frame("lessons", lessons)
+
+
+def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
+    if not rows:
+        return schemas.empty(table)
+    return pl.DataFrame(rows, schema=schemas.table(table).columns)
+
+
+def write_batch(
+    lake: Lake,
+    worker: Analyst,
+    cid: str,
+    picked: pl.DataFrame,
+    batch: Batch,
+    outcomes: list[Outcome],
+    summary: AnalyseSummary,
+) -> None:
+    """Write the batch `picked` (trajectory ids) as a lessons part then an analyses part, and
+    count it in `summary`. A picked trajectory the batch did not hold gets an error row."""
+    missing = set(picked.get_column("trajectory_id")) - set(
+        batch.trajectories.get_column("trajectory_id")
+    )
+    outcomes = outcomes + [
+        Outcome(tid, error="trajectory vanished from the lake during the run")
+        for tid in sorted(missing)
+    ]
+    analyses, lessons = rows(worker, cid, outcomes)
+    part = f"{worker.name}-{cid[:10]}-{ids.digest(sorted(picked.get_column('trajectory_id').to_list()), length=16)}"
+    if lessons.height:
+        lake.write_part("lessons", lessons, part=part)
+    lake.write_part("analyses", analyses, part=part)
+    ok = analyses.filter(pl.col("status") == "ok")
+    summary.n_analysed += ok.height
+    summary.n_failed += analyses.height - ok.height
+    summary.n_lessons += lessons.height
+    summary.lessons_by_rule.update(lessons.get_column("rule").fill_null("-").to_list())
+    for o in outcomes:
+        summary.usage.add(o.usage)
+        summary.rejected.update(o.rejected)
+        if o.judged_outcome is not None and o.error is None:
+            summary.judged[o.judged_outcome] += 1
+        if o.error is not None and len(summary.errors) < MAX_ERRORS:
+            summary.errors.append((o.trajectory_id, o.error))
