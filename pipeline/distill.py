@@ -9,6 +9,7 @@ already answered, and rewrites the skill from the current lessons.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from pathlib import Path
 
 import click
@@ -140,8 +141,13 @@ def _next_steps(console: Console, lake: Lake, consolidated, report: Path | None)
     console.info(f"skill:  {consolidated.out_dir}/SKILL.md")
     if report is not None:
         console.info(f"report: {report.as_uri()}")
+    from pipeline.sql import SQL_DIR
+
+    example = SQL_DIR / "examples" / "top_failure_clusters.sql"
+    with suppress(ValueError):  # shown relative to the working folder when it is below it
+        example = example.relative_to(Path.cwd())
     console.info(
         "next:   "
         f"trace2skill coverage --lake {lake.uri}   |   "
-        f"trace2skill sql --lake {lake.uri} -f sql/examples/top_failure_clusters.sql"
+        f"trace2skill sql --lake {lake.uri} -f {example}"
     )

@@ -1,7 +1,7 @@
 -- consolidate_lesson_facts: the lessons consolidation reads, with their run's task, outcome and
 -- model, and the keys the dedupe stages block and compare on.
 -- Grain: one row per lesson.
--- Inputs: lessons, trajectories (lake tables).
+-- Inputs: lessons, trajectories, analyses (lake tables).
 -- Parameters: none.
 -- Columns added:
 --   section       target section with spaces collapsed (null when blank)
@@ -17,8 +17,29 @@
 --   assign_names  the names of those settings
 --   source, outcome, task_id, run_model: from the lesson's trajectory (null if it is not in
 --                 the lake)
+--   config_id     the analyst configuration that wrote the lesson (null without its analysis row)
+--   latest_config the lesson comes from the latest successful analysis of its trajectory by
+--                 its analyst (by finished_at, then config_id), or has no analysis row: when
+--                 an analyst re-analysed a run under new settings (say with a base skill, or
+--                 another model), its latest configuration's lessons replace the earlier ones;
+--                 different analysts (the miner and a model) add up
 with lessons_in as (
     select * from lessons
+),
+
+analyses_ok as (
+    select analysis_id, config_id, trajectory_id, analyst, finished_at
+    from analyses
+    where status = 'ok'
+),
+
+latest_analysis as (
+    select
+        trajectory_id,
+        analyst,
+        first(config_id order by finished_at desc, config_id desc) as config_id
+    from analyses_ok
+    group by trajectory_id, analyst
 ),
 
 runs as (
@@ -39,6 +60,8 @@ keyed as (
         l.analyst,
         l.confidence,
         l.created_at,
+        a.config_id,
+        a.config_id is null or a.config_id = la.config_id as latest_config,
         r.source,
         r.task_id,
         r.outcome,
@@ -62,6 +85,8 @@ keyed as (
         ))) as assigns
     from lessons_in as l
     left join runs as r using (trajectory_id)
+    left join analyses_ok as a on a.analysis_id = l.analysis_id
+    left join latest_analysis as la on la.trajectory_id = l.trajectory_id and la.analyst = l.analyst
 ),
 
 final as (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from pipeline.console import Console
-from pipeline.consolidate.settings import SettingsError, Thresholds
+from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
 from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 from pipeline.skill.folder import SkillError, SkillPathError
 
@@ -75,6 +75,15 @@ D = Thresholds()
     metavar="SQL",
     help="Only lessons matching this SQL filter, e.g. \"source = 'tau-bench-airline'\" "
     "(columns: source, task_id, outcome, run_model, kind, section, tool_name, rule, analyst, ...).",
+)
+@click.option(
+    "--analyses",
+    type=click.Choice(ANALYSES),
+    default="latest",
+    show_default=True,
+    help="A run one analyst analysed under several settings (model, prompts, base skill): "
+    "latest reads only the lessons of the latest settings; all reads every one's. Different "
+    "analysts (the miner and a model) always add up.",
 )
 @click.option(
     "--near-threshold",
@@ -182,6 +191,7 @@ def consolidate(
     min_support,
     batch_size,
     where,
+    analyses,
     model_overrides,
     **thresholds,
 ):
@@ -219,6 +229,7 @@ def consolidate(
             mode=mode,
             batch_size=batch_size,
             where=where,
+            analyses=analyses,
             settings=settings,
             console=console,
             **thresholds,

@@ -23,7 +23,7 @@ import polars as pl
 
 from pipeline import sql
 from pipeline.consolidate.lsh import pair_cosines, semantic_pairs
-from pipeline.consolidate.settings import Thresholds
+from pipeline.consolidate.settings import ANALYSES, Thresholds
 from pipeline.consolidate.unionfind import components
 from pipeline.llm.embed import Embedder
 
@@ -38,17 +38,26 @@ class Clustering:
 
 
 FACT_COLUMNS = ("lesson_id, trajectory_id, kind, title, content, section, tool_name, rule, op, "
-                "analyst, confidence, created_at, source, task_id, outcome, run_model")  # fmt: skip
+                "analyst, confidence, created_at, source, task_id, outcome, run_model, config_id, "
+                "latest_config")  # fmt: skip
 
 
 class FilterError(ValueError):
     """The --where filter is not a valid SQL expression over the lesson facts."""
 
 
-def lesson_facts(con: duckdb.DuckDBPyConnection, where: str | None = None) -> pl.DataFrame:
-    """Lessons joined with their runs and keyed for blocking (needs lessons, trajectories),
-    optionally only those matching `where`, a SQL filter over FACT_COLUMNS."""
+def lesson_facts(
+    con: duckdb.DuckDBPyConnection, where: str | None = None, analyses: str = "all"
+) -> pl.DataFrame:
+    """Lessons joined with their runs and keyed for blocking (needs lessons, trajectories,
+    analyses), optionally only those matching `where`, a SQL filter over FACT_COLUMNS.
+    `analyses="latest"` keeps, for each run and analyst, only the lessons of the analyst's
+    latest configuration (see sql/consolidate_lesson_facts.sql)."""
+    if analyses not in ANALYSES:
+        raise ValueError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
     facts = sql.query(con, "consolidate_lesson_facts")
+    if analyses == "latest":
+        facts = facts.filter(pl.col("latest_config"))
     if not where or not where.strip():
         return facts
     if ";" in where:

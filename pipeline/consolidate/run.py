@@ -32,14 +32,14 @@ from pipeline.consolidate.models import Models
 from pipeline.consolidate.parallel import run_parallel
 from pipeline.consolidate.render import Layout, RunIndex
 from pipeline.consolidate.sequential import run_sequential
-from pipeline.consolidate.settings import SettingsError, Thresholds
+from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
 from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
 from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
 from pipeline.settings import SettingsError as ModelSettingsError
-from pipeline.skill.document import slug
+from pipeline.skill.document import norm_title, slug
 from pipeline.skill.folder import (
     SkillFolder,
     check_target,
@@ -91,9 +91,28 @@ class ConsolidateSummary:
         return not self.lint
 
 
-def _check_args(mode: str, fan_in: int, min_support: int, batch_size: int, name: str | None):
+def _warn_unplaced(facts: pl.DataFrame, base: SkillFolder, console: Console) -> None:
+    """Warn when most lessons target sections the base skill lacks: the runs were probably
+    analysed without it, and each of those targets would become a new section."""
+    have = {norm_title(h.title) for h in base.skill.headings()}
+    targets = facts["section"].drop_nulls()
+    missing = targets.filter(~targets.str.to_lowercase().is_in(list(have)))
+    if missing.len() * 2 > targets.len():
+        examples = ", ".join(repr(t) for t in missing.unique().sort().head(3).to_list())
+        console.warn(
+            f"{missing.len():,} of {targets.len():,} lessons target sections the base skill does "
+            f"not have (e.g. {examples}); each becomes a new section. Were the runs analysed "
+            "with this --base-skill?"
+        )
+
+
+def _check_args(
+    mode: str, fan_in: int, min_support: int, batch_size: int, name: str | None, analyses: str
+):
     if mode not in MODES:
         raise SettingsError(f"mode must be one of {MODES}, got {mode!r}")
+    if analyses not in ANALYSES:
+        raise SettingsError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
     if fan_in < 2:
         raise SettingsError(f"fan-in must be at least 2, got {fan_in}")
     if min_support < 1:
@@ -189,6 +208,7 @@ def consolidate(
     mode: str = "parallel",
     batch_size: int = 50,
     where: str | None = None,
+    analyses: str = "latest",
     settings: ModelSettings | None = None,
     console: Console | None = None,
     **thresholds,
@@ -196,7 +216,8 @@ def consolidate(
     """Consolidate the lake's lessons into the skill folder `out_dir` (named after it).
 
     Without `out_dir`, the folder is `out/<name>`: `name`, the base skill's name, or
-    `<source>-skill`. `settings` picks the model that summarises and merges ('offline', the
+    `<source>-skill`. `analyses` is "latest" (for each run and analyst, the lessons of the
+    analyst's latest configuration; different analysts add up) or "all" (every configuration's). `settings` picks the model that summarises and merges ('offline', the
     default, writes extractively) and, unless `embedder` is given, the embedder. See the module
     docstring for what is read and written."""
     started = time.perf_counter()
@@ -204,18 +225,23 @@ def consolidate(
     if thresholds.get("embedder") is None and settings is not None:
         thresholds["embedder"] = settings.embedder
     t = Thresholds.from_options(**thresholds)
-    _check_args(mode, fan_in, min_support, batch_size, name)
+    _check_args(mode, fan_in, min_support, batch_size, name, analyses)
     base_dir = Path(base_skill) if base_skill else None
     base = load_skill(base_dir) if base_dir else None
 
     con = _connect(lake)
     try:
-        facts = lesson_facts(con, where)
+        facts = lesson_facts(con, where, analyses)
     except FilterError as exc:
         raise ConsolidateError(str(exc)) from None
     if facts.height == 0:
         if where:
             raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
+        if analyses == "latest" and lake.scan("lessons").select(pl.len()).collect().item():
+            raise ConsolidateError(
+                f"the latest analyses of the runs in {lake.uri} found no lessons "
+                "(--analyses all reads the earlier analyses too)"
+            )
         raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
     orphans = facts.filter(pl.col("source").is_null()).height
     if orphans:
@@ -223,6 +249,8 @@ def consolidate(
             f"{orphans} lesson(s) cite trajectories not in the lake: support counts "
             "them as runs of unknown outcome and task"
         )
+    if base is not None:
+        _warn_unplaced(facts, base, console)
     sources = facts["source"].drop_nulls().unique().to_list()
     out, name = _resolve_out(out_dir, name, base, sources, console)
     check_target(out, base_dir)
@@ -248,6 +276,7 @@ def consolidate(
             "fan_in": fan_in,
             "min_support": min_support,
             "where": where,
+            "analyses": analyses,
             "name": name,
             "batch_size": batch_size if mode == "sequential" else None,
             "model": models.model,

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+# Which analyses of a run consolidation reads: each analyst's latest configuration's, or all.
+ANALYSES = ("latest", "all")
+
 
 class SettingsError(ValueError):
     """A consolidation setting is unknown or out of range."""

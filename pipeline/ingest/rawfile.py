@@ -26,6 +26,7 @@ from pipeline.ingest.record import BadRecord
 
 _BAD = re.compile("[\udc80-\udcff]")
 _WS = re.compile(r"[ \t\n\r]*")
+_SNIFF_LINES = 50  # lines looked at for a complete JSON object when the first line is damaged
 _DECODER = json.JSONDecoder()
 
 
@@ -107,7 +108,10 @@ class RawFile:
 
     @cached_property
     def is_jsonl(self) -> bool:
-        """Several JSON values, one per line (the first line alone is a complete object)."""
+        """Several JSON values, one per line: the file starts with '{' and its first line, or
+        (when that line is damaged) another of its first lines that starts with '{', is a
+        complete object on its own. A pretty-printed document has no such line: its inner
+        objects are indented, and its first line is a bare '{'."""
         text = self.text
         start = _WS.match(text, 0).end()
         if text[start : start + 1] != "{":
@@ -115,11 +119,16 @@ class RawFile:
         end = text.find("\n", start)
         if end < 0 or not text[end : end + 4096].strip():
             return False
-        try:
-            json.loads(text[start:end])
-        except ValueError:
-            return False
-        return True
+        pos = start
+        for _ in range(_SNIFF_LINES):
+            line = text[pos:] if end < 0 else text[pos:end]
+            if line.startswith("{") and _is_object(line):
+                return True
+            if end < 0:
+                return False
+            pos = end + 1
+            end = text.find("\n", pos)
+        return False
 
     def jsonl(self) -> Iterator[tuple[int, Any]]:
         """(line number, parsed value or BadRecord) for every non-blank line."""
@@ -236,3 +245,10 @@ def _short(exc: ValueError, in_line: bool = False) -> str:
         where = f"column {exc.colno}" if in_line else f"line {exc.lineno} column {exc.colno}"
         return f"{exc.msg} ({where})"
     return str(exc)[:200]
+
+
+def _is_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False

@@ -89,7 +89,7 @@ def sql(
     Examples:
       trace2skill sql --lake lake "select outcome, count(*) from trajectories group by 1"
       trace2skill sql --lake lake -f sql/examples/skill_line_lineage.sql \\
-          -p file=SKILL.md -p line_no=12 --format csv
+          -p file=SKILL.md -p line_no=27 --format csv
       trace2skill sql --lake lake -i
     """
     from pipeline.report.views import connect_views

@@ -11,6 +11,7 @@ symlink leaving the folder.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import sys
@@ -242,11 +243,16 @@ def lint_skill(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m pipeline.skill.lint SKILL_DIR", file=sys.stderr)
-        return 2
-    problems = lint_skill(args[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.skill.lint",
+        description="Lint an Agent Skills folder: print each problem; exit 1 if any, 0 if none.",
+    )
+    parser.add_argument("skill_dir", metavar="SKILL_DIR", help="the folder holding SKILL.md")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2): a status, as lint's own
+        return int(exc.code or 0)
+    problems = lint_skill(args.skill_dir)
     for p in problems:
         print(p)
     print(f"{len(problems)} problem(s)" if problems else "ok", file=sys.stderr)

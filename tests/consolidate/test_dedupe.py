@@ -2,7 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline import sql
+from pipeline import schemas, sql
 from pipeline.consolidate.dedupe import cluster_lessons, lesson_facts, near_pairs
 from pipeline.consolidate.lsh import band_keys, candidate_pairs, pair_cosines
 from pipeline.consolidate.settings import Thresholds
@@ -162,6 +162,7 @@ def clustered():
     con = sql.connect()
     con.register("lessons", lessons.drop("topic", "variant"))
     con.register("trajectories", runs)
+    con.register("analyses", schemas.empty("analyses"))
     facts = lesson_facts(con)
     c = cluster_lessons(con, facts, get_embedder(), Thresholds())
     return c, lessons

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 
 from pipeline import schemas
+from pipeline.console import Console
 from pipeline.consolidate.run import ConsolidateError, consolidate
 from pipeline.consolidate.settings import SettingsError
 from pipeline.consolidate.synth import write_synthetic
@@ -289,3 +290,30 @@ def test_an_unknown_embedder_is_a_settings_error(lake, tmp_path, fixture_rows):
     write_lake(lake, fixture_rows)
     with pytest.raises(SettingsError, match="unknown embedder"):
         consolidate(lake, out_dir=tmp_path / "x", embedder="word2vec")
+
+
+def test_a_rerun_of_the_analyst_under_new_settings_replaces_its_lessons(lake, tmp_path, capsys):
+    from pipeline.analyse.run import analyse
+    from pipeline.ingest.run import ingest_paths
+
+    runs = tmp_path / "runs.json"
+    runs.write_text(json.dumps(json.loads((DATA / "tau-bench-airline/gpt-4o-airline.json")
+                                          .read_text())[:60]))  # fmt: skip
+    ingest_paths(lake, [runs], source="tau-bench-airline")
+    analyse(lake, analyst="miner", base_skill=BASE)
+    first = set(lake.read("lessons")["lesson_id"])
+    analyse(lake, analyst="miner")  # no base skill: other target sections
+    second = set(lake.read("lessons")["lesson_id"]) - first
+    assert first and second
+
+    s = consolidate(lake, base_skill=BASE, out_dir=tmp_path / "latest" / "airline-agent-policy",
+                    console=Console(1))  # fmt: skip
+    assert "lessons target sections the base skill does not have" in capsys.readouterr().err
+    read = set(run_rows(lake, "cluster_members", s.run_id)["lesson_id"]) | set(
+        run_rows(lake, "dropped", s.run_id)["lesson_id"]
+    )
+    assert s.n_lessons == len(second) and read <= second
+    pooled = consolidate(lake, out_dir=tmp_path / "all" / "airline-skill", analyses="all")
+    assert pooled.n_lessons == len(first) + len(second)
+    with pytest.raises(SettingsError, match="analyses must be one of"):
+        consolidate(lake, out_dir=tmp_path / "x", analyses="newest")

@@ -63,6 +63,22 @@ def test_chat_lines_are_detected_among_as_many_broken_ones(lake: Lake, tmp_path:
     assert formats.detect(RawFile.read(only_bad)) is None
 
 
+def test_a_damaged_first_line_loses_only_itself(lake: Lake, tmp_path: Path):
+    good = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}
+    path = tmp_path / "runs.jsonl"
+    path.write_text(
+        '{"messages": [{"role": "us\n' + "\n".join(json.dumps({**good, "id": i}) for i in range(3))
+    )
+    assert RawFile.read(path).is_jsonl
+    summary, t, _ = ingest_one(lake, path)
+    assert summary.exit_code == EXIT_PARTIAL and t.height == 3
+    errors = lake.read("ingest_errors")
+    assert errors["record"].to_list() == ["line 1"]
+    pretty = tmp_path / "pretty.json"  # a document whose inner objects are on lines of their own
+    pretty.write_text('{\n  "messages": [\n    {"role": "user", "content": "x"}\n  ]\n}\n')
+    assert not RawFile.read(pretty).is_jsonl
+
+
 def test_openai_chat(lake: Lake):
     summary, t, s = ingest_one(lake, FIXTURES / "chat.jsonl")
     assert summary.exit_code == EXIT_OK and summary.files[0].format == "openai-chat"

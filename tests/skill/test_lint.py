@@ -124,6 +124,7 @@ def test_command_line(tmp_path, capsys):
     assert main([str(bad)]) == 1
     assert "does not match the folder name" in capsys.readouterr().out
     assert main([]) == 2
+    assert main(["--help"]) == 0 and "SKILL_DIR" in capsys.readouterr().out
 
 
 def test_escaped_brackets_are_not_links(tmp_path):
