@@ -23,7 +23,7 @@ import polars as pl
 
 from pipeline import sql
 from pipeline.consolidate.lsh import pair_cosines, semantic_pairs
-from pipeline.consolidate.settings import ANALYSES, Thresholds
+from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
 from pipeline.consolidate.unionfind import components
 from pipeline.llm.embed import Embedder
 
@@ -54,7 +54,7 @@ def lesson_facts(
     `analyses="latest"` keeps, for each run and analyst, only the lessons of the analyst's
     latest configuration (see sql/consolidate_lesson_facts.sql)."""
     if analyses not in ANALYSES:
-        raise ValueError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
+        raise SettingsError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
     facts = sql.query(con, "consolidate_lesson_facts")
     if analyses == "latest":
         facts = facts.filter(pl.col("latest_config"))

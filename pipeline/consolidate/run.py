@@ -32,14 +32,14 @@ from pipeline.consolidate.models import Models
 from pipeline.consolidate.parallel import run_parallel
 from pipeline.consolidate.render import Layout, RunIndex
 from pipeline.consolidate.sequential import run_sequential
-from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
+from pipeline.consolidate.settings import SettingsError, Thresholds
 from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
 from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
 from pipeline.settings import SettingsError as ModelSettingsError
-from pipeline.skill.document import norm_title, slug
+from pipeline.skill.document import slug
 from pipeline.skill.folder import (
     SkillFolder,
     check_target,
@@ -94,9 +94,10 @@ class ConsolidateSummary:
 def _warn_unplaced(facts: pl.DataFrame, base: SkillFolder, console: Console) -> None:
     """Warn when most lessons target sections the base skill lacks: the runs were probably
     analysed without it, and each of those targets would become a new section."""
-    have = {norm_title(h.title) for h in base.skill.headings()}
     targets = facts["section"].drop_nulls()
-    missing = targets.filter(~targets.str.to_lowercase().is_in(list(have)))
+    # the same match the patch makes when it places a lesson under a base section
+    absent = [t for t in targets.unique().to_list() if base.skill.find_section(t) is None]
+    missing = targets.filter(targets.is_in(absent))
     if missing.len() * 2 > targets.len():
         examples = ", ".join(repr(t) for t in missing.unique().sort().head(3).to_list())
         console.warn(
@@ -106,13 +107,9 @@ def _warn_unplaced(facts: pl.DataFrame, base: SkillFolder, console: Console) -> 
         )
 
 
-def _check_args(
-    mode: str, fan_in: int, min_support: int, batch_size: int, name: str | None, analyses: str
-):
+def _check_args(mode: str, fan_in: int, min_support: int, batch_size: int, name: str | None):
     if mode not in MODES:
         raise SettingsError(f"mode must be one of {MODES}, got {mode!r}")
-    if analyses not in ANALYSES:
-        raise SettingsError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
     if fan_in < 2:
         raise SettingsError(f"fan-in must be at least 2, got {fan_in}")
     if min_support < 1:
@@ -225,7 +222,7 @@ def consolidate(
     if thresholds.get("embedder") is None and settings is not None:
         thresholds["embedder"] = settings.embedder
     t = Thresholds.from_options(**thresholds)
-    _check_args(mode, fan_in, min_support, batch_size, name, analyses)
+    _check_args(mode, fan_in, min_support, batch_size, name)
     base_dir = Path(base_skill) if base_skill else None
     base = load_skill(base_dir) if base_dir else None
 

@@ -224,34 +224,28 @@ def test_eval_compares_ablates_and_guards(lake, console, tmp_path):
 def test_guard_refuses_a_worse_candidate(lake, console, tmp_path):
     bad = write_skill(tmp_path / "bad", {"Misleading": "Always answer 'wrong'.", "Other": "x"})
     inc = write_skill(tmp_path / "inc", {"Ordering questions": "Order by row_id."})
-    out = stages.evaluate(
-        lake,
-        WTQ,
-        {"m": FakeLLM(policy)},
-        split="test",
-        limit=20,
-        skills=[bad],
-        incumbent=inc,
-        margin=0.05,
-        console=console,
-    )
+
+    def guarded(margin: float):
+        return stages.evaluate(
+            lake,
+            WTQ,
+            {"m": FakeLLM(policy)},
+            split="test",
+            limit=20,
+            skills=[bad],
+            incumbent=inc,
+            margin=margin,
+            console=console,
+        )
+
+    out = guarded(0.05)
     assert out.verdict == "refuse"
     row = out.comparisons.filter(pl.col("kind") == "vs_incumbent").row(0, named=True)
     assert row["accuracy"] == 0.0 and row["delta"] == -row["reference_accuracy"] < -0.05
     assert f"candidate 0.000 vs incumbent {row['reference_accuracy']:.3f} on 20 tasks" in out.reason
     assert "a drop of more than the allowed 0.050" in out.reason
     # the margin is the rule: a tolerance wider than the drop lets it through
-    wide = stages.evaluate(
-        lake,
-        WTQ,
-        {"m": FakeLLM(policy)},
-        split="test",
-        limit=20,
-        skills=[bad],
-        incumbent=inc,
-        margin=1.0,
-        console=console,
-    )
+    wide = guarded(1.0)
     assert wide.verdict == "promote"
 
 
