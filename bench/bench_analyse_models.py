@@ -116,7 +116,7 @@ def run(size: str, workdir: Path) -> list[Measurement]:
     by_run = steps.collect().partition_by("trajectory_id", as_dict=True)
     cpu = time.process_time()
     for row in traj.iter_rows(named=True):
-        analyst.request(row, by_run[(row["trajectory_id"],)])
+        analyst.request(row, by_run[(row["trajectory_id"],)])[0]
     build_ms = (time.process_time() - cpu) * 1000 / traj.height
 
     limit = CONCURRENCY / LATENCY_S

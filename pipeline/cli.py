@@ -43,6 +43,7 @@ def _register() -> None:
     from pipeline.evaluate.commands import eval_, rollout
     from pipeline.ingest.commands import ingest, stats, synth
     from pipeline.llm.commands import calls
+    from pipeline.llm.models_command import models
     from pipeline.report.commands import coverage, sql, warehouse
 
     for command in (
@@ -56,6 +57,7 @@ def _register() -> None:
         sql,
         warehouse,
         calls,
+        models,
         rollout,
         eval_,
     ):

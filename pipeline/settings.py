@@ -43,8 +43,30 @@ class ModelSettings(BaseModel):
     base_url: str | None = Field(None, description="OpenAI-compatible server (…/v1)")
     api_key: str | None = Field(None, repr=False, exclude=True, description="never stored")
     concurrency: int = Field(16, ge=1, le=4096, description="requests in flight at once")
-    timeout_s: float = Field(120.0, gt=0, description="timeout of one HTTP request")
+    timeout_s: float = Field(
+        300.0,
+        gt=0,
+        description="longest silence: an attempt ends when no byte has come for this long "
+        "(answers are streamed, so a slow server that is making progress is never cut off)",
+    )
+    timeout_retries: int = Field(1, ge=0, le=10, description="retries after a silence time-out")
     max_retries: int = Field(6, ge=0, le=50, description="retries after the first attempt")
+    structured_output: str = Field(
+        "auto",
+        pattern="^(auto|json_schema|json_object_schema|json_object|text)$",
+        description="how answers are shaped: auto (the best the server takes), json_schema, "
+        "json_object_schema, json_object, or text (the shape in the instructions; no grammar)",
+    )
+    tool_protocol: str = Field(
+        "auto", pattern="^(auto|native|text)$", description="tool calls: auto, native or text"
+    )
+    stream: bool = Field(True, description="stream answers (time-outs then count silence)")
+    context_tokens: int | None = Field(
+        None,
+        ge=256,
+        description="the model's context window per request, when the server "
+        "does not say it (llama.cpp /props, vLLM /v1/models and Ollama /api/show do)",
+    )
     retry_base_s: float = Field(0.5, ge=0, description="first backoff delay; doubles per retry")
     retry_max_s: float = Field(30.0, ge=0, description="longest backoff delay (and retry-after)")
     temperature: float | None = Field(0.0, ge=0, le=2, description="sampling temperature")

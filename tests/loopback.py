@@ -34,6 +34,10 @@ An answer is one of:
   requested schema), ``disconnect`` (closes the connection without a response);
 - ``{"status": 400, "body": {...}}``: any HTTP error.
 
+A request with ``"stream": true`` gets its answer as server-sent events (the message, the finish
+reason, and the usage when ``stream_options.include_usage`` asks for it). ``props``, when set, is
+served at ``GET /props``, as llama.cpp's server describes its context and slots.
+
 Faults: ``fault_rate`` (0..1) draws a kind from ``fault_kinds`` for that share of chat and
 embedding requests (seeded by ``seed``); ``fail(kind, times=1, match=None)`` forces a fault on the
 next ``times`` requests for which ``match(request_json)`` is true (every request if None).
@@ -132,6 +136,7 @@ class Loopback:
         self.embedding_dim = embedding_dim
         self.batch_polls = batch_polls
         self.responder = responder
+        self.props: dict | None = None  # served at GET /props (as llama.cpp does) when set
         self.received: list[dict] = []
         self.faults: collections.Counter[str] = collections.Counter()
         self.files: dict[str, dict] = {}
@@ -247,7 +252,14 @@ class Loopback:
             return self._fault(fault, body, answer if isinstance(answer, dict) else {})
         if isinstance(answer, dict) and "status" in answer:
             return answer["status"], answer.get("body", {"error": {"message": "scripted"}}), {}
-        return 200, self._completion(body, answer), {}
+        return self._answer(body, self._completion(body, answer), in_batch)
+
+    def _answer(self, body: dict, completion: dict, in_batch: bool) -> tuple[int, Any, dict]:
+        """A completion as JSON, or as server-sent events when the request streams."""
+        if not body.get("stream") or in_batch:
+            return 200, completion, {}
+        usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        return 200, sse(completion, usage), {"Content-Type": "text/event-stream"}
 
     def _scripted(self, body: dict) -> Any:
         with self._lock:
@@ -277,10 +289,11 @@ class Loopback:
             )
         if kind == "timeout":
             time.sleep(self.hang_s)
-            return 200, self._completion(body, self._scripted(body)), {}
+            return self._answer(body, self._completion(body, self._scripted(body)), False)
         if kind == "truncated":
-            text = json.dumps(self._completion(body, None)).encode()
-            return 200, text[: len(text) // 2], {}
+            status, payload, headers = self._answer(body, self._completion(body, None), False)
+            text = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            return 200, text[: len(text) // 2], headers
         if kind == "invalid_json":
             return 200, b"<html>upstream error</html>", {}
         if kind == "bad_schema":
@@ -496,6 +509,27 @@ class Loopback:
         batch["completed_at"] = int(time.time())
 
 
+def sse(completion: dict, usage: bool) -> bytes:
+    """A completion as the chunks of a stream: the message, the finish reason, the usage."""
+    head = {k: completion[k] for k in ("id", "created", "model")}
+    head["object"] = "chat.completion.chunk"
+    choice = completion["choices"][0]
+    message = choice["message"]
+    delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    if message.get("tool_calls"):
+        delta["tool_calls"] = [
+            {"index": i, **call} for i, call in enumerate(message["tool_calls"])
+        ]
+    chunks = [
+        {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+        {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},
+    ]
+    if usage:
+        chunks.append({**head, "choices": [], "usage": completion["usage"]})
+    lines = [f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"]
+    return "".join(lines).encode()
+
+
 def _public(batch: dict) -> dict:
     return {k: v for k, v in batch.items() if not k.startswith("_")}
 
@@ -523,17 +557,19 @@ def _handler(server: Loopback) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.close()
                 return
+            headers = dict(headers or {})
             if isinstance(payload, bytes):
                 data, kind = payload, "application/octet-stream"
                 if payload[:1] in (b"{", b"["):
                     kind = "application/json"
             else:
                 data, kind = json.dumps(payload).encode(), "application/json"
+            kind = headers.pop("Content-Type", kind)
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(data)))
-                for key, value in (headers or {}).items():
+                for key, value in headers.items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
@@ -548,6 +584,8 @@ def _handler(server: Loopback) -> type[BaseHTTPRequestHandler]:
             self._record(None)
             time.sleep(server.latency_s) if server.latency_s else None
             path = self.path.split("?")[0]
+            if path == "/props" and server.props is not None:  # llama.cpp's server metadata
+                return self._send(200, server.props)
             if path.endswith("/models"):
                 return self._send(
                     200,

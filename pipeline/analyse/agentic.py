@@ -14,6 +14,12 @@ the run gets an error row.
 The token budget is counted on the conversation's text (characters / 4, prompt and reply of
 every turn), not on the server's counts, so a rerun answered from the cache takes the same path.
 Conversations run concurrently, at most `concurrency` at once (the model settings' limit).
+
+The context window: the opening renders the run in half of what the window leaves after the
+prompt and the answer, tool results are cut to a share of the window, and before each turn the
+oldest tool results are cut (their call kept) until the conversation fits; a turn the server
+still finds too long goes straight to the final answer. On a server without native tool calls the
+model layer carries the same conversation in its text protocol (one JSON action per reply).
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from pipeline.analyse.lakeview import LakeView
 from pipeline.analyse.miner.gold import Call, GoldAction
 from pipeline.analyse.miner.pool import calls_by_run, gold_of
 from pipeline.analyse.model_analyst import (
+    MARGIN_TOKENS,
     ModelAnalyst,
     case_of,
     gather_bounded,
     positive_option,
     usage_of,
 )
-from pipeline.analyse.render import estimate_tokens, render_trajectory
+from pipeline.analyse.render import cut_middle, estimate_tokens, render_trajectory
 from pipeline.analyse.tools import TOOLS_VERSION, RunTools
 from pipeline.lake import Lake
 from pipeline.llm import ChatRequest
@@ -45,6 +52,9 @@ from pipeline.llm.types import validate_output
 STAGE = "analyse"
 DEFAULT_MAX_TURNS = 12
 DEFAULT_TOKENS_PER_RUN = 60_000
+OPENING_SHARE = 0.5  # of the room the window leaves: the rest is for the turns
+RESULT_SHARE = 0.15  # most of the window one tool result may take
+CUT = "[... cut to fit the context window ...]"
 
 
 class AgenticAnalyst(ModelAnalyst):
@@ -118,10 +128,20 @@ class AgenticAnalyst(ModelAnalyst):
             if turn and spent + prompt_tokens > self.tokens_per_run:
                 why = f"the token budget ({self.tokens_per_run:,} per run)"
                 break
+            if turn and not self.fit(messages, specs):
+                why = "the context window (the conversation filled it)"
+                break
             res = await self.llm.achat(self._request(messages, tid, tools=specs))
             usage.add(usage_of(res))
+            if res.error_kind == "context" and turn:
+                why = "the context window (the server found the conversation too long)"
+                self.fit(messages, specs, room=0.6)
+                break
             if not res.ok:
-                return self._failed(tid, usage, started, n_tools, f"turn {turn + 1}: {res.error}")
+                kind = f"[{res.error_kind}] " if res.error_kind else ""
+                return self._failed(
+                    tid, usage, started, n_tools, f"turn {turn + 1}: {kind}{res.error}"
+                )
             spent += prompt_tokens + estimate_tokens(json.dumps(res.message, ensure_ascii=False))
             ids = [c.get("id") or f"call_{turn}_{i}" for i, c in enumerate(res.tool_calls)]
             messages.append(_with_ids(res.message, ids))
@@ -133,6 +153,7 @@ class AgenticAnalyst(ModelAnalyst):
                 break
             for call, call_id in zip(res.tool_calls, ids, strict=True):
                 text, _bad = await tools.run(call.get("name"), call.get("arguments"), call["raw"])
+                text = cut_middle(text, self.result_chars())
                 n_tools += 1
                 messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
         if answer is None:
@@ -143,8 +164,9 @@ class AgenticAnalyst(ModelAnalyst):
             usage.add(usage_of(res))
             if not res.ok or res.parsed is None:
                 reason = res.error or "no answer"
+                kind = f"[{res.error_kind}] " if res.error_kind else ""
                 return self._failed(
-                    tid, usage, started, n_tools, f"final answer after {why}: {reason}"
+                    tid, usage, started, n_tools, f"final answer after {why}: {kind}{reason}"
                 )
             answer = res.parsed
         return self.finish(row, steps, case, answer, usage, started, n_tool_calls=n_tools)
@@ -152,14 +174,44 @@ class AgenticAnalyst(ModelAnalyst):
     def opening(self, row: dict[str, Any], steps: pl.DataFrame, tools: RunTools) -> list[dict]:
         """The system and user messages a run's conversation starts from."""
         case = case_of(row.get("outcome"))
-        trajectory = render_trajectory(row, steps, budget_tokens=self.render_tokens)
-        values = self.values(case, trajectory, self.skill_block(with_text=False))
-        values |= {
+        skill = self.skill_block(with_text=False)
+        extra = {
             "tools": tools.describe(),
             "max_turns": self.max_turns,
             "shape": self.prompt.text("shape_judged" if case == "judge" else "shape_lessons"),
         }
-        return self.prompt.messages(**values)
+        frame = self.prompt.messages(**self.values(case, "", skill), **extra)
+        budget = self.run_budget(
+            sum(len(m["content"]) for m in frame) + len(json.dumps(tools.specs())),
+            share=OPENING_SHARE,
+        )
+        trajectory = render_trajectory(row, steps, budget_tokens=budget)
+        return self.prompt.messages(**self.values(case, trajectory, skill), **extra)
+
+    def result_chars(self) -> int:
+        """Most characters of one tool result: TOOL_CHARS, or a share of a small window."""
+        if self.context_tokens is None:
+            return 10**9
+        return max(int(self.context_tokens * RESULT_SHARE * self.chars_per_token), 400)
+
+    def fit(self, messages: list[dict], specs: list[dict], room: float = 1.0) -> bool:
+        """Cut the oldest tool results (in place) until the conversation and the tools offered
+        leave room for the answer in `room` of the context window; False if that is not enough."""
+        if self.context_tokens is None:
+            return True
+        limit = (
+            self.context_tokens * room - self.answer_tokens - MARGIN_TOKENS
+        ) * self.chars_per_token - len(json.dumps(specs))
+
+        def size() -> int:
+            return sum(len(str(m.get("content") or "")) + 40 for m in messages)
+
+        for m in messages:
+            if size() <= limit:
+                return True
+            if m.get("role") == "tool" and m.get("content") != CUT:
+                m["content"] = CUT
+        return size() <= limit
 
     def final_message(self) -> dict:
         return {"role": "user", "content": self.prompt.text("final")}
@@ -170,6 +222,7 @@ class AgenticAnalyst(ModelAnalyst):
             tools=tools,
             tool_choice=tool_choice,
             response_model=answer,
+            max_tokens=self.answer_tokens,
             prompt_version=self.prompt_version,
             stage=STAGE,
             tag=tid,

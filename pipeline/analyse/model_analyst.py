@@ -11,6 +11,11 @@ Configuration (part of the analyst's configuration id, so a change re-analyses):
 prompt version, `max_lessons`, `render_tokens` (budget of the rendered run in a prompt), the base
 skill's text, and the generation parameters that change answers (temperature, seed, max_tokens).
 Concurrency, budgets and the server address are not: they change how, not what.
+
+Sizes: the answer's completion limit follows from `max_lessons` (`answer_tokens`; the max_tokens
+setting overrides it), and the rendered run fits what the endpoint's context window leaves after
+the rest of the prompt and the answer (`Fit`), measured in the server's own tokens where the
+endpoint has seen its ratio of characters to tokens, else with a cautious guess.
 """
 
 from __future__ import annotations
@@ -38,6 +43,17 @@ from pipeline.llm.transport import api_key
 
 DEFAULT_MAX_LESSONS = 3
 SKILL_TOKENS = 2500  # budget of the base skill's text in a single-call prompt
+ANSWER_BASE_TOKENS = 200  # the answer's frame and a judgement
+ANSWER_LESSON_TOKENS = 320  # one lesson as JSON
+GUESS_CHARS_PER_TOKEN = 3.0  # until the server's counts say otherwise (small vocabularies)
+MARGIN_TOKENS = 64  # chat template and rounding
+MIN_RUN_TOKENS = 150  # below this the run is not worth showing: the prompt does not fit
+
+
+class PromptTooLong(ValueError):
+    """The prompt cannot fit the endpoint's context window, even with the run cut short."""
+
+
 CASES = {"failure": "failure", "success": "success"}  # anything else is judged
 
 
@@ -120,7 +136,12 @@ class ModelAnalyst:
             "seed": model_settings.seed,
             "max_tokens": model_settings.max_tokens,
         }
+        self.answer_tokens = model_settings.max_tokens or (
+            ANSWER_BASE_TOKENS + ANSWER_LESSON_TOKENS * self.max_lessons
+        )
         self.llm: LLM | None = None
+        self.context_tokens: int | None = None
+        self.chars_per_token = GUESS_CHARS_PER_TOKEN
         self.advance = lambda n=1: None
 
     @property
@@ -130,6 +151,42 @@ class ModelAnalyst:
     # -- the map's hooks ---------------------------------------------------------------------
     def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
         self.llm = LLM(self.model_settings, lake, console=_Relay(self.console, self))
+        self.learn_window()
+
+    def learn_window(self) -> None:
+        """Take the context window and the characters per token from the endpoint."""
+        ep = self.llm.endpoint_now() if self.llm is not None else None
+        if ep is not None:
+            self.context_tokens = ep.context_tokens
+            if ep.chars_per_token:
+                self.chars_per_token = min(ep.chars_per_token, 4.0)
+
+    def run_budget(self, prompt_chars: int, share: float = 1.0) -> int:
+        """Render tokens (of the renderer's four characters) left for the run in a prompt whose
+        other text has `prompt_chars` characters: `render_tokens`, or less where the context
+        window is smaller; `share` of the room when later turns need the rest."""
+        if self.context_tokens is None:
+            return self.render_tokens
+        room = self.context_tokens - self.answer_tokens - MARGIN_TOKENS
+        room -= int(prompt_chars / self.chars_per_token) + 1
+        room = int(room * share)
+        if room < MIN_RUN_TOKENS:
+            raise PromptTooLong(
+                f"the context window ({self.context_tokens:,} tokens) leaves no room for the run "
+                f"after the prompt (~{int(prompt_chars / self.chars_per_token):,} tokens) and "
+                f"the answer ({self.answer_tokens:,})"
+            )
+        return min(self.render_tokens, int(room * self.chars_per_token / CHARS_PER_TOKEN))
+
+    def shrink(self, budget: int, context: tuple[int | None, int | None] | None) -> int:
+        """A smaller run budget after the server said the prompt did not fit: scaled by how
+        much it was over (both sizes from its error), or halved when it did not say."""
+        n, m = context or (None, None)
+        if n and m:
+            if self.context_tokens is None or m < self.context_tokens:
+                self.context_tokens = m
+            return int(budget * max(m - self.answer_tokens - MARGIN_TOKENS, 0) / n * 0.85)
+        return budget // 2
 
     def tick(self, n: int = 1) -> None:
         self.advance(n)

@@ -50,6 +50,9 @@ _DEFAULTS: dict[str, Any] = {
     "cost_usd": 0.0,
     "attempts": 0,
     "error": None,
+    "error_kind": None,
+    "mode": None,
+    "reasoning": None,
     "cache_hit": False,
     "batch_id": None,
 }

@@ -1,16 +1,22 @@
 """The model layer: `LLM.achat` / `amap` / `map` / `aembed` over any OpenAI-compatible server.
 
-Reads and writes ``LAKE/llm_calls`` (through `CallLog`): a request whose key has a servable answer
-is answered from it and logged as a cache hit; anything else goes to the server under a
-concurrency limit, with retries (`Transport`), structured-output validation and one repair, token
-and cost budgets, and is logged with its tokens, cost, latency and error. Identical requests in
-flight at once share one server call. Model faults never raise: they end as error results.
+Reads and writes ``LAKE/llm_calls`` (through `CallLog`) and ``LAKE/model_endpoints`` (what the
+server takes, see `endpoint` and `probe`): a request whose key has a servable answer is answered
+from it and logged as a cache hit; anything else is shaped for the endpoint and goes to the server
+under a concurrency limit (no more than the server's slots, where it says), with retries
+(`Transport`), structured-output validation and one repair, token and cost budgets, and is logged
+with its tokens, cost, latency, the mode that answered, its reasoning, and its error and the
+error's kind. A request the server rejects for its shape is reshaped (the endpoint steps down a
+level, and remembers it) and sent again, never as it was. An answer cut at ``max_tokens`` is an
+error of its own kind (``length``), not repaired. Identical requests in flight at once share one
+server call. Model faults never raise: they end as error results.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import time
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
@@ -19,8 +25,11 @@ import numpy as np
 
 from pipeline.console import Console
 from pipeline.lake import Lake
+from pipeline.llm import probe
 from pipeline.llm.cache import CallLog
-from pipeline.llm.transport import Transport
+from pipeline.llm.endpoint import Endpoint
+from pipeline.llm.textual import read_action
+from pipeline.llm.transport import Sent, Transport, context_sizes
 from pipeline.llm.types import (
     ChatRequest,
     ChatResult,
@@ -36,6 +45,7 @@ from pipeline.settings import ModelSettings
 
 T = TypeVar("T")
 BUDGET = "budget exhausted"
+MAX_RESHAPES = 8  # more than the features an endpoint can step down
 
 
 def run_sync(coro: Coroutine[Any, Any, T], *, release: Iterable[LLM] = ()) -> T:
@@ -75,17 +85,53 @@ class LLM:
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self._inflight: dict[str, asyncio.Future] = {}
         self._warned: set[str] = set()
+        self._endpoint: Endpoint | None = None
+        self._endpoint_lock: asyncio.Lock | None = None
+        self._started = time.monotonic()
+        if self.transport is not None and hasattr(self.console, "add_status"):
+            self.console.add_status(self.status_line)
+
+    def status_line(self) -> str | None:
+        """Calls, tokens per second and errors by kind so far, for the progress lines."""
+        u = self.usage
+        if not u.n_calls and not u.cache_hits:
+            return None
+        rate = u.tokens_out / max(time.monotonic() - self._started, 1e-9)
+        text = f"{u.n_calls:,} calls, {u.cache_hits:,} cached, {rate:.1f} tokens/s out"
+        if u.error_kinds:
+            kinds = ", ".join(f"{k} {n}" for k, n in sorted(u.error_kinds.items()))
+            text += f", errors: {kinds}"
+        return text
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if self._sem is None or self._sem_loop is not loop:
-            self._sem, self._sem_loop, self._inflight = (
-                asyncio.Semaphore(self.settings.concurrency),
-                loop,
-                {},
-            )
+            limit = self.settings.concurrency
+            if self._endpoint is not None and self._endpoint.slots:
+                # requests past the server's slots wait in its queue, silent: they would time out
+                limit = min(limit, self._endpoint.slots)
+            self._sem, self._sem_loop, self._inflight = asyncio.Semaphore(limit), loop, {}
         return self._sem
+
+    # -- the endpoint --------------------------------------------------------------------------
+    async def endpoint(self) -> Endpoint:
+        """What the server takes: remembered in the lake, else found from its metadata once."""
+        if self._endpoint is not None:
+            return self._endpoint
+        loop = asyncio.get_running_loop()
+        if self._endpoint_lock is None or self._endpoint_lock._loop is not loop:  # noqa: SLF001
+            self._endpoint_lock = asyncio.Lock()
+        async with self._endpoint_lock:
+            if self._endpoint is None:
+                self._endpoint = await probe.resolve(self.settings, self.lake, self.console)
+        return self._endpoint
+
+    def endpoint_now(self) -> Endpoint:
+        """`endpoint` from sync code (before a map: prompts are sized to its context window)."""
+        if self._endpoint is None and self.transport is not None:
+            self._endpoint = run_sync(probe.resolve(self.settings, self.lake, self.console))
+        return self._endpoint
 
     def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
         price = self.settings.prices.get(model)
@@ -109,16 +155,23 @@ class LLM:
             )
         return self.budget_exhausted
 
-    def count(self, tokens_in: int, tokens_out: int, cost: float, *, ok: bool) -> None:
+    def count(
+        self, tokens_in: int, tokens_out: int, cost: float, *, ok: bool, kind: str | None = None
+    ) -> None:
         u = self.usage
         u.n_calls += 1
         u.tokens_in += tokens_in
         u.tokens_out += tokens_out
         u.cost_usd += cost
         u.errors += 0 if ok else 1
+        if not ok:
+            u.error_kinds[kind or "other"] = u.error_kinds.get(kind or "other", 0) + 1
 
     def _row(self, p: Prepared, result: ChatResult, response: str | None, batch_id=None) -> None:
         self.log.add(
+            error_kind=result.error_kind,
+            mode=result.mode,
+            reasoning=result.reasoning,
             key=p.key,
             stage=p.req.stage,
             kind="chat",
@@ -139,8 +192,10 @@ class LLM:
             batch_id=batch_id,
         )
 
-    def _fail(self, p: Prepared, reason: str, t0: float, *, log: bool = True) -> ChatResult:
-        result = ChatResult(key=p.key, ok=False, error=reason, latency_ms=_ms(t0))
+    def _fail(
+        self, p: Prepared, reason: str, t0: float, *, log: bool = True, kind: str | None = None
+    ) -> ChatResult:
+        result = ChatResult(key=p.key, ok=False, error=reason, latency_ms=_ms(t0), error_kind=kind)
         if log:
             self.usage.errors += 1
             self._row(p, result, None)
@@ -148,10 +203,14 @@ class LLM:
 
     # -- answers -----------------------------------------------------------------------------
     def result_from(
-        self, p: Prepared, text: str, **extra: Any
+        self, p: Prepared, text: str, mode: str | None = None, **extra: Any
     ) -> tuple[ChatResult, Exception | None]:
-        """A result read from a completion body; the validation error, if the output is invalid."""
-        fields = read_completion(load_completion(text))
+        """A result read from a completion body; the validation error, if the output is invalid.
+        In the text tool protocol (`mode` says so), a reply that is a tool action becomes a call."""
+        data = load_completion(text)
+        if mode and "tools:text" in mode and p.req.tools and p.req.tool_choice != "none":
+            _text_action(data, p, {t["function"]["name"] for t in p.req.tools})
+        fields = read_completion(data)
         result = ChatResult(
             key=p.key,
             ok=True,
@@ -161,6 +220,8 @@ class LLM:
             finish_reason=fields["finish_reason"],
             tokens_in=fields["tokens_in"],
             tokens_out=fields["tokens_out"],
+            reasoning=fields["reasoning"],
+            mode=mode,
             **extra,
         )
         model = p.req.response_model
@@ -178,7 +239,8 @@ class LLM:
         if answer is None or answer[0] is None:
             return None
         try:
-            result, invalid = self.result_from(p, answer[0], cache_hit=True)
+            mode = json.loads(answer[0]).get("x_mode") if '"x_mode"' in answer[0] else None
+            result, invalid = self.result_from(p, answer[0], mode, cache_hit=True)
         except ValueError:
             return None
         if invalid is not None:
@@ -202,6 +264,7 @@ class LLM:
         hit = self._from_cache(p, cached, t0)
         if hit is not None:
             return hit
+        await self.endpoint()
         sem = self._semaphore()
         first = self._inflight.get(p.key)
         if first is not None:
@@ -233,39 +296,86 @@ class LLM:
         self._row(p, result, None)
         return result
 
+    async def send(self, body: dict, *, stream: bool | None = None) -> tuple[Sent, str]:
+        """POST a logical chat body in the endpoint's shape: (what came back, the mode). A shape
+        the server rejects steps the endpoint down (recorded in the lake) and is sent again in
+        the new shape; the same rejected body is never sent twice."""
+        ep = await self.endpoint()
+        attempts = 0
+        for _ in range(MAX_RESHAPES):
+            version = ep.version
+            wire, mode = ep.shape(body, stream=stream)
+            sent = await self.transport.post("chat", wire, load_completion)
+            attempts += sent.attempts
+            sent.attempts = attempts
+            if sent.error is None:
+                if sent.text is not None:
+                    sent.text = _with_mode(sent.text, mode)
+                return sent, mode
+            if sent.kind != "rejected":
+                return sent, mode
+            change = ep.switch(wire, sent.message or sent.error or "", version)
+            if change is None:
+                return sent, mode
+            if not change.startswith("reshaped"):
+                probe.save(self.lake, ep, "switch")
+                self.console.warn(f"{self.settings.model} at {ep.base_url}: {change}")
+        return sent, mode
+
     async def _call(self, p: Prepared, t0: float) -> ChatResult:
         if self.over_budget():
-            return self._fail(p, BUDGET, t0)
-        sent = await self.transport.post("chat", p.body, load_completion)
+            return self._fail(p, BUDGET, t0, kind="budget")
+        sent, mode = await self.send(p.body)
         attempts, text = sent.attempts, sent.text
         if sent.error is not None:
-            result = ChatResult(key=p.key, ok=False, error=sent.error, attempts=attempts)
+            result = _failed(p, sent, mode)
         else:
-            result, invalid = self.result_from(p, sent.text)
-            if invalid is not None:
+            result, invalid = self.result_from(p, sent.text, mode)
+            self._learn(p, result)
+            if invalid is not None and result.finish_reason == "length":
+                result.ok, result.error_kind = False, "length"
+                result.error = (
+                    f"the answer was cut at the completion limit ({p.body.get('max_tokens')} "
+                    f"tokens) before it was complete: {invalid}"
+                )
+            elif invalid is not None:
                 result, text = await self._repair(p, result, invalid)
                 attempts += result.attempts
             result.attempts = attempts
         return self.finish(p, result, text, t0)
+
+    def _learn(self, p: Prepared, result: ChatResult) -> None:
+        if self._endpoint is not None and result.tokens_in:
+            chars = sum(len(str(m.get("content") or "")) for m in p.body["messages"])
+            self._endpoint.learn_ratio(chars, result.tokens_in)
 
     async def _repair(
         self, p: Prepared, bad: ChatResult, problem: Exception
     ) -> tuple[ChatResult, str | None]:
         """One more call showing the model its validation error; then an error result."""
         body = repair_body(p, bad.content, problem)
-        sent = await self.transport.post("chat", body, load_completion)
+        sent, mode = await self.send(body)
         spent_in, spent_out = bad.tokens_in, bad.tokens_out
         if sent.error is not None:
             reason = f"invalid output ({problem}); the repair call failed: {sent.error}"
-            out = ChatResult(key=p.key, ok=False, error=reason, content=bad.content)
+            out = ChatResult(
+                key=p.key,
+                ok=False,
+                error=reason,
+                content=bad.content,
+                mode=mode,
+                error_kind=sent.kind,
+            )
             out.tokens_in, out.tokens_out, out.attempts = spent_in, spent_out, sent.attempts
             return out, sent.text
-        result, invalid = self.result_from(p, sent.text)
+        result, invalid = self.result_from(p, sent.text, mode)
         result.tokens_in += spent_in
         result.tokens_out += spent_out
         result.attempts = sent.attempts
         if invalid is not None:
-            result.ok, result.error = False, f"invalid output after one repair: {invalid}"
+            kind = "length" if result.finish_reason == "length" else "invalid_output"
+            result.ok, result.error_kind = False, kind
+            result.error = f"invalid output after one repair: {invalid}"
         return result, sent.text
 
     def finish(
@@ -274,7 +384,13 @@ class LLM:
         """Price, count and log a result that came from the server."""
         result.cost_usd = self.cost(self.settings.model, result.tokens_in, result.tokens_out)
         result.latency_ms = _ms(t0)
-        self.count(result.tokens_in, result.tokens_out, result.cost_usd, ok=result.ok)
+        self.count(
+            result.tokens_in,
+            result.tokens_out,
+            result.cost_usd,
+            ok=result.ok,
+            kind=result.error_kind,
+        )
         self._row(p, result, text, batch_id)
         self.over_budget()
         return result
@@ -301,6 +417,8 @@ class LLM:
                 self.log.flush()
         results: list[ChatResult | None] = [None] * len(prepared)
         todo = iter(range(len(prepared)))
+        if self.transport is not None and any(p.key not in cached for p in prepared):
+            await self.endpoint()  # once, before the workers: they start in order
         with self.console.progress("model calls", len(prepared)) as advance:
 
             async def worker() -> None:
@@ -368,3 +486,42 @@ class LLM:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
+
+
+def _failed(p: Prepared, sent: Sent, mode: str) -> ChatResult:
+    result = ChatResult(
+        key=p.key,
+        ok=False,
+        error=sent.error,
+        attempts=sent.attempts,
+        mode=mode,
+        error_kind=sent.kind,
+    )
+    if sent.kind == "context":
+        result.context = context_sizes(sent.message or sent.error or "")
+    return result
+
+
+def _with_mode(text: str, mode: str) -> str:
+    """The body as logged, with the mode that answered it (a cache hit reads the answer the way
+    it was asked: a text-protocol reply is read for its tool action)."""
+    if "tools:text" not in mode:
+        return text
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    data["x_mode"] = mode
+    return json.dumps(data, ensure_ascii=False)
+
+
+def _text_action(data: dict, p: Prepared, names: set[str]) -> None:
+    """Turn a text-protocol reply into the native tool call it stands for (in place)."""
+    message = data["choices"][0]["message"]
+    if message.get("tool_calls"):
+        return
+    call = read_action(message.get("content"), names, p.key[:12])
+    if call is not None:
+        message["tool_calls"] = [call]
+        message["content"] = None
+        data["choices"][0]["finish_reason"] = "tool_calls"

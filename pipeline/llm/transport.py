@@ -1,12 +1,20 @@
 """One HTTP request to an OpenAI-compatible server, with our own retries.
 
 The official ``AsyncOpenAI`` client does the HTTP and raises its typed errors; its own retries are
-off (``max_retries=0``) so that every attempt is counted and every fault is classified here:
+off (``max_retries=0``) so that every attempt is counted and every fault is classified here, by
+`kind` (the kinds are `KINDS`):
 
 - retried, with exponential backoff and jitter: 429 (waiting what ``retry-after`` /
-  ``retry-after-ms`` says, up to two minutes), 408, 409, 5xx, timeouts, connection errors, and
-  200 answers whose body is malformed (truncated, not JSON, missing ``choices``);
-- not retried: other 4xx (bad request, authentication, unknown model): the answer will not change.
+  ``retry-after-ms`` says, up to two minutes), 408, 409, 5xx, connection errors, and 200 answers
+  whose body is malformed (truncated, not JSON, missing ``choices``, a stream that stops short);
+  a time-out (silence: no byte for ``timeout_s``) is retried at most ``timeout_retries`` times;
+- not retried: other 4xx, and a 5xx whose message is a validation error (a server that answers
+  a request shape it does not take with 500, as llama-cpp-python's does): the answer will not
+  change. The caller reshapes a ``rejected`` request (see `endpoint`) and fits a ``context`` one.
+
+A chat body with ``stream`` is read as server-sent events and put back together as one
+completion, so a slow server that keeps sending tokens is never cut off and resent: the time-out
+counts silence, not the length of the answer.
 
 A request never raises on a model fault: it ends as a `Sent` with data or with the last reason.
 Clients belong to the event loop that created them; `bind()` makes new ones when the loop
@@ -18,12 +26,15 @@ request, so several small pools cost less CPU per call than one large one.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2 as httpx
 import openai
 
 from pipeline.llm.types import MalformedResponse
@@ -32,6 +43,29 @@ from pipeline.settings import ModelSettings, SettingsError
 RETRY_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
 PER_CLIENT = 8
+KINDS = (
+    "rate_limit",  # 429 after every retry
+    "server",  # 5xx after every retry
+    "timeout",  # silence past timeout_s
+    "connection",
+    "malformed",  # a 200 that is not a completion
+    "rejected",  # the request's shape: a parameter, format or tool use the server refuses
+    "context",  # the prompt does not fit the context window
+    "auth",  # 401, 403
+    "not_found",  # 404: no such model or route
+    "bad_request",  # another 4xx
+)
+# A 5xx that says the request was invalid will say so again: it is a rejection, not a fault.
+_INVALID = re.compile(
+    r"input should be|validation error|not supported|unsupported|extra (inputs|fields)|"
+    r"unrecognized|unknown (field|parameter|argument)|not permitted|is not allowed|field required",
+    re.I,
+)
+_CONTEXT = re.compile(
+    r"context (size|length|window)|maximum context|context_length|too many tokens|"
+    r"exceeds the (available|maximum)|prompt is too long|input is too long",
+    re.I,
+)
 
 
 @dataclass
@@ -40,6 +74,96 @@ class Sent:
     text: str | None  # the body as received (also the last body of a failed request)
     attempts: int
     error: str | None
+    kind: str | None = None  # one of KINDS when the request failed
+    message: str | None = None  # the server's own words, for a rejection
+
+
+def classify(status: int, message: str) -> str:
+    """The kind of an HTTP error answer (see `KINDS`)."""
+    if _CONTEXT.search(message):
+        return "context"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limit"
+    if status >= 500:
+        return "rejected" if _INVALID.search(message) else "server"
+    if status in RETRY_STATUS:
+        return "server"
+    return "rejected" if status in (400, 415, 422) else "bad_request"
+
+
+def context_sizes(message: str) -> tuple[int | None, int | None]:
+    """(prompt tokens, context tokens) from an over-long prompt's error, where it says them."""
+    numbers = [int(n) for n in re.findall(r"(\d+)\s*tokens", message)]
+    m = re.search(r"request \((\d+) tokens\) exceeds the available context size \((\d+)", message)
+    if m:  # llama.cpp
+        return int(m[1]), int(m[2])
+    m = re.search(r"maximum context length is (\d+) tokens.*?(\d+) tokens", message, re.S)
+    if m:  # OpenAI, vLLM
+        return int(m[2]), int(m[1])
+    if len(numbers) >= 2:
+        return max(numbers), min(numbers)
+    return None, None
+
+
+class StreamAnswer:
+    """Chunks of a streamed chat completion, put back together as one completion body."""
+
+    def __init__(self) -> None:
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, dict] = {}
+        self.finish: str | None = None
+        self.usage: dict | None = None
+        self.head: dict = {}
+        self.n = 0
+
+    def add(self, chunk: dict) -> None:
+        if "error" in chunk:
+            error = chunk["error"]
+            text = error.get("message") if isinstance(error, dict) else str(error)
+            raise MalformedResponse(f"the server reported an error mid-stream: {text}")
+        self.n += 1
+        self.head = self.head or {k: chunk.get(k) for k in ("id", "model", "created")}
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                self.content.append(delta["content"])
+            thought = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(thought, str) and thought:
+                self.reasoning.append(thought)
+            for call in delta.get("tool_calls") or []:
+                slot = self.calls.setdefault(
+                    call.get("index", len(self.calls)),
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
+                slot["id"] = call.get("id") or slot["id"]
+                fn = call.get("function") or {}
+                slot["function"]["name"] += fn.get("name") or ""
+                slot["function"]["arguments"] += fn.get("arguments") or ""
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+
+    def completion(self) -> dict:
+        if self.n == 0:
+            raise MalformedResponse("malformed response body: an empty stream")
+        if self.finish is None:
+            raise MalformedResponse("the stream ended before the answer was complete")
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls:
+            message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
+        body = {**self.head, "object": "chat.completion"}
+        body["choices"] = [{"index": 0, "message": message, "finish_reason": self.finish}]
+        if self.usage is not None:
+            body["usage"] = self.usage
+        return body
 
 
 def api_key(settings: ModelSettings) -> str:
@@ -65,6 +189,15 @@ def retry_after(headers) -> float | None:
         except ValueError:
             continue
     return None
+
+
+def _body_text(exc: openai.APIStatusError) -> str | None:
+    if exc.response is None:
+        return None
+    try:
+        return exc.response.text
+    except httpx.ResponseNotRead:  # a streamed request's error body
+        return json.dumps(exc.body) if exc.body is not None else None
 
 
 def _message(exc: openai.APIStatusError) -> str:
@@ -94,7 +227,10 @@ class Transport:
                     api_key=self.key,
                     base_url=base_url,
                     max_retries=0,
-                    timeout=self.settings.timeout_s,
+                    # the read time-out bounds the silence between two bytes, not the answer
+                    timeout=httpx.Timeout(
+                        self.settings.timeout_s, connect=min(self.settings.timeout_s, 30.0)
+                    ),
                 )
                 for _ in range(n)
             ]
@@ -124,34 +260,61 @@ class Transport:
         endpoint = client.chat.completions if kind == "chat" else client.embeddings
 
         async def once() -> tuple[Any, str]:
+            if body.get("stream"):
+                return await self._streamed(endpoint, body, load)
             raw = await endpoint.with_raw_response.create(**body)
             text = raw.http_response.text
             return load(text), text
 
         return await self.run(once)
 
+    @staticmethod
+    async def _streamed(endpoint, body: dict, load: Callable[[str], dict]) -> tuple[Any, str]:
+        answer = StreamAnswer()
+        async with endpoint.with_streaming_response.create(**body) as raw:
+            async for line in raw.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                try:
+                    chunk = json.loads(payload)
+                except ValueError:
+                    raise MalformedResponse(f"malformed stream chunk: {payload[:80]!r}") from None
+                answer.add(chunk)
+        text = json.dumps(answer.completion(), ensure_ascii=False)
+        return load(text), text
+
     async def run(self, once: Callable[[], Awaitable[tuple[Any, str | None]]]) -> Sent:
         """Call `once()` until it returns (data, text), retrying what is worth retrying."""
-        last, text, attempts = "no attempt made", None, 0
+        last, text, attempts, kind, timeouts = "no attempt made", None, 0, None, 0
         for attempt in range(1, self.settings.max_retries + 2):
             attempts, asked = attempt, None
             try:
                 data, text = await once()
                 return Sent(data, text, attempt, None)
             except MalformedResponse as exc:
-                last = str(exc)
+                last, kind = str(exc), "malformed"
             except openai.APITimeoutError:
-                last = f"timeout after {self.settings.timeout_s:g}s"
+                last, kind = f"no answer for {self.settings.timeout_s:g}s (silence)", "timeout"
+                timeouts += 1
+                if timeouts > self.settings.timeout_retries:
+                    break
             except openai.APIConnectionError as exc:
-                last = f"connection error: {exc.__cause__ or exc}"
+                last, kind = f"connection error: {exc.__cause__ or exc}", "connection"
             except openai.APIStatusError as exc:
-                text = exc.response.text if exc.response is not None else None
-                last = f"HTTP {exc.status_code}: {_message(exc)}"
-                if exc.status_code < 500 and exc.status_code not in RETRY_STATUS:
-                    return Sent(None, text, attempt, last)
+                text = _body_text(exc)
+                message = _message(exc)
+                last, kind = (
+                    f"HTTP {exc.status_code}: {message}",
+                    classify(exc.status_code, message),
+                )
+                if kind not in ("server", "rate_limit"):
+                    return Sent(None, text, attempt, last, kind, message)
                 asked = retry_after(exc.response.headers if exc.response is not None else None)
             except openai.APIError as exc:  # e.g. a response the client could not read
-                last = f"{exc.__class__.__name__}: {exc}"
+                last, kind = f"{exc.__class__.__name__}: {exc}", "malformed"
             if attempt <= self.settings.max_retries:
                 await asyncio.sleep(self.backoff(attempt, asked))
-        return Sent(None, text, attempts, f"{last} (gave up after {attempts} attempts)")
+        return Sent(None, text, attempts, f"{last} (gave up after {attempts} attempts)", kind)

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 
 from pipeline.ids import canonical_json, digest
+from pipeline.llm.extract import read_structured, split_reasoning
 from pipeline.settings import ModelSettings
 
 KEY_VERSION = "llm-v1"
@@ -34,7 +35,7 @@ class ChatRequest:
     tool_choice: str | dict | None = None
     temperature: float | None = None
     seed: int | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # the stage's size of its answer; the setting overrides it
     prompt_version: str | None = None
     stage: str = ""
     tag: str | None = None
@@ -69,6 +70,10 @@ class ChatResult:
     message: dict = field(default_factory=lambda: {"role": "assistant", "content": None})
     finish_reason: str | None = None
     attempts: int = 0
+    error_kind: str | None = None  # see transport.KINDS, plus length, invalid_output, budget...
+    reasoning: str | None = None  # the model's reasoning, kept apart from the answer
+    mode: str | None = None  # how the request was shaped (endpoint.Endpoint.mode)
+    context: tuple[int | None, int | None] | None = None  # (prompt, window) of a too-long prompt
 
 
 @dataclass
@@ -81,6 +86,7 @@ class Usage:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    error_kinds: dict[str, int] = field(default_factory=dict)
 
     @property
     def tokens(self) -> int:
@@ -114,11 +120,12 @@ def response_format(model: type[pydantic.BaseModel]) -> dict:
 
 
 def prepare(req: ChatRequest, settings: ModelSettings) -> Prepared:
-    """The body to send and its cache key; request values win over settings."""
+    """The logical body (before the endpoint shapes it) and its cache key; request values win
+    over settings, except max_tokens, where the user's setting overrides the stage's size."""
     params: dict[str, Any] = {
         "temperature": req.temperature if req.temperature is not None else settings.temperature,
         "seed": req.seed if req.seed is not None else settings.seed,
-        "max_tokens": req.max_tokens if req.max_tokens is not None else settings.max_tokens,
+        "max_tokens": settings.max_tokens if settings.max_tokens is not None else req.max_tokens,
     }
     if req.response_model is not None:
         params["response_format"] = response_format(req.response_model)
@@ -155,9 +162,13 @@ def load_completion(text: str) -> dict:
 
 
 def read_completion(data: dict) -> dict[str, Any]:
-    """content, tool_calls (arguments decoded where they are JSON), the message to append next."""
+    """content, tool_calls (arguments decoded where they are JSON), the message to append next,
+    and the reasoning (``reasoning_content`` / ``reasoning`` fields, ``<think>`` blocks) apart."""
     choice = data["choices"][0]
     message = choice["message"]
+    content, thought = split_reasoning(message.get("content"))
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    reasoning = "\n\n".join(t for t in (reasoning, thought) if isinstance(t, str) and t) or None
     calls = []
     for call in message.get("tool_calls") or []:
         fn = call.get("function") or {}
@@ -167,15 +178,18 @@ def read_completion(data: dict) -> dict[str, Any]:
         except json.JSONDecodeError:
             args = None
         calls.append({"id": call.get("id"), "name": fn.get("name"), "arguments": args, "raw": raw})
-    next_message: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
+    next_message: dict[str, Any] = {"role": "assistant", "content": content}
     if message.get("tool_calls"):
         next_message["tool_calls"] = [
             {"id": c.get("id"), "type": "function", "function": c.get("function")}
             for c in message["tool_calls"]
         ]
     usage = data.get("usage") or {}
+    details = usage.get("completion_tokens_details") or {}
     return {
-        "content": message.get("content"),
+        "content": content,
+        "reasoning": reasoning,
+        "reasoning_tokens": int(details.get("reasoning_tokens") or 0),
         "refusal": message.get("refusal"),
         "tool_calls": calls,
         "message": next_message,
@@ -186,16 +200,14 @@ def read_completion(data: dict) -> dict[str, Any]:
 
 
 def validate_output(model: type[pydantic.BaseModel], content: str | None) -> pydantic.BaseModel:
-    """The parsed instance, or a ValueError whose text the model can act on."""
+    """The parsed instance, or a ValueError whose text the model can act on. The JSON is found
+    in the text (a fence, prose around it) and near misses are read leniently (`extract`)."""
     if content is None:
         raise ValueError("the reply had no content; a JSON object was expected")
     try:
         return model.model_validate_json(content)
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:10]
-        )
-        raise ValueError(problems) from None
+    except pydantic.ValidationError:
+        return read_structured(model, content)
 
 
 def repair_body(p: Prepared, content: str | None, problem: Exception) -> dict:

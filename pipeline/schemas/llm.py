@@ -57,9 +57,62 @@ class LlmCalls(pa.DataFrameModel):
     error: str = pa.Field(
         nullable=True, description="why the call failed, after retries and the repair attempt"
     )
+    error_kind: str = pa.Field(
+        nullable=True,
+        description="kind of the failure: rate_limit, server, timeout, connection, malformed, "
+        "rejected, context, auth, not_found, bad_request, length (cut at max_tokens), "
+        "invalid_output, budget, internal",
+    )
+    mode: str = pa.Field(
+        nullable=True,
+        description="how the request was shaped for the server: structured output "
+        "(json_schema, json_object_schema, json_object, text), tool protocol, streaming",
+    )
+    reasoning: str = pa.Field(
+        nullable=True,
+        description="the model's reasoning (reasoning_content, <think> blocks), kept apart from the answer",
+    )
     cache_hit: bool = pa.Field(description="answered from this table without calling the server")
     batch_id: str = pa.Field(nullable=True, description="batch-API job that answered it, if any")
     created_at: pl.Datetime("us", "UTC") = pa.Field(description="when the answer arrived")
+
+    class Config(Strict):
+        pass
+
+
+@register("model_endpoints")
+class ModelEndpoints(pa.DataFrameModel):
+    """One row per look at a (server, model): a probe, the first use, or a switch after a rejection.
+
+    The latest row of an endpoint is what the model layer uses; earlier rows say what was found
+    and when. The server address is stored without credentials; the API key never.
+    """
+
+    endpoint_id: str = pa.Field(description="digest of base_url and model")
+    base_url: str = pa.Field(description="server address (…/v1), without credentials")
+    model: str = pa.Field(description="model name as sent")
+    source: str = pa.Field(
+        isin=["probe", "first_use", "switch"],
+        description="probe (models check), first_use (metadata read before the first call), "
+        "switch (a request was rejected for its shape)",
+    )
+    server: str = pa.Field(description="llama.cpp, llama-cpp-python, vllm, ollama, ... or unknown")
+    structured: str = pa.Field(
+        isin=["json_schema", "json_object_schema", "json_object", "text"],
+        description="structured-output mode requests use",
+    )
+    tools: str = pa.Field(isin=["native", "text"], description="tool-call protocol")
+    stream: bool = pa.Field(description="answers are streamed")
+    stream_usage: bool = pa.Field(description="a streamed answer asks for its usage")
+    token_param: str = pa.Field(description="name of the completion-token limit sent")
+    dropped: str = pa.Field(description="JSON list of parameters the model refuses")
+    context_tokens: int = pa.Field(nullable=True, description="context window per request")
+    slots: int = pa.Field(nullable=True, description="requests the server runs at once")
+    chars_per_token: float = pa.Field(
+        nullable=True, description="prompt characters per token, from the server's counts"
+    )
+    notes: str = pa.Field(description="JSON list: what was found or switched, and why")
+    recorded_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
 
     class Config(Strict):
         pass

@@ -139,8 +139,8 @@ def test_running_out_of_turns_forces_a_final_answer(loopback, lake):
     assert len(q_seen) == 4, "two turns, the forced final answer and its one repair"
     assert summary.n_failed == 1
     assert dict(summary.errors)["q_seen"] == (
-        "model call failed at final answer after the turn limit (2): invalid output after one "
-        "repair: (root): Invalid JSON: expected value at line 1 column 1"
+        "model call failed at final answer after the turn limit (2): [invalid_output] invalid "
+        "output after one repair: no JSON object in the reply: 'still not JSON'"
     )
     assert lake.read("lessons")["trajectory_id"].to_list() == ["f_args"]
 

@@ -73,7 +73,7 @@ def test_single_prompts_golden(tmp_path, name, outcome, deepen):
     skill.write_text(SKILL)
     analyst = SingleAnalyst(SETTINGS, base_skill=skill if deepen else None)
     row, steps = sample(outcome)
-    req = analyst.request(row, steps)
+    req, _ = analyst.request(row, steps)
     assert req.prompt_version == analyst.prompt_version and req.tag == "r1"
     judged = "judgement" in req.response_model.model_fields
     assert judged == (outcome == "unknown")
