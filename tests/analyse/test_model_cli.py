@@ -60,7 +60,7 @@ def test_a_model_without_an_analyst_runs_single(env, loopback, lake):
     loopback.fail("500", times=1000)
     other = invoke(*common, "--analyst", "agentic", "--max-turns", "2", "--limit", "1")
     assert other.exit_code == 3, other.output
-    assert "error: trajectory c0: model call failed at turn 1: HTTP 500" in other.output
+    assert "error: trajectory c0: model call failed at turn 1: [server] HTTP 500" in other.output
 
 
 @pytest.mark.parametrize(
