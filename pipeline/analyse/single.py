@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.analyse.analyst import Batch, Outcome, error_reason, now
-from pipeline.analyse.model_analyst import ModelAnalyst, case_of, usage_of
+from pipeline.analyse.model_analyst import ModelAnalyst, PromptTooLong, case_of, usage_of
 from pipeline.analyse.render import render_trajectory
 from pipeline.llm import ChatRequest, ChatResult
 
@@ -64,6 +64,9 @@ class SingleAnalyst(ModelAnalyst):
                 requests.append(request)
                 budgets.append(budget)
                 slots.append(i)
+            except PromptTooLong as exc:
+                outcomes[i] = Outcome(row["trajectory_id"], error=f"[context] {exc}")
+                self.tick()
             except Exception as exc:  # a run that cannot be rendered fails alone
                 outcomes[i] = Outcome(row["trajectory_id"], error=error_reason(exc))
                 self.tick()

@@ -309,6 +309,12 @@ class LLM:
             attempts += sent.attempts
             sent.attempts = attempts
             if sent.error is None:
+                if (
+                    wire.get("stream")
+                    and isinstance(sent.data, dict)
+                    and not sent.data.get("usage")
+                ):
+                    self._switched(ep, ep.no_usage())
                 if sent.text is not None:
                     sent.text = _with_mode(sent.text, mode)
                 return sent, mode
@@ -318,9 +324,14 @@ class LLM:
             if change is None:
                 return sent, mode
             if not change.startswith("reshaped"):
-                probe.save(self.lake, ep, "switch")
-                self.console.warn(f"{self.settings.model} at {ep.base_url}: {change}")
+                self._switched(ep, change)
         return sent, mode
+
+    def _switched(self, ep: Endpoint, change: str | None) -> None:
+        """Record a change of the endpoint's shape in the lake and say it once."""
+        if change is not None:
+            probe.save(self.lake, ep, "switch")
+            self.console.warn(f"{self.settings.model} at {ep.base_url}: {change}")
 
     async def _call(self, p: Prepared, t0: float) -> ChatResult:
         if self.over_budget():
@@ -329,6 +340,7 @@ class LLM:
         attempts, text = sent.attempts, sent.text
         if sent.error is not None:
             result = _failed(p, sent, mode)
+            self._learn_window(result)
         else:
             result, invalid = self.result_from(p, sent.text, mode)
             self._learn(p, result)
@@ -343,6 +355,14 @@ class LLM:
                 attempts += result.attempts
             result.attempts = attempts
         return self.finish(p, result, text, t0)
+
+    def _learn_window(self, result: ChatResult) -> None:
+        """A server that did not say its context window says it in an over-long prompt's error."""
+        ep, window = self._endpoint, (result.context or (None, None))[1]
+        if ep is not None and window and ep.context_tokens is None:
+            ep.context_tokens = window
+            ep.notes.append(f"context window {window} tokens, from an over-long prompt's error")
+            probe.save(self.lake, ep, "learned")
 
     def _learn(self, p: Prepared, result: ChatResult) -> None:
         if self._endpoint is not None and result.tokens_in:

@@ -34,6 +34,15 @@ DROPPABLE = ("seed", "temperature", "frequency_penalty")
 # OpenAI's reasoning models take max_completion_tokens and refuse temperature.
 REASONING_MODEL = re.compile(r"^(o\d|gpt-5)", re.I)
 
+# Servers that turn a schema into a grammar: bounds on strings and lists make a small model that
+# repeats itself close the string and the list, rather than run to max_tokens.
+GRAMMAR_SERVERS = ("llama.cpp", "llama-cpp-python", "ollama", "vllm")
+MAX_STRING_CHARS = 400
+MIN_STRING_CHARS = 40
+MAX_LIST_ITEMS = 8
+ANSWER_SHARE_OF_STRINGS = 0.5  # of the completion limit: the rest is JSON, numbers, whitespace
+BOUND_CHARS_PER_TOKEN = 2.5  # at most, for the bounds: repeated text tokenises short
+
 SCHEMA_NOTE = (
     "Reply with only one JSON value, with no prose and no code fence around it, of this shape "
     "(a string field holds text as described; a|b means one of those values):\n{shape}"
@@ -94,6 +103,10 @@ class Endpoint:
         if fmt is not None:
             mode = self.structured
             schema = (fmt.get("json_schema") or {}).get("schema") or {}
+            if self.server in GRAMMAR_SERVERS:
+                cpt = min(self.chars_per_token or BOUND_CHARS_PER_TOKEN, BOUND_CHARS_PER_TOKEN)
+                schema = bounded(schema, out.get("max_tokens"), cpt)
+                fmt = {**fmt, "json_schema": {**fmt["json_schema"], "schema": schema}}
             if self.structured == "json_schema":
                 out["response_format"] = fmt
             else:
@@ -177,6 +190,18 @@ class Endpoint:
         self.dropped.append(action)
         return f"{action} refused: no longer sent"
 
+    def no_usage(self) -> str | None:
+        """A streamed answer came without usage: read answers whole from now on, so that
+        tokens are counted (what changed, or None if that was already so)."""
+        with self._lock:
+            if not self.stream:
+                return None
+            self.stream = False
+            self.version += 1
+            change = "streamed answers carry no usage: answers are read whole"
+            self.notes.append(change)
+            return change
+
     def learn_ratio(self, prompt_chars: int, prompt_tokens: int) -> None:
         """Keep the smallest characters-per-token seen: prompts are sized with it."""
         if prompt_tokens > 50 and prompt_chars > 0:
@@ -199,6 +224,54 @@ def _with_note(messages: list[dict], note: str) -> list[dict]:
 def _has_note(messages: list[dict]) -> bool:
     first = messages[0] if messages else {}
     return first.get("role") == "system" and SCHEMA_NOTE[:40] in (first.get("content") or "")
+
+
+def bounded(schema: dict, max_tokens: int | None, chars_per_token: float) -> dict:
+    """`schema` with a bound on every free string and list that has none: lists to
+    `MAX_LIST_ITEMS`, strings to their share of what `max_tokens` can hold (the same for each,
+    counting a string once per item a list may hold), so that the whole answer fits its limit."""
+    strings = _strings(schema, schema, 0)
+    cap = MAX_STRING_CHARS
+    if max_tokens and strings:
+        cap = int(max_tokens * chars_per_token * ANSWER_SHARE_OF_STRINGS / strings)
+        cap = max(MIN_STRING_CHARS, min(cap, MAX_STRING_CHARS))
+    return _bound(schema, cap)
+
+
+def _free_string(s: dict) -> bool:
+    return s.get("type") == "string" and "enum" not in s and "const" not in s
+
+
+def _strings(schema: Any, root: dict, depth: int) -> int:
+    """How many free strings an answer of `schema` can hold at most."""
+    if not isinstance(schema, dict) or depth > 8:
+        return 0
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        return _strings((root.get("$defs") or {}).get(name, {}), root, depth + 1)
+    if _free_string(schema):
+        return 1
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return max(_strings(o, root, depth + 1) for o in options)
+    if schema.get("type") == "array":
+        items = min(schema.get("maxItems", MAX_LIST_ITEMS), MAX_LIST_ITEMS)
+        return items * _strings(schema.get("items") or {}, root, depth + 1)
+    props = schema.get("properties") or {}
+    return sum(_strings(v, root, depth + 1) for v in props.values())
+
+
+def _bound(schema: Any, cap: int) -> Any:
+    if isinstance(schema, list):
+        return [_bound(s, cap) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _bound(v, cap) for k, v in schema.items()}
+    if _free_string(out) and "maxLength" not in out:
+        out["maxLength"] = cap
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = MAX_LIST_ITEMS
+    return out
 
 
 # -- the JSON shape, for instructions ------------------------------------------------------------

@@ -182,6 +182,11 @@ async def discover(ep: Endpoint, settings: ModelSettings) -> None:
             ep.notes.append(
                 f"llama.cpp /props: n_ctx {ep.context_tokens} per slot, {ep.slots} slots"
             )
+            caps = props.get("chat_template_caps") or {}
+            if caps.get("supports_tool_calls") is False and ep.tools == "native":
+                # its template drops the tools and the model answers in prose: text protocol
+                ep.tools = "text"
+                ep.notes.append("the chat template has no tool calls: tools go as text")
             return
         models = await _get_json(client, "GET", f"{ep.base_url}/models")
         entries = (models or {}).get("data") if isinstance(models, dict) else None
@@ -206,7 +211,11 @@ async def discover(ep: Endpoint, settings: ModelSettings) -> None:
         if isinstance(entries, list) and any(
             isinstance(e, dict) and e.get("owned_by") == "me" for e in entries
         ):
+            # llama-cpp-python: no metadata with the window; its streams carry no usage and end
+            # empty on an over-long prompt, so answers are read whole
             ep.server = "llama-cpp-python"
+            ep.stream = False
+            ep.notes.append("llama-cpp-python: streams carry no usage; answers are read whole")
 
 
 def _ollama_context(show: dict) -> int | None:

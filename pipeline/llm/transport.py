@@ -78,6 +78,11 @@ class Sent:
     message: str | None = None  # the server's own words, for a rejection
 
 
+class EmptyStream(MalformedResponse):
+    """A stream that ended before its first chunk: a server that cannot stream this request
+    (llama-cpp-python's, for a prompt over its window). Not retried: the caller reads it whole."""
+
+
 def classify(status: int, message: str) -> str:
     """The kind of an HTTP error answer (see `KINDS`)."""
     if _CONTEXT.search(message):
@@ -151,7 +156,7 @@ class StreamAnswer:
 
     def completion(self) -> dict:
         if self.n == 0:
-            raise MalformedResponse("malformed response body: an empty stream")
+            raise EmptyStream("the stream ended empty, before its first chunk")
         if self.finish is None:
             raise MalformedResponse("the stream ended before the answer was complete")
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
@@ -294,6 +299,8 @@ class Transport:
             try:
                 data, text = await once()
                 return Sent(data, text, attempt, None)
+            except EmptyStream as exc:
+                return Sent(None, text, attempt, str(exc), "rejected", str(exc))
             except MalformedResponse as exc:
                 last, kind = str(exc), "malformed"
             except openai.APITimeoutError:

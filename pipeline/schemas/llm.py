@@ -92,9 +92,9 @@ class ModelEndpoints(pa.DataFrameModel):
     base_url: str = pa.Field(description="server address (…/v1), without credentials")
     model: str = pa.Field(description="model name as sent")
     source: str = pa.Field(
-        isin=["probe", "first_use", "switch"],
+        isin=["probe", "first_use", "switch", "learned"],
         description="probe (models check), first_use (metadata read before the first call), "
-        "switch (a request was rejected for its shape)",
+        "switch (a request was rejected for its shape), learned (e.g. the window from an error)",
     )
     server: str = pa.Field(description="llama.cpp, llama-cpp-python, vllm, ollama, ... or unknown")
     structured: str = pa.Field(
