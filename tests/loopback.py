@@ -517,9 +517,7 @@ def sse(completion: dict, usage: bool) -> bytes:
     message = choice["message"]
     delta: dict[str, Any] = {"role": "assistant", "content": message.get("content")}
     if message.get("tool_calls"):
-        delta["tool_calls"] = [
-            {"index": i, **call} for i, call in enumerate(message["tool_calls"])
-        ]
+        delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(message["tool_calls"])]
     chunks = [
         {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
         {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]},

@@ -180,6 +180,8 @@ def test_a_model_fault_mid_conversation_is_an_error_row(loopback, lake):
     summary = analyse(
         lake, analyst="agentic", settings=loopback.settings(max_retries=1), where=WHERE
     )
-    assert dict(summary.errors)["q_seen"].startswith("model call failed at turn 2: [server] HTTP 500")
+    assert dict(summary.errors)["q_seen"].startswith(
+        "model call failed at turn 2: [server] HTTP 500"
+    )
     rows = lake.read("analyses").filter(pl.col("trajectory_id") == "q_seen")
     assert rows["n_tool_calls"].to_list() == [1] and rows["n_calls"].to_list() == [2]

@@ -180,7 +180,10 @@ def test_refused_tools_go_through_the_text_protocol(loopback, lake):
         {"role": "tool", "tool_call_id": "c1", "content": "Mia"},
     ]
     wire = to_text(turn2, tools, None)
-    assert wire[2] == {"role": "assistant", "content": '{"tool": "get_user", "arguments": {"user_id": "u1"}}'}
+    assert wire[2] == {
+        "role": "assistant",
+        "content": '{"tool": "get_user", "arguments": {"user_id": "u1"}}',
+    }
     assert wire[3] == {"role": "user", "content": "Result of get_user:\nMia"}
     assert read_action("the answer is 42", {"get_user"}, "t") is None
 
@@ -203,7 +206,9 @@ def test_an_over_long_prompt_is_a_context_error_with_both_sizes(loopback, lake):
 
 
 def test_think_blocks_and_fences_are_read_and_the_reasoning_stored(loopback, lake):
-    loopback.script('<think>Paris is the capital.</think>\n```json\n{"city": "Paris", "kind": "capital"}\n```')
+    loopback.script(
+        '<think>Paris is the capital.</think>\n```json\n{"city": "Paris", "kind": "capital"}\n```'
+    )
     result = LLM(loopback.settings(), lake).map([ask("c", response_model=City)])[0]
     assert result.ok and result.parsed.kind == "capital"
     assert lake.read("llm_calls")["reasoning"].to_list() == ["Paris is the capital."]
