@@ -12,7 +12,10 @@ that repair, a spent budget, or an answer whose every lesson is rejected is an e
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -22,6 +25,9 @@ from pipeline.analyse.render import render_trajectory
 from pipeline.llm import ChatRequest, ChatResult
 
 STAGE = "analyse"
+K = TypeVar("K")
+LEAD = 4  # runs rendered ahead, in multiples of the concurrency
+IDLE_YIELDS = 64  # most turns `_idle` leaves to other callbacks before it goes on anyway
 
 
 class SingleAnalyst(ModelAnalyst):
@@ -61,6 +67,79 @@ class SingleAnalyst(ModelAnalyst):
             outcomes[i] = self.read(row, steps, result, started)
         return [outcomes[i] for i in range(len(items))]
 
+    def analyse_stream(
+        self, batches: Iterable[tuple[K, Batch]], done: Callable[[K, Batch, list[Outcome]], bool]
+    ) -> None:
+        """Analyse `batches` as one stream of requests; `done(key, batch, outcomes)` is called for
+        each batch, in order, once all its runs are answered, and returns True to stop. On a stop,
+        the runs of later batches still in flight are abandoned (what was answered stays in
+        llm_calls for the next run).
+
+        The same requests and outcomes as `analyse_batch` batch after batch, but the model is
+        never left waiting for a batch boundary (the last, partial wave of one batch, writing its
+        parts, rendering the next), and runs are rendered ahead while the event loop is idle
+        rather than between an answer and the next request."""
+        if self.llm is None:
+            raise RuntimeError("SingleAnalyst.prepare must run before analyse_stream")
+        if self.model_settings.batch:  # the server's batch API: one job per batch
+            for key, batch in batches:
+                if done(key, batch, self.analyse_batch(batch)):
+                    return
+            return
+        try:
+            self.run(self._stream(iter(batches), done))
+        except _Stop:
+            pass
+
+    async def _stream(self, batches, done) -> None:
+        llm = self.llm
+        loop = asyncio.get_running_loop()
+        width = max(1, self.model_settings.concurrency)
+        ready: asyncio.Queue = asyncio.Queue(maxsize=LEAD * width)  # rendered, waiting for a slot
+        pending: deque[_Pending] = deque()  # batches not yet handed to `done`, in order
+
+        def settle() -> None:
+            while pending and pending[0].left == 0:
+                b = pending.popleft()
+                if done(b.key, b.batch, b.outcomes):
+                    raise _Stop
+
+        async def produce() -> None:
+            for key, batch in batches:
+                b = _Pending(key, batch, now())
+                pending.append(b)
+                for i, (row, steps) in enumerate(batch.items()):
+                    await _idle(loop)
+                    try:
+                        req = self.request(row, steps)
+                    except Exception as exc:  # a run that cannot be rendered fails alone
+                        b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
+                        self.tick()
+                        continue
+                    await ready.put((b, i, row, steps, req))
+                settle()  # a batch none of whose runs reached the model
+            for _ in range(width):
+                await ready.put(None)
+
+        async def consume() -> None:
+            while (item := await ready.get()) is not None:
+                b, i, row, steps, req = item
+                result = await llm.achat(req)
+                await asyncio.sleep(0)  # the next request goes out before this answer is read
+                b.put(i, self.read(row, steps, result, b.started))
+                self.tick()
+                settle()
+
+        tasks = [asyncio.create_task(produce())]
+        tasks += [asyncio.create_task(consume()) for _ in range(width)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            llm.flush()
+
     def read(
         self, row: dict[str, Any], steps: pl.DataFrame, result: ChatResult, started
     ) -> Outcome:
@@ -75,3 +154,31 @@ class SingleAnalyst(ModelAnalyst):
             )
         except Exception as exc:
             return Outcome(tid, [], usage, error_reason(exc), started, now())
+
+
+class _Stop(Exception):
+    """`done` asked the stream to stop."""
+
+
+class _Pending:
+    """A batch in the stream: its outcomes as they come, and how many runs are still out."""
+
+    def __init__(self, key, batch: Batch, started):
+        self.key, self.batch, self.started = key, batch, started
+        self.outcomes: list[Outcome | None] = [None] * batch.trajectories.height
+        self.left = len(self.outcomes)
+
+    def put(self, i: int, outcome: Outcome) -> None:
+        self.outcomes[i] = outcome
+        self.left -= 1
+
+
+async def _idle(loop: asyncio.AbstractEventLoop) -> None:
+    """Return when no other callback is waiting to run: CPU work after this point delays no
+    answer being read and no request being sent (as far as the loop can tell)."""
+    await asyncio.sleep(0)
+    ready = getattr(loop, "_ready", None)  # CPython's queue of callbacks due now
+    for _ in range(IDLE_YIELDS):
+        if not ready:
+            return
+        await asyncio.sleep(0)
