@@ -97,6 +97,8 @@ class SingleAnalyst(ModelAnalyst):
         width = max(1, self.model_settings.concurrency)
         ready: asyncio.Queue = asyncio.Queue(maxsize=LEAD * width)  # rendered, waiting for a slot
         pending: deque[_Pending] = deque()  # batches not yet handed to `done`, in order
+        wake = asyncio.Event()  # housekeeping is due
+        state = {"in_flight": 0, "consumers": width}
 
         def settle() -> None:
             while pending and pending[0].left == 0:
@@ -106,6 +108,8 @@ class SingleAnalyst(ModelAnalyst):
 
         async def produce() -> None:
             for key, batch in batches:
+                if self.stop_reason() is not None:
+                    break  # the budget is spent: the map stops after the batch in flight
                 b = _Pending(key, batch, now())
                 pending.append(b)
                 for i, (row, steps) in enumerate(batch.items()):
@@ -117,20 +121,46 @@ class SingleAnalyst(ModelAnalyst):
                         self.tick()
                         continue
                     await ready.put((b, i, row, steps, req))
-                settle()  # a batch none of whose runs reached the model
+                wake.set()  # a batch none of whose runs reached the model is done already
             for _ in range(width):
                 await ready.put(None)
 
         async def consume() -> None:
             while (item := await ready.get()) is not None:
                 b, i, row, steps, req = item
-                result = await llm.achat(req)
+                if b is not pending[0] and self.stop_reason() is not None:
+                    continue  # a later batch than the one in flight when the budget ran out
+                state["in_flight"] += 1
+                if state["in_flight"] == width:
+                    wake.set()
+                try:
+                    result = await llm.achat(req)
+                finally:
+                    state["in_flight"] -= 1
                 await asyncio.sleep(0)  # the next request goes out before this answer is read
                 b.put(i, self.read(row, steps, result, b.started))
                 self.tick()
-                settle()
+                if ready.empty():
+                    wake.set()  # no request waiting: the slots may not all fill again
+            state["consumers"] -= 1
+            wake.set()
 
-        tasks = [asyncio.create_task(produce())]
+        async def keep_house() -> None:
+            """Write the batches answered in full and flush the call log when every slot is
+            taken (nothing can be sent before an answer comes back, so this delays no request)
+            or no request is waiting; once more at the end."""
+            while state["consumers"]:
+                await wake.wait()
+                wake.clear()
+                await _idle(loop)
+                settle()
+                if log is not None and log.flush_due(rows_ahead=2 * width):
+                    llm.flush()
+            settle()
+
+        log = getattr(llm, "log", None)
+        log = log if hasattr(log, "flush_due") else None
+        tasks = [asyncio.create_task(produce()), asyncio.create_task(keep_house())]
         tasks += [asyncio.create_task(consume()) for _ in range(width)]
         try:
             await asyncio.gather(*tasks)
