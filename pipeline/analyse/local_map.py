@@ -39,10 +39,13 @@ def map_here(
         console.detail(f"analysing in {procs} worker processes")
     picked_batches = batches(lake, todo, size)
     per_run = getattr(worker, "reports_progress", False)
+    stream = getattr(worker, "analyse_stream", None) if procs <= 1 else None
     with console.progress(f"analysing ({worker.name})", todo.height) as advance:
         if per_run:
             worker.advance = advance
-        for picked, batch, outcomes in map_batches(worker, picked_batches, procs):
+
+        def done(picked: pl.DataFrame, batch, outcomes) -> bool:
+            """Write a batch; True when the analyst asks the map to stop."""
             write_batch(lake, worker, cid, picked, batch, outcomes, summary)
             if not per_run:
                 advance(picked.height)
@@ -50,6 +53,13 @@ def map_here(
             if stop:
                 summary.stopped = stop
                 summary.n_left = todo.height - summary.n_analysed - summary.n_failed
+            return bool(stop)
+
+        if stream is not None:  # requests overlap across batches (the single analyst)
+            stream(picked_batches, done)
+            return
+        for picked, batch, outcomes in map_batches(worker, picked_batches, procs):
+            if done(picked, batch, outcomes):
                 break
 
 

@@ -111,6 +111,11 @@ class LessonAnswer(BaseModel):
             raise ValueError("the content must state the lesson and its evidence")
         return value.strip()
 
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value):
+        return _unit(value)
+
     @field_validator("target_section")
     @classmethod
     def _section(cls, value: str) -> str:
@@ -124,6 +129,19 @@ class Judgement(BaseModel):
     outcome: Literal["success", "failure"]
     reason: str = Field(description="why, citing step numbers")
     confidence: float = Field(ge=0, le=1)
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value):
+        return _unit(value)
+
+
+def _unit(value):
+    """A confidence past 0..1 is read as the nearest end of it: a grammar bounds strings, not
+    the range of a number, and small models write 1.5 or -0.2."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return min(max(float(value), 0.0), 1.0)
+    return value
 
 
 class LessonsAnswer(BaseModel):

@@ -14,7 +14,10 @@ a spent budget, or an answer whose every lesson is rejected is an error row nami
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -24,6 +27,9 @@ from pipeline.analyse.render import render_trajectory
 from pipeline.llm import ChatRequest, ChatResult
 
 STAGE = "analyse"
+K = TypeVar("K")
+LEAD = 4  # runs rendered ahead, in multiples of the concurrency
+IDLE_YIELDS = 64  # most turns `_idle` leaves to other callbacks before it goes on anyway
 
 
 class SingleAnalyst(ModelAnalyst):
@@ -71,38 +77,160 @@ class SingleAnalyst(ModelAnalyst):
                 outcomes[i] = Outcome(row["trajectory_id"], error=error_reason(exc))
                 self.tick()
         results: list[ChatResult] = self.run(self.llm.amap(requests)) if requests else []
-        results = self._fit_again(items, slots, budgets, results)
+        results = self._fit_again(items, slots, requests, budgets, results)
         for i, result in zip(slots, results, strict=True):
             row, steps = items[i]
             outcomes[i] = self.read(row, steps, result, started)
         return [outcomes[i] for i in range(len(items))]
 
-    def _fit_again(self, items, slots, budgets, results: list[ChatResult]) -> list[ChatResult]:
-        """Runs whose prompt the server found too long, rendered shorter and asked once more."""
+    def _fit_again(self, items, slots, requests, budgets, results: list[ChatResult]):
+        """Runs whose prompt the server found too long, rendered anew and asked once more."""
         over = [k for k, r in enumerate(results) if r.error_kind == "context"]
-        if not over:
-            return results
         again, where = [], []
         for k in over:
             row, steps = items[slots[k]]
-            smaller = self.shrink(budgets[k], results[k].context)
-            if smaller < 50:
-                continue
-            again.append(self.request(row, steps, smaller)[0])
-            where.append(k)
+            request = self.refit(row, steps, requests[k], budgets[k], results[k])
+            if request is not None:
+                again.append(request)
+                where.append(k)
         answers = self.run(self.llm.amap(again)) if again else []
         results = list(results)
         for k, answer in zip(where, answers, strict=True):
-            first = results[k]
-            if answer.error_kind == "context":
-                n, m = answer.context or first.context or (None, None)
-                answer.error = (
-                    f"the prompt does not fit the context window even rendered shorter: "
-                    f"{n or '?'} tokens asked, {m or '?'} available ({answer.error})"
-                )
-            answer.tokens_in += first.tokens_in
-            results[k] = answer
+            results[k] = refitted(results[k], answer)
         return results
+
+    def refit(
+        self, row, steps, request: ChatRequest, budget: int, result: ChatResult
+    ) -> ChatRequest | None:
+        """The run's request made again for the window and the token count that the server's
+        error gave (the skill's text and the run both shrink); None if it cannot be smaller."""
+        n, m = result.context or (None, None)
+        if m:
+            self.context_tokens = min(self.context_tokens or m, m)
+        if n:
+            chars = sum(len(str(x.get("content") or "")) for x in request.messages)
+            self.chars_per_token = min(self.chars_per_token, chars / n)
+        try:
+            again, fitted = self.request(row, steps)
+        except PromptTooLong:
+            return None
+        if fitted >= budget:  # the error told nothing new: cut by how much it was over
+            fitted = self.shrink(budget, result.context)
+            if fitted < 50:
+                return None
+            again = self.request(row, steps, fitted)[0]
+        return again
+
+    def analyse_stream(
+        self, batches: Iterable[tuple[K, Batch]], done: Callable[[K, Batch, list[Outcome]], bool]
+    ) -> None:
+        """Analyse `batches` as one stream of requests; `done(key, batch, outcomes)` is called for
+        each batch, in order, once all its runs are answered, and returns True to stop. On a stop,
+        the runs of later batches still in flight are abandoned (what was answered stays in
+        llm_calls for the next run).
+
+        The same requests and outcomes as `analyse_batch` batch after batch, but the model is
+        never left waiting for a batch boundary (the last, partial wave of one batch, writing its
+        parts, rendering the next), and runs are rendered ahead while the event loop is idle
+        rather than between an answer and the next request."""
+        if self.llm is None:
+            raise RuntimeError("SingleAnalyst.prepare must run before analyse_stream")
+        if self.model_settings.batch:  # the server's batch API: one job per batch
+            for key, batch in batches:
+                if done(key, batch, self.analyse_batch(batch)):
+                    return
+            return
+        try:
+            self.run(self._stream(iter(batches), done))
+        except _Stop:
+            pass
+
+    async def _stream(self, batches, done) -> None:
+        llm = self.llm
+        loop = asyncio.get_running_loop()
+        width = max(1, self.model_settings.concurrency)
+        ready: asyncio.Queue = asyncio.Queue(maxsize=LEAD * width)  # rendered, waiting for a slot
+        pending: deque[_Pending] = deque()  # batches not yet handed to `done`, in order
+        wake = asyncio.Event()  # housekeeping is due
+        state = {"in_flight": 0, "consumers": width}
+
+        def settle() -> None:
+            while pending and pending[0].left == 0:
+                b = pending.popleft()
+                if done(b.key, b.batch, b.outcomes):
+                    raise _Stop
+
+        async def produce() -> None:
+            for key, batch in batches:
+                if self.stop_reason() is not None:
+                    break  # the budget is spent: the map stops after the batch in flight
+                b = _Pending(key, batch, now())
+                pending.append(b)
+                for i, (row, steps) in enumerate(batch.items()):
+                    await _idle(loop)
+                    try:
+                        req, budget = self.request(row, steps)
+                    except PromptTooLong as exc:
+                        b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
+                        self.tick()
+                        continue
+                    except Exception as exc:  # a run that cannot be rendered fails alone
+                        b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
+                        self.tick()
+                        continue
+                    await ready.put((b, i, row, steps, req, budget))
+                wake.set()  # a batch none of whose runs reached the model is done already
+            for _ in range(width):
+                await ready.put(None)
+
+        async def consume() -> None:
+            while (item := await ready.get()) is not None:
+                b, i, row, steps, req, budget = item
+                if b is not pending[0] and self.stop_reason() is not None:
+                    continue  # a later batch than the one in flight when the budget ran out
+                state["in_flight"] += 1
+                if state["in_flight"] == width:
+                    wake.set()
+                try:
+                    result = await llm.achat(req)
+                    if result.error_kind == "context":
+                        smaller = self.refit(row, steps, req, budget, result)
+                        if smaller is not None:
+                            result = refitted(result, await llm.achat(smaller))
+                finally:
+                    state["in_flight"] -= 1
+                await asyncio.sleep(0)  # the next request goes out before this answer is read
+                b.put(i, self.read(row, steps, result, b.started))
+                self.tick()
+                if ready.empty():
+                    wake.set()  # no request waiting: the slots may not all fill again
+            state["consumers"] -= 1
+            wake.set()
+
+        async def keep_house() -> None:
+            """Write the batches answered in full and flush the call log when every slot is
+            taken (nothing can be sent before an answer comes back, so this delays no request)
+            or no request is waiting; once more at the end."""
+            while state["consumers"]:
+                await wake.wait()
+                wake.clear()
+                await _idle(loop)
+                settle()
+                if log is not None and log.flush_due(rows_ahead=2 * width):
+                    llm.flush()
+            settle()
+
+        log = getattr(llm, "log", None)
+        log = log if hasattr(log, "flush_due") else None
+        tasks = [asyncio.create_task(produce()), asyncio.create_task(keep_house())]
+        tasks += [asyncio.create_task(consume()) for _ in range(width)]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            llm.flush()
 
     def read(
         self, row: dict[str, Any], steps: pl.DataFrame, result: ChatResult, started
@@ -119,3 +247,44 @@ class SingleAnalyst(ModelAnalyst):
             )
         except Exception as exc:
             return Outcome(tid, [], usage, error_reason(exc), started, now())
+
+
+def refitted(first: ChatResult, answer: ChatResult) -> ChatResult:
+    """The answer to a request made again smaller, with the first attempt's tokens counted and
+    both sizes named if it still does not fit."""
+    if answer.error_kind == "context":
+        n, m = answer.context or first.context or (None, None)
+        answer.error = (
+            f"the prompt does not fit the context window even rendered shorter: "
+            f"{n or '?'} tokens asked, {m or '?'} available ({answer.error})"
+        )
+    answer.tokens_in += first.tokens_in
+    return answer
+
+
+class _Stop(Exception):
+    """`done` asked the stream to stop."""
+
+
+class _Pending:
+    """A batch in the stream: its outcomes as they come, and how many runs are still out."""
+
+    def __init__(self, key, batch: Batch, started):
+        self.key, self.batch, self.started = key, batch, started
+        self.outcomes: list[Outcome | None] = [None] * batch.trajectories.height
+        self.left = len(self.outcomes)
+
+    def put(self, i: int, outcome: Outcome) -> None:
+        self.outcomes[i] = outcome
+        self.left -= 1
+
+
+async def _idle(loop: asyncio.AbstractEventLoop) -> None:
+    """Return when no other callback is waiting to run: CPU work after this point delays no
+    answer being read and no request being sent (as far as the loop can tell)."""
+    await asyncio.sleep(0)
+    ready = getattr(loop, "_ready", None)  # CPython's queue of callbacks due now
+    for _ in range(IDLE_YIELDS):
+        if not ready:
+            return
+        await asyncio.sleep(0)

@@ -203,9 +203,18 @@ class CallLog:
         return row
 
     def maybe_flush(self) -> None:
-        due = time.monotonic() - self._last_flush >= self.flush_s
-        if len(self._buffer) >= self.flush_rows or (due and self._buffer):
+        if self.flush_due():
             self.flush()
+
+    def flush_due(self, rows_ahead: int = 0) -> bool:
+        """Whether the buffer is due to be written, or nearly (`rows_ahead` more rows, or nine
+        tenths of its time): a caller that knows a quiet moment flushes then, not mid-burst."""
+        if not self._buffer:
+            return False
+        waited = time.monotonic() - self._last_flush
+        if rows_ahead:
+            return len(self._buffer) + rows_ahead >= self.flush_rows or waited >= 0.9 * self.flush_s
+        return len(self._buffer) >= self.flush_rows or waited >= self.flush_s
 
     def flush(self) -> None:
         """Write the buffered rows as one new part (no-op without a lake or rows)."""

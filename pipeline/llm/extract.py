@@ -88,22 +88,11 @@ def _nullable(annotation: Any) -> bool:
 
 def _fill(model: type[pydantic.BaseModel], value: dict) -> dict:
     """`value` with missing fields that may be null set to null (strict schemas mark every field
-    required, but a null is what the model means by leaving one out), and numbers outside their
-    bounds brought to the nearest bound (a grammar bounds strings, not the range of a float)."""
+    required, but a null is what the model means by leaving one out)."""
     out = dict(value)
     for name, field in model.model_fields.items():
         if name not in out and field.is_required() and _nullable(field.annotation):
             out[name] = None
-        number = out.get(name)
-        if isinstance(number, int | float) and not isinstance(number, bool):
-            for bound in field.metadata:
-                low = getattr(bound, "ge", None)
-                high = getattr(bound, "le", None)
-                if low is not None and number < low:
-                    number = low
-                if high is not None and number > high:
-                    number = high
-            out[name] = number
     return out
 
 

@@ -215,6 +215,7 @@ async def discover(ep: Endpoint, settings: ModelSettings) -> None:
             # empty on an over-long prompt, so answers are read whole
             ep.server = "llama-cpp-python"
             ep.stream = False
+            ep.slots = 1  # it answers one request at a time: the rest would wait in silence
             ep.notes.append("llama-cpp-python: streams carry no usage; answers are read whole")
 
 

@@ -144,12 +144,14 @@ def test_the_answer_schema_and_its_validation():
         {"content": " "},
         {"target_section": " ## "},
         {"evidence_steps": []},
-        {"confidence": 2},
+        {"confidence": "high"},
         {"kind": "advice"},
         {"op": "rewrite"},
     ):
         with pytest.raises(ValidationError):
             model.model_validate({"lessons": [lesson(**bad)]})
+    # a confidence past 0..1 is read as the nearest end (small models write 1.5 or -0.2)
+    assert model.model_validate({"lessons": [lesson(confidence=1.5)]}).lessons[0].confidence == 1
     judged = answer_model(2, judged=True)
     assert list(judged.model_json_schema()["properties"]) == ["judgement", "lessons"]
 

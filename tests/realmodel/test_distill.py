@@ -31,7 +31,7 @@ BASE_SKILL = ROOT / "data" / "tau-bench-airline" / "base-skill"
 WHERE = "task_id in ('1', '2')"
 N_RUNS = 8
 SERVERS = ["llama_server", "llama_cpp_python_server"]
-KIND = re.compile(r"\[(\w+)\]")
+KIND = re.compile(r"^(?:model call failed[^\[]*?: )?\[(\w+)\]")
 
 
 @pytest.fixture(scope="module")
