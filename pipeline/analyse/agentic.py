@@ -48,6 +48,7 @@ from pipeline.analyse.render import cut_middle, estimate_tokens, render_trajecto
 from pipeline.analyse.tools import TOOLS_VERSION, RunTools
 from pipeline.lake import Lake
 from pipeline.llm import ChatRequest
+from pipeline.llm.tools import with_ids
 from pipeline.llm.types import validate_output
 
 STAGE = "analyse"
@@ -146,8 +147,8 @@ class AgenticAnalyst(ModelAnalyst):
                     tid, usage, started, n_tools, f"turn {turn + 1}: {kind}{res.error}"
                 )
             spent += prompt_tokens + estimate_tokens(json.dumps(res.message, ensure_ascii=False))
-            ids = [c.get("id") or f"call_{turn}_{i}" for i, c in enumerate(res.tool_calls)]
-            messages.append(_with_ids(res.message, ids))
+            message, ids = with_ids(res.message, res.tool_calls, turn)
+            messages.append(message)
             if not res.tool_calls:
                 try:
                     answer = validate_output(answer_type, _unfenced(res.content))
@@ -235,16 +236,6 @@ class AgenticAnalyst(ModelAnalyst):
         return Outcome(
             tid, [], usage, f"model call failed at {reason}", started, now(), n_tool_calls=n_tools
         )
-
-
-def _with_ids(message: dict, ids: list[str]) -> dict:
-    """The assistant message to send back, with an id on every tool call (some servers omit
-    them, and the tool messages must name the call they answer)."""
-    message = dict(message)
-    wire = message.get("tool_calls") or []
-    if wire:
-        message["tool_calls"] = [{**w, "id": i} for w, i in zip(wire, ids, strict=True)]
-    return message
 
 
 def _unfenced(content: str | None) -> str | None:

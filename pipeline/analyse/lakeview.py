@@ -28,6 +28,7 @@ import polars as pl
 from pipeline import schemas, sql
 from pipeline.analyse.miner.pool import gold_tool_roles
 from pipeline.lake import Lake
+from pipeline.llm.tools import ToolError
 
 TABLES = ("trajectories", "steps")
 ROW_CAP = 50
@@ -45,7 +46,7 @@ COLUMNS = {
 }
 
 
-class QueryRefused(ValueError):
+class QueryRefused(ToolError):
     """A statement the pool query does not run, with the reason the model can act on."""
 
 

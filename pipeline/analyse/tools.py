@@ -12,21 +12,19 @@ deepening a skill.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from pipeline.analyse.lakeview import COLUMNS, ROW_CAP, TIME_LIMIT_S, LakeView, QueryRefused
+from pipeline.analyse.lakeview import COLUMNS, ROW_CAP, TIME_LIMIT_S, LakeView
 from pipeline.analyse.miner.gold import Call, GoldAction, GoldFinding, gold_diff
 from pipeline.analyse.miner.text import plural, shorten
 from pipeline.analyse.redact import redact
 from pipeline.analyse.render import cut_middle, render_trajectory, step_parts
 from pipeline.analyse.sections import Section
+from pipeline.llm.tools import Tool, ToolError, unknown
 
 TOOLS_VERSION = "tools-1"  # part of the agentic analyst's configuration
 TOOL_CHARS = 8000
@@ -60,24 +58,6 @@ class CompareGold(BaseModel):
 
 class ReadSkill(BaseModel):
     section: str = Field(description="heading of the section, as listed")
-
-
-@dataclass
-class Tool:
-    name: str
-    description: str
-    args: type[BaseModel]
-    handler: Callable[[Any], Any]  # sync; run in a thread (it may read the lake)
-
-    def spec(self) -> dict:
-        params = self.args.model_json_schema()
-        params.pop("title", None)
-        for prop in params.get("properties", {}).values():
-            prop.pop("title", None)
-        return {
-            "type": "function",
-            "function": {"name": self.name, "description": self.description, "parameters": params},
-        }
 
 
 class RunTools:
@@ -171,25 +151,9 @@ class RunTools:
         """(result text, is_error) of one call; never raises."""
         tool = self.by_name.get(name or "")
         if tool is None:
-            text, bad = f"error: no tool {name!r}; the tools are {', '.join(self.by_name)}", True
-        elif not isinstance(args, dict):
-            text, bad = f"error: the arguments are not a JSON object: {raw[:200]!r}", True
+            text, bad = unknown(name, list(self.by_name)), True
         else:
-            try:
-                parsed = tool.args.model_validate(args)
-            except ValidationError as exc:
-                problems = "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or '(arguments)'}: {e['msg']}"
-                    for e in exc.errors()[:5]
-                )
-                text, bad = f"error: bad arguments for {tool.name}: {problems}", True
-            else:
-                try:
-                    text, bad = await asyncio.to_thread(tool.handler, parsed), False
-                except (QueryRefused, ToolProblem) as exc:
-                    text, bad = f"error: {exc}", True
-                except Exception as exc:  # a broken tool must not end the conversation
-                    text, bad = f"error: the tool failed: {type(exc).__name__}: {exc}", True
+            text, bad = await tool.call(args, raw)
         return cut_middle(redact(text) or "", TOOL_CHARS), bad
 
     # -- the tools ---------------------------------------------------------------------------
@@ -297,7 +261,7 @@ class RunTools:
         raise ToolProblem(f"no section {a.section!r}; the sections are {names}")
 
 
-class ToolProblem(ValueError):
+class ToolProblem(ToolError):
     """Arguments a tool cannot serve, in words the model can act on."""
 
 

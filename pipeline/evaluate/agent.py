@@ -9,16 +9,16 @@ returns an ``Episode``: the steps in the lake's native shape, the answer and the
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline.evaluate.env import Environment, Task, Tool, ToolError
+from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.skill import Skill
 from pipeline.ingest.record import StepBuilder
 from pipeline.llm import ChatRequest
+from pipeline.llm.tools import unknown, with_ids
 
 # the order of ingest's step tuples
 STEP_FIELDS = (
@@ -73,29 +73,6 @@ def system_prompt(env: Environment, skill: Skill | None) -> str:
     return env.system_prompt if skill is None else f"{env.system_prompt}\n\n{skill.prompt()}"
 
 
-async def _call_tool(tool: Tool, args: dict) -> tuple[str, bool]:
-    try:
-        if inspect.iscoroutinefunction(tool.handler):
-            out = await tool.handler(args)
-        else:
-            out = await asyncio.to_thread(tool.handler, args)
-        return str(out), False
-    except ToolError as exc:
-        return f"error: {exc}", True
-    except Exception as exc:  # a broken tool must not end the batch: the agent sees the fault
-        return f"error: the tool failed: {type(exc).__name__}: {exc}", True
-
-
-def _message_with_ids(message: dict, calls: list[dict], turn: int) -> tuple[dict, list[str]]:
-    """The assistant message to send back, with an id on every tool call (some servers omit it)."""
-    message = dict(message)
-    ids = [c.get("id") or f"call_{turn}_{i}" for i, c in enumerate(calls)]
-    wire = message.get("tool_calls") or []
-    if wire and len(wire) == len(ids):
-        message["tool_calls"] = [{**w, "id": i} for w, i in zip(wire, ids, strict=True)]
-    return message, ids
-
-
 async def run_episode(
     llm, env: Environment, task: Task, skill: Skill | None, settings: AgentSettings, model: str
 ) -> Episode:
@@ -144,7 +121,7 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
             ep.status, ep.error = "error", f"model call failed: {res.error}"
             return
         calls = list(res.tool_calls or [])
-        message, ids = _message_with_ids(res.message, calls, turn)
+        message, ids = with_ids(res.message, calls, turn)
         messages.append(message)
         m_idx = len(messages) - 1
         if not calls:
@@ -166,13 +143,11 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
             )
             tool = by_name.get(name or "")
             if tool is None:
-                out, bad = f"error: no tool {name!r}; tools: {', '.join(by_name)}", True
-            elif not isinstance(args, dict):
-                out, bad = f"error: the arguments are not a JSON object: {raw[:200]!r}", True
+                out, bad = unknown(name, list(by_name)), True
             elif tool.submits and submitted:
                 out, bad = "error: an answer was already submitted", True
             else:
-                out, bad = await _call_tool(tool, args)
+                out, bad = await tool.call(args, raw)
                 if tool.submits and not bad:
                     submitted, ep.answer = True, args.get("answer", args)
             messages.append({"role": "tool", "tool_call_id": call_id, "content": out})

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
+
+from pipeline.llm.tools import Tool, ToolError
 
 ENTRY_POINT_GROUP = "trace2skill.environments"
 
@@ -32,36 +34,9 @@ class Task:
     meta: dict = field(default_factory=dict)  # JSON-serialisable facts shown in the lake
 
 
-class ToolError(Exception):
-    """A tool refused or failed; its message goes back to the agent as an error result."""
-
-
-Handler = Callable[[dict], "str | Awaitable[str]"]
-
-
-@dataclass(frozen=True)
-class Tool:
-    """An OpenAI function tool with its handler.
-
-    ``handler(arguments) -> str`` may be sync (run in a worker thread, so it may block) or async.
-    A tool with ``submits=True`` ends the episode: its arguments' ``answer`` is what gets scored.
-    """
-
-    name: str
-    description: str
-    parameters: dict
-    handler: Handler
-    submits: bool = False
-
-    def spec(self) -> dict:
-        return {
-            "type": "function",
-            "function": {
-                "name": self.name,
-                "description": self.description,
-                "parameters": self.parameters,
-            },
-        }
+# One tool shape for every loop: the evaluation agent's and the agentic analyst's. A tool with
+# ``submits=True`` ends the episode: its arguments' ``answer`` is what gets scored.
+__all__ = ["Environment", "Score", "Task", "Tool", "ToolError"]
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import json
 import os
 import random
 import re
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -220,6 +221,7 @@ class Transport:
         self.clients: list[openai.AsyncOpenAI] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._turn = 0
+        self._tls: ssl.SSLContext | None = None
 
     def bind(self) -> openai.AsyncOpenAI:
         """A client of the running loop (the next one in turn)."""
@@ -227,15 +229,19 @@ class Transport:
         if not self.clients or self._loop is not loop:
             n = -(-self.settings.concurrency // PER_CLIENT)
             base_url = self.settings.base_url or os.environ.get("OPENAI_BASE_URL") or None
+            # the read time-out bounds the silence between two bytes, not the answer
+            timeout = httpx.Timeout(
+                self.settings.timeout_s, connect=min(self.settings.timeout_s, 30.0)
+            )
+            if self._tls is None:  # one TLS context for every client: each costs ~20 ms to make
+                self._tls = ssl.create_default_context()
             self.clients = [
                 openai.AsyncOpenAI(
                     api_key=self.key,
                     base_url=base_url,
                     max_retries=0,
-                    # the read time-out bounds the silence between two bytes, not the answer
-                    timeout=httpx.Timeout(
-                        self.settings.timeout_s, connect=min(self.settings.timeout_s, 30.0)
-                    ),
+                    timeout=timeout,
+                    http_client=openai.DefaultAsyncHttpxClient(verify=self._tls, timeout=timeout),
                 )
                 for _ in range(n)
             ]
