@@ -13,6 +13,13 @@ The pool is the demo data copied under new ids (`bench_analyse.build_pool`), N r
 
 Reported: the command's runs/s against the bare client's requests/s (target >= 0.9), and each
 against the limit N / C x latency.
+
+Then the same against a real server, where the model is the limit: llama.cpp's ``llama-server``
+serving SmolLM2-135M-Instruct (2 slots of 4,096 tokens, as the real-model tests start it) and
+8 tau-bench runs. The command runs first; its requests, as it shaped them for the server (read
+back from ``llm_calls`` and ``model_endpoints``), are then sent again by a bare client, two at a
+time, to a freshly started server (no prompt cached). Reported: completion tokens per second of
+the command against the bare client's.
 """
 
 from __future__ import annotations
@@ -84,7 +91,7 @@ def bodies(lake_dir: Path, n: int, url: str) -> list[dict]:
     steps = lake.scan("steps").filter(pl.col("trajectory_id").is_in(trajs["trajectory_id"]))
     by_run = steps.collect().partition_by("trajectory_id", as_dict=True)
     return [
-        prepare(analyst.request(row, by_run[(row["trajectory_id"],)]), settings).body
+        prepare(analyst.request(row, by_run[(row["trajectory_id"],)])[0], settings).body
         for row in trajs.iter_rows(named=True)
     ]
 
@@ -129,6 +136,97 @@ def command(url: str, lake_dir: Path, n: int) -> float:
     return wall
 
 
+REAL_WHERE = "task_id in ('1', '2')"
+
+
+def real_server(workdir: Path) -> list[Measurement]:
+    """The command against llama-server with SmolLM2, beside a bare client replaying its
+    requests (see the module docstring); nothing when the real-model build is missing."""
+    import json
+
+    from pipeline.lake import Lake
+    from pipeline.llm.endpoint import Endpoint
+    from pipeline.llm.probe import load
+    from tests.realmodel.servers import LlamaServer, RealModelUnavailable
+
+    demo = ROOT / "data" / "tau-bench-airline" / "gpt-4o-airline.json"
+    lake_dir = workdir / "real-lake"
+    shutil.rmtree(lake_dir, ignore_errors=True)
+    subprocess.run(
+        [*_command(), "-q", "ingest", str(demo), "--lake", str(lake_dir)],
+        env=_env(), check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        first = LlamaServer(ctx_per_slot=4096, slots=2)
+    except RealModelUnavailable as exc:
+        print(f"harness: no real-server figures ({exc})")
+        return []
+    with first as server:
+        args = [
+            *_command(), "-q", "analyse", "--lake", str(lake_dir), "--analyst", "single",
+            "--model", server.model, "--base-url", server.base_url, "--where", REAL_WHERE,
+            "--max-lessons", "1",
+        ]  # fmt: skip
+        started = time.perf_counter()
+        subprocess.run(args, env=_env(), capture_output=True, text=True)
+        cmd_s = time.perf_counter() - started
+        lake = Lake(lake_dir)
+        calls = lake.read("llm_calls").filter(pl.col("stage") == "analyse")
+        ep = load(lake, server.base_url, server.model) or Endpoint(server.base_url, server.model)
+    cmd_tokens = int(calls["tokens_out"].sum())
+    replay = []
+    for row in calls.iter_rows(named=True):
+        body = {"model": ep.model, "messages": json.loads(row["request"])}
+        body |= json.loads(row["params"])
+        replay.append(ep.shape(body, stream=False)[0])
+    with LlamaServer(ctx_per_slot=4096, slots=2) as server:
+
+        async def main() -> int:
+            import openai
+
+            client = openai.AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0,
+                                        timeout=600.0)  # fmt: skip
+            sem = asyncio.Semaphore(2)
+
+            async def one(body: dict) -> int:
+                async with sem:
+                    out = await client.chat.completions.create(**body)
+                    return out.usage.completion_tokens if out.usage else 0
+
+            tokens = sum(await asyncio.gather(*(one(b) for b in replay)))
+            await client.close()
+            return tokens
+
+        started = time.perf_counter()
+        bare_tokens = asyncio.run(main())
+        bare_s = time.perf_counter() - started
+    details = {
+        "runs": 8,
+        "requests": len(replay),
+        "command_s": cmd_s,
+        "command_tokens_out": cmd_tokens,
+        "bare_s": bare_s,
+        "bare_tokens_out": bare_tokens,
+        "mode": ep.mode,
+        "command": " ".join(a for a in args[1:] if a != str(lake_dir)),
+    }
+    return [
+        Measurement(
+            "harness",
+            "analyse --analyst single against llama-server (SmolLM2), start-up included",
+            cmd_tokens / cmd_s,
+            "tokens/s",
+            reference_name="bare AsyncOpenAI, the same requests, 2 at a time",
+            reference_value=bare_tokens / bare_s,
+            target=">= 0.9 of the bare client",
+            notes=f"8 tau-bench runs, {len(replay)} requests, 2 slots x 4,096 tokens; command "
+            f"{cmd_s:.0f}s for {cmd_tokens:,} tokens out, bare {bare_s:.0f}s for "
+            f"{bare_tokens:,}",
+            details=details,
+        )
+    ]
+
+
 def run(size: str, workdir: Path) -> list[Measurement]:
     n = SIZES[size]
     build_pool(workdir / "pool", n)
@@ -163,7 +261,7 @@ def run(size: str, workdir: Path) -> list[Measurement]:
         f"--concurrency {CONCURRENCY} --limit {n}",
     }
     rounds = ", ".join(f"{c:.1f}/{b:.1f}" for c, b in zip(cmd_s, bare_s, strict=True))
-    return [
+    return real_server(workdir) + [
         Measurement(
             "harness",
             "analyse --analyst single, start-up included, vs the bare client",
