@@ -111,6 +111,10 @@ class _Ask:
     request: ChatRequest
 
 
+# the answer's size: a statement per input at most, and the frame
+MERGE_TOKENS_BASE, MERGE_TOKENS_PER_INPUT, MERGE_TOKENS_MAX = 150, 250, 2000
+
+
 class ModelMerger:
     def __init__(self, llm: LLM, layout: Layout, *, skill_name: str):
         self.llm = llm
@@ -132,6 +136,9 @@ class ModelMerger:
         request = ChatRequest(
             messages=messages,
             response_model=MergeAnswer,
+            max_tokens=min(
+                MERGE_TOKENS_BASE + MERGE_TOKENS_PER_INPUT * len(alias), MERGE_TOKENS_MAX
+            ),
             prompt_version=self.prompt_version,
             stage=STAGE,
             tag=job.node_id,

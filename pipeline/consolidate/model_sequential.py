@@ -35,6 +35,9 @@ MAX_SHOWN = 300  # statements of the batch's sections shown in one prompt
 OUTCOMES = {"failure": "a failed run", "success": "a successful run"}
 
 
+EDIT_TOKENS = 2000  # one batch's edits: a few statements
+
+
 @dataclass
 class _Ask:
     request: ChatRequest
@@ -92,6 +95,7 @@ class ModelEditor:
         request = ChatRequest(
             messages=messages,
             response_model=MergeAnswer,
+            max_tokens=EDIT_TOKENS,
             prompt_version=self.prompt_version,
             stage=STAGE,
             tag=node_id,

@@ -42,6 +42,9 @@ class _Ask:
     shown: dict[str, str]  # L1.. -> lesson_id
 
 
+SUMMARY_TOKENS = 400  # a title, a few sentences and the ids cited
+
+
 class ModelSummariser:
     def __init__(self, llm: LLM, *, sample_size: int = 8):
         self.llm = llm
@@ -67,6 +70,7 @@ class ModelSummariser:
         request = ChatRequest(
             messages=messages,
             response_model=SummaryAnswer,
+            max_tokens=SUMMARY_TOKENS,
             prompt_version=self.prompt_version,
             stage=STAGE,
             tag=row["cluster_id"],

@@ -40,6 +40,7 @@ GRAMMAR_SERVERS = ("llama.cpp", "llama-cpp-python", "ollama", "vllm")
 MAX_STRING_CHARS = 400
 MIN_STRING_CHARS = 40
 MAX_LIST_ITEMS = 8
+EXPECTED_LIST_ITEMS = 2  # how many items an unbounded list is sized for (the cap is the limit)
 ANSWER_SHARE_OF_STRINGS = 0.5  # of the completion limit: the rest is JSON, numbers, whitespace
 BOUND_CHARS_PER_TOKEN = 2.5  # at most, for the bounds: repeated text tokenises short
 
@@ -254,8 +255,8 @@ def _strings(schema: Any, root: dict, depth: int) -> int:
     options = schema.get("anyOf") or schema.get("oneOf")
     if options:
         return max(_strings(o, root, depth + 1) for o in options)
-    if schema.get("type") == "array":
-        items = min(schema.get("maxItems", MAX_LIST_ITEMS), MAX_LIST_ITEMS)
+    if schema.get("type") == "array":  # a list without a bound counts as a few items, not all
+        items = min(schema.get("maxItems", EXPECTED_LIST_ITEMS), MAX_LIST_ITEMS)
         return items * _strings(schema.get("items") or {}, root, depth + 1)
     props = schema.get("properties") or {}
     return sum(_strings(v, root, depth + 1) for v in props.values())
