@@ -46,7 +46,7 @@ BOUND_CHARS_PER_TOKEN = 2.5  # at most, for the bounds: repeated text tokenises 
 
 SCHEMA_NOTE = (
     "Reply with only one JSON value, with no prose and no code fence around it, of this shape "
-    "(a string field holds text as described; a|b means one of those values):\n{shape}"
+    "(write your own text in place of each <...>; a|b means one of those values):\n{shape}"
 )
 
 
@@ -110,10 +110,10 @@ class Endpoint:
                 fmt = {**fmt, "json_schema": {**fmt["json_schema"], "schema": schema}}
             if self.structured == "json_schema":
                 out["response_format"] = fmt
-            else:
-                if self.structured == "json_object_schema":
-                    out["response_format"] = {"type": "json_object", "schema": schema}
-                elif self.structured == "json_object":
+            elif self.structured == "json_object_schema":  # the schema is the server's grammar
+                out["response_format"] = {"type": "json_object", "schema": schema}
+            else:  # no grammar of the shape: the instructions carry it
+                if self.structured == "json_object":
                     out["response_format"] = {"type": "json_object"}
                 messages = _with_note(messages, SCHEMA_NOTE.format(shape=skeleton_text(schema)))
         if out.get("tools"):
@@ -303,7 +303,7 @@ def skeleton(schema: dict, root: dict | None = None, depth: int = 0) -> Any:
         return [skeleton(schema.get("items") or {}, root, depth + 1)]
     desc = schema.get("description")
     label = {"integer": "integer", "number": "number", "boolean": "true|false"}.get(kind, "string")
-    return f"{label}: {desc}" if desc else label
+    return f"<{label}: {desc}>" if desc else f"<{label}>"
 
 
 def skeleton_text(schema: dict) -> str:

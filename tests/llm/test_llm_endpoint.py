@@ -74,7 +74,9 @@ def test_near_misses_are_read_leniently_but_not_guessed():
 
 def test_the_shape_note_is_a_readable_skeleton():
     shape = skeleton(Answer.model_json_schema())
-    assert shape == {"items": [{"title": "string", "steps": ["integer"], "tool": "string or null"}]}
+    assert shape == {
+        "items": [{"title": "<string>", "steps": ["<integer>"], "tool": "<string> or null"}]
+    }
     assert skeleton(City.model_json_schema())["kind"] == "capital|other"
 
 
@@ -87,7 +89,11 @@ def test_each_structured_mode_shapes_the_body_it_names():
     ep.structured = "json_object_schema"
     wire, mode = ep.shape(body)
     assert wire["response_format"] == {"type": "json_object", "schema": {"type": "object"}}
-    assert "JSON" in wire["messages"][0]["content"] and mode == "json_object_schema"
+    assert wire["messages"] == body["messages"] and mode == "json_object_schema"  # the grammar
+    ep.structured = "json_object"
+    wire, _ = ep.shape(body)
+    assert wire["response_format"] == {"type": "json_object"}
+    assert "<" not in wire["messages"][-1]["content"] and "JSON" in wire["messages"][0]["content"]
     ep.structured = "text"
     wire, _ = ep.shape(body)
     assert "response_format" not in wire and wire["messages"][0]["role"] == "system"
