@@ -136,6 +136,11 @@ class AgenticAnalyst(ModelAnalyst):
                 why = "the context window (the conversation filled it)"
                 break
             res = await self.llm.achat(self._request(messages, tid, tools=specs))
+            if res.error_kind == "context" and turn == 0:  # the window, learnt: open again
+                usage.add(usage_of(res))
+                self.learn_window_from(res, _chars(messages) + len(json.dumps(specs)))
+                messages = self.opening(row, steps, tools)
+                res = await self.llm.achat(self._request(messages, tid, tools=specs))
             usage.add(usage_of(res))
             if res.error_kind == "context" and turn:
                 why = "the context window (the server found the conversation too long)"
@@ -236,6 +241,10 @@ class AgenticAnalyst(ModelAnalyst):
         return Outcome(
             tid, [], usage, f"model call failed at {reason}", started, now(), n_tool_calls=n_tools
         )
+
+
+def _chars(messages: list[dict]) -> int:
+    return sum(len(str(m.get("content") or "")) for m in messages)
 
 
 def _unfenced(content: str | None) -> str | None:

@@ -185,6 +185,15 @@ class ModelAnalyst:
             )
         return min(self.render_tokens, int(room * self.chars_per_token / CHARS_PER_TOKEN))
 
+    def learn_window_from(self, result, prompt_chars: int) -> None:
+        """Take the window and the characters per token from an over-long prompt's error
+        (the server's own sizes): the next prompt is made to fit them."""
+        n, m = result.context or (None, None)
+        if m:
+            self.context_tokens = min(self.context_tokens or m, m)
+        if n:
+            self.chars_per_token = min(self.chars_per_token, prompt_chars / n)
+
     def shrink(self, budget: int, context: tuple[int | None, int | None] | None) -> int:
         """A smaller run budget after the server said the prompt did not fit: scaled by how
         much it was over (both sizes from its error), or halved when it did not say."""

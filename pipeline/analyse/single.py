@@ -104,12 +104,8 @@ class SingleAnalyst(ModelAnalyst):
     ) -> ChatRequest | None:
         """The run's request made again for the window and the token count that the server's
         error gave (the skill's text and the run both shrink); None if it cannot be smaller."""
-        n, m = result.context or (None, None)
-        if m:
-            self.context_tokens = min(self.context_tokens or m, m)
-        if n:
-            chars = sum(len(str(x.get("content") or "")) for x in request.messages)
-            self.chars_per_token = min(self.chars_per_token, chars / n)
+        chars = sum(len(str(x.get("content") or "")) for x in request.messages)
+        self.learn_window_from(result, chars)
         try:
             again, fitted = self.request(row, steps)
         except PromptTooLong:

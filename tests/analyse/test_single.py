@@ -271,3 +271,32 @@ def test_the_batch_api(loopback, lake):
     paths = [p for p in paths if p != "/v1/models"]  # the endpoint's metadata, read first
     assert paths[:2] == ["/v1/files", "/v1/batches"] and not loopback.chat_requests
     assert lake.read("lessons").height == 20
+
+
+def test_a_prompt_over_the_window_is_rendered_again_from_the_sizes_the_server_gives(loopback, lake):
+    """A server that did not say its window (llama-cpp-python's) says it in its error: the
+    run is rendered again to fit, once; the window is remembered for the endpoint."""
+    said = [
+        say(f"step {i}: " + "the agent looked up reservation ZFA04Y again " * 5) for i in range(40)
+    ]
+    builders.write(lake, [builders.run("long", "t1", "failure", [user("change my flight"), *said])])
+    limit_chars = 6000  # the loopback's "window": longer prompts are refused as too long
+
+    def respond(body):
+        chars = sum(len(m["content"]) for m in body["messages"])
+        if chars > limit_chars:
+            message = (
+                f"This model's maximum context length is {limit_chars // 4} tokens. However, you "
+                f"requested {chars // 4 + 60} tokens ({chars // 4} in the messages, 60 in the "
+                "completion)."
+            )
+            return {"status": 400, "body": {"error": {"message": message}}}
+        return scripted.answer(body)
+
+    loopback.responder = respond
+    summary = analyse(lake, settings=loopback.settings(max_tokens=60))
+    assert summary.n_failed == 0, summary.errors
+    sizes = [sum(len(m["content"]) for m in b["messages"]) for b in loopback.chat_requests]
+    assert len(sizes) == 2 and sizes[0] > limit_chars >= sizes[1]
+    endpoint = lake.read("model_endpoints").sort("recorded_at")[-1]
+    assert endpoint["context_tokens"].item() == limit_chars // 4
