@@ -102,6 +102,6 @@ def calls(
     if not errors.is_empty():
         console.table(
             "Errors",
-            ["stage", "model", "errors", "reason"],
-            errors.select("stage", "model", "errors", "reason").rows(),
+            ["stage", "model", "kind", "errors", "reason"],
+            errors.select("stage", "model", "kind", "errors", "reason").rows(),
         )
