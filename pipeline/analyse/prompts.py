@@ -157,14 +157,17 @@ class JudgedLessonsAnswer(BaseModel):
 def answer_model(max_lessons: int, judged: bool = False) -> type[BaseModel]:
     """The response model for `max_lessons` lessons. The limit is stated in the schema
     (``maxItems``) for the model but not enforced on parse: lessons past it are rejected one by
-    one with a counted reason rather than failing the whole answer."""
+    one with a counted reason rather than failing the whole answer. The schema also asks for at
+    least one lesson (every run teaches something, as a failure or a success lesson): a server
+    that makes a grammar of the schema would otherwise let a small model close the list at once;
+    an empty answer is still read, as an analysis that found nothing."""
     base = JudgedLessonsAnswer if judged else LessonsAnswer
     return create_model(
         base.__name__,
         __base__=base,
         lessons=(
             list[LessonAnswer],
-            Field(json_schema_extra={"maxItems": int(max_lessons)}),
+            Field(json_schema_extra={"minItems": 1, "maxItems": int(max_lessons)}),
         ),
     )
 
