@@ -97,7 +97,9 @@ def minimal_instance(schema: dict, root: dict | None = None) -> Any:
         item = schema.get("items", {"type": "string"})
         return [minimal_instance(item, root) for _ in range(schema.get("minItems", 0))]
     if kind == "string":
-        return "x" * max(schema.get("minLength", 1), 1)
+        # a string the stages' own checks take (a title is one sentence of 8+ characters)
+        text = "x" * schema["minLength"] if schema.get("minLength") else "A minimal answer."
+        return text[: schema.get("maxLength", len(text))]
     if kind in ("integer", "number"):
         low = schema.get("minimum", schema.get("exclusiveMinimum", 0))
         value = low + (1 if "exclusiveMinimum" in schema else 0)

@@ -175,8 +175,8 @@ def answer_model(max_lessons: int, judged: bool = False) -> type[BaseModel]:
 # -- checking an answer against the run ------------------------------------------------------
 EVIDENCE = "evidence steps not in the run"
 OVER_LIMIT = "over the lesson limit"
-NO_SKILL = "revise/remove without a base skill"
-NO_SECTION = "revise/remove of a section the base skill lacks"
+NO_SKILL = "remove without a base skill"
+NO_SECTION = "remove of a section the base skill lacks"
 
 
 def _key(heading: str) -> str:
@@ -212,22 +212,26 @@ def check_lessons(
     rule: str,
 ) -> Checked:
     """Drafts from a model's answer, in its order; rejects (counted by reason) every lesson
-    citing a step the run does not have, revising or removing a section the base skill lacks,
-    or past the first `max_lessons`. A target section matching a heading of the base skill up to
-    case and spacing, or clearly closest to one heading, takes the heading's exact text. Text is
-    redacted once more on the way out."""
+    citing a step the run does not have, removing a section the base skill lacks, or past the
+    first `max_lessons`. A target section matching a heading of the base skill up to case and
+    spacing, or clearly closest to one heading, takes the heading's exact text. A revise of a
+    section the skill lacks is read as what it can only be, an add to that section: its text is
+    a whole statement, and there is nothing to revise (small models mislabel the op often; the
+    lesson is not lost for it). Text is redacted once more on the way out."""
     by_key = {_key(h): h for h in headings or []}
     out = Checked([], Counter(), [])
     for lesson in answer.lessons:
         missing = sorted({s for s in lesson.evidence_steps if s not in steps})
         section = _section(lesson.target_section, by_key)
+        known = _key(section) in by_key
+        op = "add" if lesson.op == "revise" and not known else lesson.op
         reason = None
         if missing:
             reason, detail = EVIDENCE, f"cites steps {missing}, not in the run"
-        elif lesson.op != "add" and headings is None:
-            reason, detail = NO_SKILL, f"{lesson.op} with no base skill"
-        elif lesson.op != "add" and _key(section) not in by_key:
-            reason, detail = NO_SECTION, f"{lesson.op} of section {section!r}, not in the skill"
+        elif op == "remove" and headings is None:
+            reason, detail = NO_SKILL, "remove with no base skill"
+        elif op == "remove" and not known:
+            reason, detail = NO_SECTION, f"remove of section {section!r}, not in the skill"
         elif len(out.drafts) >= max_lessons:
             reason, detail = OVER_LIMIT, f"lesson {len(out.drafts) + 1} of at most {max_lessons}"
         if reason is not None:
@@ -245,7 +249,7 @@ def check_lessons(
                 tool_name=(lesson.tool_name or "").strip() or None,
                 confidence=round(float(lesson.confidence), 3),
                 target_section=section,
-                op=lesson.op,
+                op=op,
             )
         )
     return out

@@ -165,16 +165,19 @@ def test_lessons_are_checked_against_the_run_and_the_skill():
                 lesson(evidence_steps=[3, 99], title="Cites a step that is not there"),
                 lesson(op="remove", target_section="Loyalty", title="Drop the loyalty rule"),
                 lesson(title="Write to ann@example.com first", evidence_steps=[1, 1, 3]),
+                lesson(op="revise", target_section="Seat maps", title="Show the seat map"),
                 lesson(title="One too many for the limit"),
             ]
         }
     )
     checked = check_lessons(
-        answer, steps={1, 2, 3}, max_lessons=2, headings=["Shop", "Booking"], rule="single:failure"
+        answer, steps={1, 2, 3}, max_lessons=3, headings=["Shop", "Booking"], rule="single:failure"
     )
+    # a revise of a section the skill lacks is an add to it; a remove of one is rejected
     assert [(d.title, d.target_section, d.op) for d in checked.drafts] == [
         ("Pass the exact total to book", "Booking", "revise"),
         ("Write to [REDACTED:email] first", "Booking", "add"),
+        ("Show the seat map", "Seat maps", "add"),
     ]
     assert checked.drafts[1].evidence_steps == [1, 3] and checked.drafts[0].rule == "single:failure"
     assert checked.rejected == {EVIDENCE: 1, NO_SECTION: 1, OVER_LIMIT: 1}
@@ -182,4 +185,5 @@ def test_lessons_are_checked_against_the_run_and_the_skill():
         checked.reasons[0] == "'Cites a step that is not there': cites steps [99], not in the run"
     )
     plain = check_lessons(answer, steps={1, 2, 3}, max_lessons=5, headings=None, rule="r")
-    assert plain.rejected == {EVIDENCE: 1, NO_SKILL: 2} and len(plain.drafts) == 2
+    assert plain.rejected == {EVIDENCE: 1, NO_SKILL: 1} and len(plain.drafts) == 4
+    assert [d.op for d in plain.drafts] == ["add"] * 4

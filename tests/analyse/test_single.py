@@ -188,6 +188,7 @@ def test_deepening_shows_the_skill_and_checks_revisions(loopback, lake, tmp_path
             lesson([0], op="revise", target_section="placing  ORDERS"),
             lesson([1], op="remove", target_section="Loyalty points", title="Drop the points rule"),
             lesson([1], target_section="Returns", title="Check the receipt before a return"),
+            lesson([0], op="revise", target_section="Gift cards", title="Ask for the card code"),
         ],
     )
     analyse(lake, settings=loopback.settings(), base_skill=skill)
@@ -195,20 +196,24 @@ def test_deepening_shows_the_skill_and_checks_revisions(loopback, lake, tmp_path
     assert "## Placing orders\nAlways confirm the items." in run_text(body)
     assert "revise and remove only for a heading the skill has" in body["messages"][0]["content"]
     got = lake.read("lessons").sort("evidence_steps")
-    assert got.select("op", "target_section").rows() == [
-        ("revise", "Placing orders"),
+    assert sorted(got.select("op", "target_section").rows()) == [
+        ("add", "Gift cards"),  # a revise of a section the skill lacks: an add to it
         ("add", "Returns"),
+        ("revise", "Placing orders"),
     ]
     assert json.loads(lake.read("analyses")["rejected"][0]) == {NO_SECTION: 1}
 
-    # Without a base skill there is nothing to revise: such lessons are rejected.
+    # Without a base skill there is nothing to revise or remove: a revise is an add, a remove
+    # is rejected.
     plain = Lake(tmp_path / "plain")
     builders.write(plain, [builders.run("r", "s", "failure", [user("order 3 A1"), say("done")])])
     loopback.reset()
     analyse(plain, settings=loopback.settings())
     assert "There is no skill yet" in run_text(loopback.chat_requests[0])
-    assert json.loads(plain.read("analyses")["rejected"][0]) == {NO_SKILL: 2}
-    assert plain.read("lessons")["target_section"].to_list() == ["Returns"]
+    assert json.loads(plain.read("analyses")["rejected"][0]) == {NO_SKILL: 1}
+    got = plain.read("lessons")
+    assert sorted(got["target_section"]) == ["Gift cards", "Returns", "placing  ORDERS"]
+    assert set(got["op"]) == {"add"}
 
 
 def test_model_faults_and_a_spent_budget(loopback, lake):

@@ -108,7 +108,7 @@ def test_tool_calls_are_decoded_and_ready_for_the_next_turn(loopback, lake):
     assert loopback.chat_requests[1]["tool_choice"] == "auto"
     # The default answer to a forced tool choice is a call with schema-valid arguments.
     forced = llm.map([ask("c", tools=tools, tool_choice="required")])[0]
-    assert forced.tool_calls[0]["arguments"] == {"user_id": "x"}
+    assert forced.tool_calls[0]["arguments"] == {"user_id": "A minimal answer."}
     # A multi-turn conversation: the assistant message and the tool result go back in.
     follow = ask("a", tools=tools)
     follow.messages += [first.message, {"role": "tool", "tool_call_id": "call_1", "content": "{}"}]

@@ -1,7 +1,7 @@
 """The model path against real servers serving a real model (SmolLM2-135M-Instruct).
 
 Over 8 tau-bench runs (tasks 1 and 2, four runs each) on each server, with 4,096-token slots:
-`distill` with the single analyst and model consolidation, and the agentic analyst. What must
+`distill` with model consolidation, once with the single analyst and once with the agentic one. What must
 hold whatever a 135M model writes: every run is accounted for (lessons, or an error row that
 names its kind), a request shape the server rejected is switched and never sent again, every
 failed call has a kind, and the skill folder lints clean. The figures (runs with lessons, errors
@@ -133,15 +133,18 @@ def test_distill_with_the_single_analyst_and_model_consolidation(
 def test_the_agentic_analyst(fixture, request, demo_lake, tmp_path, record_property):
     server = request.getfixturevalue(fixture)
     lake = _copy(demo_lake, tmp_path / "lake")
+    out = tmp_path / "airline-agent-policy"
     code, output, seconds = _cli(
-        "analyse", "--lake", str(lake.base), "--analyst", "agentic", "--model", server.model,
+        "distill", "--lake", str(lake.base), "--analyst", "agentic", "--model", server.model,
         "--base-url", server.base_url, "--where", WHERE, "--base-skill", str(BASE_SKILL),
-        "--max-lessons", "1", "--max-turns", "2",
+        "--out", str(out), "--no-report", "--max-lessons", "1", "--max-turns", "2",
+        "--min-support", "1",
     )  # fmt: skip
     assert code in (0, 3), output
     figures = _accounted(lake, "agentic")
     modes = _calls_classified(lake)
     notes = _never_resent(lake)
+    assert lint_skill(out) == [], "the skill folder lints clean"
     record = {"server": fixture, "seconds": round(seconds, 1), "modes": modes, **figures}
     record["endpoint_notes"] = notes
     record_property("figures", json.dumps(record))
