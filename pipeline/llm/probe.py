@@ -16,6 +16,7 @@ characters per token of a sample prompt. Both write a row; a switch writes one t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -162,13 +163,18 @@ async def _get_json(client: httpx.AsyncClient, method: str, url: str, **kw) -> A
 
 
 async def discover(ep: Endpoint, settings: ModelSettings) -> None:
-    """Fill the context window, the slots and the server's kind from its metadata, in place."""
+    """Fill the context window, the slots and the server's kind from its metadata, in place.
+    The three places servers keep it are asked at once (one round trip to a distant server)."""
     if ep.base_url == OPENAI_URL:
         ep.server = "openai"
         return
     root = _root(ep.base_url)
     async with httpx.AsyncClient(timeout=META_TIMEOUT_S, headers=_headers(settings)) as client:
-        props = await _get_json(client, "GET", f"{root}/props")
+        props, models, show = await asyncio.gather(
+            _get_json(client, "GET", f"{root}/props"),
+            _get_json(client, "GET", f"{ep.base_url}/models"),
+            _get_json(client, "POST", f"{root}/api/show", json={"model": ep.model}),
+        )
         if isinstance(props, dict) and (
             "total_slots" in props or "default_generation_settings" in props
         ):
@@ -188,7 +194,6 @@ async def discover(ep: Endpoint, settings: ModelSettings) -> None:
                 ep.tools = "text"
                 ep.notes.append("the chat template has no tool calls: tools go as text")
             return
-        models = await _get_json(client, "GET", f"{ep.base_url}/models")
         entries = (models or {}).get("data") if isinstance(models, dict) else None
         for entry in entries or []:
             if (
@@ -200,7 +205,6 @@ async def discover(ep: Endpoint, settings: ModelSettings) -> None:
                 ep.context_tokens = int(entry["max_model_len"])
                 ep.notes.append(f"vLLM /v1/models: max_model_len {ep.context_tokens}")
                 return
-        show = await _get_json(client, "POST", f"{root}/api/show", json={"model": ep.model})
         if isinstance(show, dict) and ("model_info" in show or "modelfile" in show):
             ep.server = "ollama"
             ctx = _ollama_context(show)
