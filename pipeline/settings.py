@@ -51,6 +51,12 @@ class ModelSettings(BaseModel):
     )
     timeout_retries: int = Field(1, ge=0, le=10, description="retries after a silence time-out")
     max_retries: int = Field(6, ge=0, le=50, description="retries after the first attempt")
+    breaker_after: int = Field(
+        5,
+        ge=0,
+        description="the same non-transient error (auth, not found, bad request, a refusal) this "
+        "many answers in a row stops the command's map, naming it (0: never stop)",
+    )
     structured_output: str = Field(
         "auto",
         pattern="^(auto|json_schema|json_object_schema|json_object|text)$",

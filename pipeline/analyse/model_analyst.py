@@ -211,6 +211,8 @@ class ModelAnalyst:
         if self.llm is not None and self.llm.budget_exhausted:
             u = self.llm.usage
             return f"the model budget is spent ({u.tokens:,} tokens, ${u.cost_usd:.4f})"
+        if self.llm is not None and self.llm.breaker.reason is not None:
+            return self.llm.breaker.reason
         return None
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import re
 import time
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
@@ -45,6 +46,38 @@ from pipeline.settings import ModelSettings
 
 T = TypeVar("T")
 BUDGET = "budget exhausted"
+# errors that answer every request the same way until someone changes the settings or the server
+STEADY_KINDS = frozenset({"auth", "not_found", "bad_request", "rejected"})
+_VARYING = re.compile(r"\b[0-9a-f]{8,}\b|\b[\w-]*\d[\w-]*\b", re.IGNORECASE)  # ids, counts
+
+
+class Breaker:
+    """Opens when the same non-transient error answers `after` requests in a row: a wrong model
+    name, key or URL would otherwise be sent once per run. Any other answer closes the streak."""
+
+    def __init__(self, after: int):
+        self.after = after
+        self.streak: tuple[str, int] = ("", 0)
+        self.reason: str | None = None
+
+    def see(self, result: ChatResult) -> str | None:
+        """The reason it opened, the first time it does; else None."""
+        if self.reason is not None or not self.after:
+            return None
+        if result.ok or result.error_kind not in STEADY_KINDS:
+            self.streak = ("", 0)
+            return None
+        error = result.error or ""
+        same = f"{result.error_kind}:{_VARYING.sub('#', error)}"
+        n = self.streak[1] + 1 if self.streak[0] == same else 1
+        self.streak = (same, n)
+        if n >= self.after:
+            self.reason = (
+                f"the server answered {n} requests in a row with the same error, so no more are "
+                f"sent: [{result.error_kind}] {error}"
+            )
+            return self.reason
+        return None
 MAX_RESHAPES = 8  # more than the features an endpoint can step down
 
 
@@ -80,6 +113,7 @@ class LLM:
         self.log = CallLog(lake, flush_rows=settings.log_flush_rows, flush_s=settings.log_flush_s)
         self.usage = Usage()
         self.budget_exhausted = False
+        self.breaker = Breaker(settings.breaker_after)
         self.transport = None if settings.offline else Transport(settings)
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
@@ -336,6 +370,8 @@ class LLM:
     async def _call(self, p: Prepared, t0: float) -> ChatResult:
         if self.over_budget():
             return self._fail(p, BUDGET, t0, kind="budget")
+        if self.breaker.reason is not None:  # not sent: nothing to log, a rerun sends it
+            return self._fail(p, self.breaker.reason, t0, log=False, kind="breaker")
         sent, mode = await self.send(p.body)
         attempts, text = sent.attempts, sent.text
         if sent.error is not None:
@@ -413,6 +449,8 @@ class LLM:
         )
         self._row(p, result, text, batch_id)
         self.over_budget()
+        if (opened := self.breaker.see(result)) is not None:
+            self.console.warn(opened)
         return result
 
     # -- many at once ------------------------------------------------------------------------

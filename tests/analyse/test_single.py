@@ -243,6 +243,51 @@ def test_model_faults_and_a_spent_budget(loopback, lake):
     assert (fresh.read("analyses")["status"] == "ok").all()
 
 
+def test_a_server_that_refuses_everything_alike_stops_the_map(loopback, lake):
+    """A wrong model name answers every request the same way: after `breaker_after` such
+    answers in a row no more requests go out, the map stops naming the error, and a rerun
+    against a fixed server analyses everything."""
+    scripted.small_lake(lake)
+    n = lake.read("trajectories").height
+    missing = {"status": 404, "body": {"error": {"message": "The model `nope` does not exist"}}}
+    loopback.responder = lambda body: missing
+    stopped = analyse(
+        lake, settings=loopback.settings(concurrency=2, breaker_after=3), batch_size=4
+    )
+    assert "does not exist" in stopped.stopped and "3 requests in a row" in stopped.stopped
+    assert 3 <= len(loopback.chat_requests) <= 4, "the streak, plus the one already in flight"
+    rows = lake.read("analyses")
+    assert rows.height == 4, "the batch in flight is written; the rest are left"
+    assert stopped.n_left == n - 4
+    kinds = sorted(e.split("]")[0] + "]" for e in rows["error"])
+    assert set(kinds) <= {"model call failed: [not_found]", "model call failed: [breaker]"}
+
+    loopback.reset()
+    loopback.responder = answer
+    resumed = analyse(lake, settings=loopback.settings(concurrency=2, breaker_after=3))
+    assert resumed.n_analysed == n and resumed.stopped is None
+
+
+def test_a_key_the_server_echoes_is_stored_and_printed_nowhere(loopback, lake, capsys):
+    scripted.small_lake(lake)
+    key = "sk-proj-Zq81x0TESTKEYvalue4242"
+    loopback.responder = lambda body: {
+        "status": 401,
+        "body": {"error": {"message": f"Incorrect API key provided: {key}. Or {key[:8]}****4242"}},
+    }
+    summary = analyse(lake, settings=loopback.settings(api_key=key, concurrency=1), limit=2)
+    assert summary.n_failed == 2
+    stored = [
+        *lake.read("analyses")["error"].to_list(),
+        *lake.read("llm_calls").select("error", "response").to_pandas().to_numpy().ravel(),
+        *[str(e) for _, e in summary.errors],
+    ]
+    assert any("[REDACTED:api_key]" in str(v) for v in stored)
+    assert not any(key in str(v) or "sk-proj-" in str(v) for v in stored), stored
+    out = capsys.readouterr()
+    assert key not in out.out + out.err
+
+
 class Ticking(Console):
     """A console whose progress bar counts its ticks (a real bar needs a terminal)."""
 

@@ -235,3 +235,27 @@ def test_a_live_writers_journal_is_left_alone(loopback, lake):
     assert lake.read("llm_calls")["tag"].to_list() == ["other"]
     writer.close()
     assert sorted(lake.read("llm_calls")["tag"].to_list()) == ["other", "pending"]
+
+
+def test_the_breaker_opens_only_on_one_steady_error_in_a_row():
+    from pipeline.llm.client import Breaker
+    from pipeline.llm.types import ChatResult
+
+    def failed(kind, error):
+        return ChatResult(key="k", ok=False, error=error, error_kind=kind)
+
+    breaker = Breaker(3)
+    missing = "HTTP 404: The model `m-1` does not exist (request req_8f3a9c2d1e)"
+    assert breaker.see(failed("not_found", missing)) is None
+    assert breaker.see(failed("not_found", missing.replace("8f3a9c2d1e", "0b1c2d3e4f"))) is None
+    assert breaker.see(ChatResult(key="k", ok=True)) is None  # an answer ends the streak
+    for _ in range(2):
+        assert breaker.see(failed("not_found", missing)) is None
+    assert breaker.see(failed("auth", "HTTP 401: bad key")) is None  # another error: a new streak
+    assert breaker.see(failed("server", "HTTP 500")) is None  # transient kinds never count
+    for _ in range(2):
+        assert breaker.see(failed("auth", "HTTP 401: bad key")) is None
+    opened = breaker.see(failed("auth", "HTTP 401: bad key"))
+    assert opened is not None and "[auth] HTTP 401: bad key" in opened
+    assert breaker.reason == opened and breaker.see(failed("auth", "x")) is None
+    assert Breaker(0).see(failed("auth", "x")) is None  # 0: never
