@@ -79,6 +79,7 @@ def _accounted(lake: Lake, analyst: str) -> dict:
         "runs_with_lessons": with_lessons,
         "runs_ok_without_lessons": ok.height - with_lessons,
         "errors_by_kind": kinds,
+        "errors": [e[:240] for e in errors[:4]],
     }
 
 
