@@ -15,6 +15,7 @@ arguments stored as canonical JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ def normalize_outcome(value: Any) -> str | None:
     if isinstance(value, bool):
         return "success" if value else "failure"
     if isinstance(value, int | float):
-        return outcome_from_reward(float(value))
+        return outcome_from_reward(finite(float(value), "outcome"))
     text = str(value).strip().lower()
     if text in SUCCESS_WORDS:
         return "success"
@@ -114,9 +115,34 @@ def as_reward(value: Any) -> float | None:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     try:
-        return float(value)
+        reward = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"reward {value!r} is not a number") from None
+    return finite(reward, "reward")
+
+
+def finite(number: float, what: str) -> float:
+    """`number` itself; a ValueError naming `what` for NaN and infinities, which JSON readers
+    accept but which say nothing about how a run went (NaN would count as a failure, Infinity as
+    a success)."""
+    if not math.isfinite(number):
+        raise ValueError(f"{what} {number} is not a finite number")
+    return number
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages about records of the wrong shape."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 # Built once: json.dumps with options builds a new encoder per call, which dominates small values.
@@ -136,25 +162,102 @@ def canonical_args(value: Any) -> str:
 
 
 def text_of(content: Any) -> str | None:
-    """Message content as text: strings as they are, lists of parts joined by blank lines."""
+    """Message content as text: strings as they are, lists of parts joined by blank lines (each
+    part as ``part_text`` gives it)."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = []
         for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict):
-                if isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-                elif isinstance(part.get("content"), str | list):
-                    parts.append(text_of(part["content"]) or "")
-                elif part.get("type") in ("image", "image_url", "input_image"):
-                    parts.append("[image]")
+            text = part_text(part)
+            if text is not None:
+                parts.append(text)
         return "\n\n".join(parts)
     if isinstance(content, dict) and isinstance(content.get("text"), str):
         return content["text"]
     return json.dumps(content, ensure_ascii=False, sort_keys=True)
+
+
+# Content part types that carry media, and what the placeholder calls them.
+MEDIA_KINDS = {
+    "image": "image", "image_url": "image", "input_image": "image",
+    "audio": "audio", "input_audio": "audio", "output_audio": "audio",
+    "video": "video", "video_url": "video",
+    "file": "file", "input_file": "file", "file_data": "file", "inline_data": "file",
+    "document": "document", "blob": "blob", "uri": "uri",
+}  # fmt: skip
+REASONING_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning"})  # not steps
+_DATA_URL = re.compile(r"^data:([^;,]*)(?:;[^,]*)?,", re.IGNORECASE)
+_MAX_REFERENCE = 200  # characters of a URL or file id shown in a placeholder
+
+
+def part_text(part: Any) -> str | None:
+    """One part of a content list as text: its text; for media and any other part without text,
+    a typed placeholder such as ``[image: image/png, 24 KB]`` or ``[audio: wav]``, so no part
+    is dropped without a trace; None for reasoning, which is not a step."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return None if part is None else json.dumps(part, ensure_ascii=False)
+    kind = part.get("type")
+    if kind in REASONING_PARTS:
+        return None
+    media = MEDIA_KINDS.get(kind) or next((MEDIA_KINDS[k] for k in part if k in MEDIA_KINDS
+                                           and isinstance(part[k], dict)), None)  # fmt: skip
+    if media is None:
+        if isinstance(part.get("text"), str):
+            return part["text"]
+        if isinstance(part.get("content"), str | list):
+            return text_of(part["content"]) or ""
+        if isinstance(part.get("refusal"), str):
+            return part["refusal"]
+    return placeholder(part, media or str(kind or next(iter(part), "part")))
+
+
+def placeholder(part: dict, kind: str) -> str:
+    """``[kind: name, media type, size]`` for a part that holds no text; the size is that of
+    its inline data, a URL or file id stands in where the data is elsewhere."""
+    fields = dict(part)
+    for value in part.values():  # OpenAI nests the payload under the type, Anthropic in source
+        if isinstance(value, dict):
+            fields |= value
+    data = _first_str(fields, "data", "file_data", "b64_json")
+    if data is None and part.get("type") == "blob":
+        data = _first_str(fields, "content")
+    url = _first_str(fields, "url", "image_url", "file_url", "uri", "file_uri")
+    mime = _first_str(fields, "mime_type", "media_type", "mimeType", "format")
+    for candidate in (data, url):
+        m = _DATA_URL.match(candidate or "")
+        if m:
+            mime = mime or m.group(1) or None
+            data, url = candidate[m.end() :], None
+    kind = part.get("modality") if isinstance(part.get("modality"), str) else kind
+    details = [_first_str(fields, "filename", "file_name"), mime]
+    if data is not None:  # base64, but for Anthropic's plain-text document source
+        details.append(_size(data, is_base64=fields.get("type") != "text"))
+    else:
+        reference = url or _first_str(fields, "file_id", "id")
+        if reference:
+            details.append(reference[:_MAX_REFERENCE])
+    details = [d for d in details if d]
+    return f"[{kind}: {', '.join(details)}]" if details else f"[{kind}]"
+
+
+def _first_str(fields: dict, *keys: str) -> str | None:
+    for key in keys:
+        if isinstance(fields.get(key), str) and fields[key]:
+            return fields[key]
+    return None
+
+
+def _size(data: str, is_base64: bool) -> str:
+    """The size of inline data: decoded from its base64 length without decoding it."""
+    n = len(data) * 3 // 4 - data[-2:].count("=") if is_base64 else len(data.encode("utf-8"))
+    if n < 1024:
+        return f"{n} B"
+    if n < 1024 * 1024:
+        return f"{round(n / 1024)} KB"
+    return f"{n / (1024 * 1024):.1f} MB"
 
 
 _ERROR_START = re.compile(
