@@ -75,14 +75,17 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
         if resolved.is_file():
             _add(found, seen, str(given), resolved, src, explicit=True)
             continue
+        if not resolved.is_dir():
+            found.problems.append((str(given), "-", "not a regular file or folder"))
+            continue
         n_before = len(found.tasks)
-        n_unreadable = found.n_unreadable_folders
+        n_problems = len(found.problems)
         for f in sorted(_walk(found, str(given), resolved, lake_root)):
             if not f.name.lower().endswith(SUFFIXES):
                 found.n_ignored += 1
                 continue
             _add(found, seen, str(Path(given) / f.relative_to(resolved)), f, src, explicit=False)
-        if len(found.tasks) == n_before and found.n_unreadable_folders == n_unreadable:
+        if len(found.tasks) == n_before and len(found.problems) == n_problems:
             found.problems.append(
                 (
                     str(given),
@@ -95,15 +98,17 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
 
 def _walk(found: Discovery, given: str, root: Path, lake_root: Path | None) -> list[Path]:
     """Every file under `root` but hidden ones and the lake's; a folder that cannot be listed
-    is recorded as a problem of `given`."""
+    (or an entry that cannot be looked at) is recorded as a problem of `given`."""
 
-    def unreadable(exc: OSError) -> None:
-        folder = Path(exc.filename or root)
-        shown = str(Path(given) / folder.relative_to(root)) if folder != root else given
-        found.n_unreadable_folders += 1
+    def unreadable(exc: OSError, is_folder: bool = True) -> None:
+        where = Path(exc.filename or root)
+        found.n_unreadable_folders += is_folder
+        what = "this folder" if is_folder else "this file"
+        lost = "its files were not ingested" if is_folder else "it was not ingested"
         found.problems.append(
-            (given, shown, f"cannot read this folder ({exc.strerror or exc}): its files were "
-             "not ingested; give read permission and ingest again")
+            (given, "-" if where == root else str(Path(given) / where.relative_to(root)),
+             f"cannot read {what} ({exc.strerror or exc}): {lost}; give read permission and "
+             "ingest again")
         )  # fmt: skip
 
     if lake_root is not None and (root == lake_root or lake_root in root.parents):
@@ -115,7 +120,12 @@ def _walk(found: Discovery, given: str, root: Path, lake_root: Path | None) -> l
             d for d in dirs
             if not d.startswith(".") and (lake_root is None or here / d != lake_root)
         ]  # fmt: skip
-        files += [here / n for n in names if not n.startswith(".") and (here / n).is_file()]
+        for name in names:
+            try:
+                if not name.startswith(".") and (here / name).is_file():
+                    files.append(here / name)
+            except OSError as exc:  # a folder that may be listed but not entered
+                unreadable(exc, is_folder=False)
     return files
 
 
