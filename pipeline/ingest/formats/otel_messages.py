@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ingest.formats.chat import ROLE_ALIASES
-from pipeline.ingest.record import CANONICAL, MEDIA_KINDS, part_text, text_of
+from pipeline.ingest.placeholders import MEDIA_KINDS
+from pipeline.ingest.record import CANONICAL, part_text, text_of
 
 ROLES = {**ROLE_ALIASES, "model": "assistant", "chatbot": "assistant"}
 _INDEXED = re.compile(r"^(\w+)\.(\d+)\.(.+)$")
