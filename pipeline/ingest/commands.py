@@ -115,9 +115,14 @@ def print_summary(console: Console, summary: IngestSummary) -> None:
     rate = f", {mb / summary.seconds:.1f} MB/s" if summary.seconds > 0 and mb else ""
     n_files = sum(f.status in ("ingested", "replaced", "unchanged") for f in files)
     unchanged = sum(f.status == "unchanged" for f in files)
+    unreadable = (
+        f", {summary.n_unreadable_folders} folder(s) unreadable"
+        if summary.n_unreadable_folders
+        else ""
+    )
     console.info(
         f"{summary.n_trajectories} trajectories, {summary.n_steps} steps from {n_files} file(s)"
-        f" ({unchanged} unchanged); {summary.n_skipped} record(s) skipped, "
+        f" ({unchanged} unchanged); {summary.n_skipped} record(s) skipped{unreadable}, "
         f"{len(summary.duplicates)} duplicate(s) dropped; read {mb:.1f} MB in "
         f"{summary.seconds:.1f}s{rate}"
     )

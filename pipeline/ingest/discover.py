@@ -2,7 +2,9 @@
 
 Folders are walked in sorted order; hidden files and folders (a name starting with ".") and the
 lake being written are skipped, and so are files whose suffix no format uses (a folder of runs
-often holds configs, logs and reports too). Files named explicitly are always read.
+often holds configs, logs and reports too). Files named explicitly are always read. A folder
+that cannot be listed (no permission) is a problem of the path given, naming that folder: its
+files are not silently lost.
 
 Each file gets its source (``--source``, else the name of the folder given, or of the folder
 holding the file given) and its key: a digest of its resolved path and source, which names its
@@ -11,6 +13,7 @@ parts in the lake.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +41,10 @@ class FileTask:
 @dataclass
 class Discovery:
     tasks: list[FileTask] = field(default_factory=list)
-    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, error)
+    # (path given, "-" or the folder under it that could not be listed, error)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)
     n_ignored: int = 0  # files in walked folders with no trajectory suffix
+    n_unreadable_folders: int = 0
 
 
 def source_name(name: str) -> str:
@@ -59,7 +64,7 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
     for given in paths:
         p = Path(given)
         if not p.exists():
-            found.problems.append((str(given), "no such file or folder"))
+            found.problems.append((str(given), "-", "no such file or folder"))
             continue
         resolved = p.resolve()
         src = (
@@ -70,27 +75,58 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
         if resolved.is_file():
             _add(found, seen, str(given), resolved, src, explicit=True)
             continue
+        if not resolved.is_dir():
+            found.problems.append((str(given), "-", "not a regular file or folder"))
+            continue
         n_before = len(found.tasks)
-        for f in sorted(resolved.rglob("*")):
-            rel = f.relative_to(resolved)
-            if any(part.startswith(".") for part in rel.parts):
-                continue
-            if lake_root is not None and (f == lake_root or lake_root in f.parents):
-                continue
-            if not f.is_file():
-                continue
+        n_problems = len(found.problems)
+        for f in sorted(_walk(found, str(given), resolved, lake_root)):
             if not f.name.lower().endswith(SUFFIXES):
                 found.n_ignored += 1
                 continue
-            _add(found, seen, str(Path(given) / rel), f, src, explicit=False)
-        if len(found.tasks) == n_before:
+            _add(found, seen, str(Path(given) / f.relative_to(resolved)), f, src, explicit=False)
+        if len(found.tasks) == n_before and len(found.problems) == n_problems:
             found.problems.append(
                 (
                     str(given),
+                    "-",
                     f"no trajectory files in this folder (looked for {', '.join(SUFFIXES)})",
                 )
             )
     return found
+
+
+def _walk(found: Discovery, given: str, root: Path, lake_root: Path | None) -> list[Path]:
+    """Every file under `root` but hidden ones and the lake's; a folder that cannot be listed
+    (or an entry that cannot be looked at) is recorded as a problem of `given`."""
+
+    def unreadable(exc: OSError, is_folder: bool = True) -> None:
+        where = Path(exc.filename or root)
+        found.n_unreadable_folders += is_folder
+        what = "this folder" if is_folder else "this file"
+        lost = "its files were not ingested" if is_folder else "it was not ingested"
+        found.problems.append(
+            (given, "-" if where == root else str(Path(given) / where.relative_to(root)),
+             f"cannot read {what} ({exc.strerror or exc}): {lost}; give read permission and "
+             "ingest again")
+        )  # fmt: skip
+
+    if lake_root is not None and (root == lake_root or lake_root in root.parents):
+        return []
+    files = []
+    for folder, dirs, names in os.walk(root, onerror=unreadable):
+        here = Path(folder)
+        dirs[:] = [
+            d for d in dirs
+            if not d.startswith(".") and (lake_root is None or here / d != lake_root)
+        ]  # fmt: skip
+        for name in names:
+            try:
+                if not name.startswith(".") and (here / name).is_file():
+                    files.append(here / name)
+            except OSError as exc:  # a folder that may be listed but not entered
+                unreadable(exc, is_folder=False)
+    return files
 
 
 def _add(found: Discovery, seen: set[str], shown: str, resolved: Path, src: str, explicit: bool):

@@ -164,7 +164,8 @@ def _fill(labels: Labels, df: pl.DataFrame, first_row: int) -> None:
     no_id = pl.all_horizontal(pl.col(c).is_null() | (pl.col(c) == "") for c in id_cols)
     df = df.with_columns(problem=pl.when(no_id).then(pl.lit("no id"))
         .when(bad_outcome).then(pl.lit("outcome is not success/failure"))
-        .when(bad_reward).then(pl.lit("reward is not a number")))  # fmt: skip
+        .when(bad_reward).then(pl.lit("reward is not a number"))
+        .when(~pl.col("reward").is_finite()).then(pl.lit("reward is not a finite number")))  # fmt: skip
     for row, problem in df.filter(pl.col("problem").is_not_null()).select("row", "problem").rows():
         labels.errors.append(BadRecord(f"row {row}", f"label {problem}"))
     good = df.filter(pl.col("problem").is_null() & pl.col("outcome").is_not_null())

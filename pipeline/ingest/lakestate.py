@@ -201,13 +201,15 @@ class LakeState:
 
     def record_path_problems(self, paths, problems, now: dt.datetime) -> None:
         """One ingest_errors part per path argument that could not be read (a missing path, a
-        folder with no trajectory files); removed once the path reads again."""
-        failed = dict(problems)
+        folder with no trajectory files, folders under it that could not be listed); removed
+        once the path reads again."""
+        failed: dict[str, list[tuple[str, str]]] = {}
+        for given, record, error in problems:
+            failed.setdefault(given, []).append((record, error))
         for given in paths:
             key = "path-" + digest("path", str(Path(given).resolve()))
             self.parts["ingest_errors"].setdefault(key, [])
-            error = failed.get(str(given))
-            frame = self.errors_frame(str(given), None, None, [("-", error)] if error else [], now)
+            frame = self.errors_frame(str(given), None, None, failed.get(str(given), []), now)
             self.write_errors(key, frame)
 
     def record_label_errors(self, labels, now: dt.datetime) -> None:

@@ -7,7 +7,9 @@ adapters ask ``bad_utf8_in(start, end)`` for a record's span.
 
 JSON documents are parsed whole on the fast path. A document that does not parse, or holds bytes
 that are not UTF-8, is read element by element when it is a list, so every record before the
-damage (and every clean record around bad bytes) is still read.
+damage (and every clean record around bad bytes) is still read. JSON nested deeper than Python's
+parser can follow (``[[[[...``) is a bad record of a JSONL file, or a FileError for a document,
+never a crash.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,11 +36,34 @@ class FileError(ValueError):
     """The file as a whole cannot be read (the message names the problem and the remedy)."""
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than the parser can follow."""
+
+    def __init__(self) -> None:
+        super().__init__("JSON nested too deeply to read (hundreds of levels of [ or {)")
+
+
+def loads(text: str) -> Any:
+    """json.loads, with nesting too deep for the parser as a ValueError (TooDeep)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise TooDeep() from None
+
+
+def _raw_decode(text: str, pos: int) -> tuple[Any, int]:
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except RecursionError:
+        raise TooDeep() from None
+
+
 @dataclass
 class RawFile:
     path: Path
     display: str  # the path as the user will recognise it
     data: bytes
+    too_deep: bool = field(default=False, init=False)  # some JSON in it was nested too deeply
 
     @classmethod
     def read(cls, path: Path, display: str | None = None) -> RawFile:
@@ -108,15 +133,17 @@ class RawFile:
 
     @cached_property
     def is_jsonl(self) -> bool:
-        """Several JSON values, one per line: the file starts with '{' and its first line, or
-        (when that line is damaged) another of its first lines that starts with '{', is a
+        """Several JSON values, one per line: the file starts with '{' (or with a line that is a
+        complete JSON value of its own, such as ``null``) and its first line, or (when that line
+        is damaged or not an object) another of its first lines that starts with '{', is a
         complete object on its own. A pretty-printed document has no such line: its inner
-        objects are indented, and its first line is a bare '{'."""
+        objects are indented, and its first line is a bare '{' or '['."""
         text = self.text
         start = _WS.match(text, 0).end()
-        if text[start : start + 1] != "{":
-            return False
         end = text.find("\n", start)
+        first = text[start:] if end < 0 else text[start:end]
+        if first[:1] != "{" and not _is_json(first):
+            return False
         if end < 0 or not text[end : end + 4096].strip():
             return False
         pos = start
@@ -152,7 +179,10 @@ class RawFile:
                 yield line_no, BadRecord(record, bad)
                 continue
             try:
-                yield line_no, json.loads(line)
+                yield line_no, loads(line)
+            except TooDeep as exc:
+                self.too_deep = True
+                yield line_no, BadRecord(record, str(exc))
             except ValueError as exc:
                 what = "truncated" if end == n and not text.endswith("\n") else "invalid"
                 yield line_no, BadRecord(record, f"{what} JSON: {_short(exc, in_line=True)}")
@@ -161,7 +191,10 @@ class RawFile:
     def doc(self) -> Any:
         """The whole file as one JSON value (fast path); FileError naming the position if not."""
         try:
-            return json.loads(self.text)
+            return loads(self.text)
+        except TooDeep as exc:
+            self.too_deep = True
+            raise FileError(str(exc)) from None
         except ValueError as exc:
             raise FileError(f"not valid JSON: {_short(exc)}") from None
 
@@ -200,8 +233,9 @@ class RawFile:
                 return
             start = pos
             try:
-                value, pos = _DECODER.raw_decode(text, pos)
+                value, pos = _raw_decode(text, pos)
             except ValueError as exc:
+                self.too_deep = self.too_deep or isinstance(exc, TooDeep)
                 yield (
                     index,
                     BadRecord(
@@ -249,6 +283,18 @@ def _short(exc: ValueError, in_line: bool = False) -> str:
 
 def _is_object(line: str) -> bool:
     try:
-        return isinstance(json.loads(line), dict)
+        return isinstance(loads(line), dict)
     except ValueError:
         return False
+
+
+def _is_json(line: str) -> bool:
+    """A complete JSON value on one line (not a bare '[' or '{' opening a document), or one
+    nested too deeply to tell: either way a line of its own, as in JSON lines."""
+    try:
+        loads(line)
+    except TooDeep:
+        return True
+    except ValueError:
+        return False
+    return True

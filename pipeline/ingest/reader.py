@@ -1,8 +1,11 @@
 """Read one raw file into frames: the unit of work a worker process does.
 
 ``read_file`` never raises for bad input: a file that cannot be read at all comes back as
-``failed`` with the reason, bad records come back inside the frames' error list. A file whose
-bytes and reading settings match its previous ingest comes back ``unchanged`` without parsing.
+``failed`` with the reason, bad records come back inside the frames' error list. That holds for
+pathological files too (nesting deeper than Python can follow, a file too large for memory, a
+fault no rule foresaw): the file fails with the reason and the other files are read. A file
+whose bytes and reading settings match its previous ingest comes back ``unchanged`` without
+parsing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pipeline.ingest.discover import FileTask
 from pipeline.ingest.formats import ReadContext, native
 from pipeline.ingest.frames import FileFrames, build_frames, validate_frames
 from pipeline.ingest.labels import Labels
-from pipeline.ingest.rawfile import FileError, RawFile
+from pipeline.ingest.rawfile import FileError, RawFile, TooDeep
 
 
 @dataclass(frozen=True)
@@ -49,17 +52,34 @@ def read_file(task: FileTask, settings: Settings) -> FileResult:
     """Read and parse one file (in a worker process)."""
     started = time.perf_counter()
     try:
+        result = _read(task, settings)
+    except RecursionError:  # nesting the JSON parser took but a reader's walk over it did not
+        result = FileResult(task, "failed", error=str(TooDeep()))
+    except MemoryError:
+        result = FileResult(
+            task, "failed",
+            error=f"too large to read in memory ({task.size / 1e6:,.0f} MB): split it into "
+            "smaller files",
+        )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 (one hostile file must not stop the whole ingest)
+        result = FileResult(
+            task, "failed", error=f"could not be read ({type(exc).__name__}: {str(exc)[:200]})"
+        )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _read(task: FileTask, settings: Settings) -> FileResult:
+    try:
         raw = RawFile.read(Path(task.resolved), task.path)
     except OSError as exc:
-        result = FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
-    else:
-        try:
-            result = _parse(task, settings, raw)
-            result.settings_digest = file_settings(raw.path, raw.is_parquet, settings)
-        except FileError as exc:
-            result = FileResult(task, "failed", error=str(exc))
-        result.sha256 = raw.sha256
-    result.seconds = time.perf_counter() - started
+        return FileResult(task, "failed", error=f"cannot read the file: {exc.strerror or exc}")
+    try:
+        result = _parse(task, settings, raw)
+        result.settings_digest = file_settings(raw.path, raw.is_parquet, settings)
+    except FileError as exc:
+        result = FileResult(task, "failed", error=str(exc))
+    result.sha256 = raw.sha256
     return result
 
 
@@ -108,6 +128,8 @@ def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
     try:
         if settings.format == "auto":
             name, how = formats.detect(raw), "content"
+            if name is None and raw.too_deep:
+                raise FileError(str(TooDeep()))
             if name is None:
                 what = _describe(raw)
                 status = "failed" if task.explicit else "ignored"

@@ -15,9 +15,12 @@ arguments stored as canonical JSON.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from pipeline.ingest.placeholders import MEDIA_KINDS, placeholder
 
 # One step, in the column order of the steps table (minus the ids the writer adds):
 # (role, kind, content, tool_name, tool_args, tool_call_id, call_step_idx, is_error, message_idx)
@@ -88,7 +91,7 @@ def normalize_outcome(value: Any) -> str | None:
     if isinstance(value, bool):
         return "success" if value else "failure"
     if isinstance(value, int | float):
-        return outcome_from_reward(float(value))
+        return outcome_from_reward(finite(float(value), "outcome"))
     text = str(value).strip().lower()
     if text in SUCCESS_WORDS:
         return "success"
@@ -114,9 +117,34 @@ def as_reward(value: Any) -> float | None:
     if isinstance(value, bool):
         return 1.0 if value else 0.0
     try:
-        return float(value)
+        reward = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"reward {value!r} is not a number") from None
+    return finite(reward, "reward")
+
+
+def finite(number: float, what: str) -> float:
+    """`number` itself; a ValueError naming `what` for NaN and infinities, which JSON readers
+    accept but which say nothing about how a run went (NaN would count as a failure, Infinity as
+    a success)."""
+    if not math.isfinite(number):
+        raise ValueError(f"{what} {number} is not a finite number")
+    return number
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for messages about records of the wrong shape."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object" if isinstance(value, dict) else type(value).__name__
 
 
 # Built once: json.dumps with options builds a new encoder per call, which dominates small values.
@@ -136,25 +164,47 @@ def canonical_args(value: Any) -> str:
 
 
 def text_of(content: Any) -> str | None:
-    """Message content as text: strings as they are, lists of parts joined by blank lines."""
+    """Message content as text: strings as they are, lists of parts joined by blank lines (each
+    part as ``part_text`` gives it)."""
     if content is None or isinstance(content, str):
         return content
     if isinstance(content, list):
         parts = []
         for part in content:
-            if isinstance(part, str):
-                parts.append(part)
-            elif isinstance(part, dict):
-                if isinstance(part.get("text"), str):
-                    parts.append(part["text"])
-                elif isinstance(part.get("content"), str | list):
-                    parts.append(text_of(part["content"]) or "")
-                elif part.get("type") in ("image", "image_url", "input_image"):
-                    parts.append("[image]")
+            text = part_text(part)
+            if text is not None:
+                parts.append(text)
         return "\n\n".join(parts)
     if isinstance(content, dict) and isinstance(content.get("text"), str):
         return content["text"]
     return json.dumps(content, ensure_ascii=False, sort_keys=True)
+
+
+REASONING_PARTS = frozenset({"thinking", "redacted_thinking", "reasoning"})  # not steps
+
+
+def part_text(part: Any) -> str | None:
+    """One part of a content list as text: its text; for media and any other part without text,
+    a typed placeholder such as ``[image: image/png, 24 KB]`` or ``[audio: wav]``, so no part
+    is dropped without a trace; None for reasoning, which is not a step."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return None if part is None else json.dumps(part, ensure_ascii=False)
+    kind = part.get("type")
+    if kind in REASONING_PARTS:
+        return None
+    if kind is None:  # Gemini's parts name their kind by their one key: {"inline_data": {...}}
+        kind = next((k for k, v in part.items() if k in MEDIA_KINDS and isinstance(v, dict)), None)
+    media = MEDIA_KINDS.get(kind)
+    if media is None:
+        if isinstance(part.get("text"), str):
+            return part["text"]
+        if isinstance(part.get("content"), str | list):
+            return text_of(part["content"]) or ""
+        if isinstance(part.get("refusal"), str):
+            return part["refusal"]
+    return placeholder(part, media or str(kind or next(iter(part), "part")))
 
 
 _ERROR_START = re.compile(

@@ -9,6 +9,7 @@ in ``ingest_errors``, and one ``ingest_files`` part per ingest.
 Files are read by a pool of worker processes (one file per task, results handled in file order,
 so the outcome does not depend on timing); the parent only dedupes across files and writes.
 A file whose sha256 and reading settings match its last ingest is skipped without parsing.
+Temp part files an interrupted ingest left in those tables are removed first (``staleparts``).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from pipeline.ingest.formats import ReadContext
 from pipeline.ingest.labels import LabelsError, load_labels
 from pipeline.ingest.lakestate import LakeState
 from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
+from pipeline.ingest.staleparts import remove_stale_temp_parts
 from pipeline.lake import Lake
 
 EXIT_OK = 0  # every file and record was read
 EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
 EXIT_NOTHING = 4  # nothing could be read
-ADAPTER_VERSION = "1"  # bump when an adapter's output changes: unchanged files are re-read
+ADAPTER_VERSION = "2"  # bump when an adapter's output changes: unchanged files are re-read
 POOL_MIN_BYTES = 64 << 20  # below this, starting workers (~1 s each) costs more than it saves
 BATCH_BYTES = 16 << 20  # files read and checked together, up to this size ...
 BATCH_FILES = 256  # ... or this many files
@@ -77,6 +79,7 @@ class IngestSummary:
     duplicates: list[Problem] = field(default_factory=list)
     ignored: list[Problem] = field(default_factory=list)  # walked files of no known format
     n_ignored_suffix: int = 0
+    n_unreadable_folders: int = 0  # walked folders that could not be listed (in errors too)
     seconds: float = 0.0
 
     def total(self, attr: str, statuses=("ingested", "replaced", "unchanged")) -> int:
@@ -141,10 +144,18 @@ def ingest_paths(
     summary = IngestSummary()
     found = discover(list(paths), lake, source)
     summary.n_ignored_suffix = found.n_ignored
+    summary.n_unreadable_folders = found.n_unreadable_folders
     lake.ensure()
+    removed, cannot_remove = remove_stale_temp_parts(lake)
+    if removed:
+        console.info(f"removed {removed} temporary part file(s) left by an interrupted ingest")
+    for problem in cannot_remove:
+        console.warn(
+            f"cannot remove a temporary part file left by an interrupted ingest: {problem}"
+        )
     state = LakeState.load(lake)
-    for given, error in found.problems:
-        summary.errors.append(Problem(given, "-", error))
+    for given, record, error in found.problems:
+        summary.errors.append(Problem(given, record, error))
     state.record_path_problems(paths, found.problems, now)
     if label_set is not None:
         summary.errors += [Problem(label_set.file, b.record, b.error) for b in label_set.errors]

@@ -53,29 +53,28 @@ class ReadContext:
 
 
 def sample(raw: RawFile, n: int = 5) -> list[Any]:
-    """The first few records of a JSON / JSONL file (best effort; [] for other files)."""
+    """The first few records of a JSON / JSONL file (best effort; [] for other files).
+
+    Unreadable records and bare ``null`` lines say nothing of the format: they are passed over
+    here (the adapter reports them as bad records when it reads the file)."""
     if raw.is_parquet:
         return []
     try:
         if raw.is_jsonl:
-            out = []
-            for _, value in raw.jsonl():
-                if not isinstance(value, BadRecord):
-                    out.append(value)
-                if len(out) >= n:
-                    break
-            return out
-        if raw.looks_like_json:
-            out = []
-            for _, value in raw.json_records():
-                if not isinstance(value, BadRecord):
-                    out.append(value)
-                if len(out) >= n:
-                    break
-            return out
+            records = raw.jsonl()
+        elif raw.looks_like_json:
+            records = raw.json_records()
+        else:
+            return []
+        out = []
+        for _, value in records:
+            if value is not None and not isinstance(value, BadRecord):
+                out.append(value)
+            if len(out) >= n:
+                break
+        return out
     except FileError:
         return []
-    return []
 
 
 def detect(raw: RawFile) -> str | None:

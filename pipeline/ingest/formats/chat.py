@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.ingest.record import StepBuilder, text_of
+from pipeline.ingest.record import StepBuilder, json_type, text_of
 
 ROLE_ALIASES = {
     "system": "system",
@@ -42,7 +42,7 @@ def chat_steps(
     b = StepBuilder()
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise MessageError(i, f"expected an object, got {type(msg).__name__}")
+            raise MessageError(i, f"expected an object, got {json_type(msg)}")
         raw_role = msg.get("role")
         if raw_role in skip_roles:
             continue

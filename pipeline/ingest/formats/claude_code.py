@@ -2,7 +2,8 @@
 
 One JSON entry per line; ``type`` ``user`` / ``assistant`` entries carry ``message`` with
 ``role`` and ``content``: a string, or blocks ``text``, ``tool_use {id, name, input}`` and (in
-user entries) ``tool_result {tool_use_id, content, is_error}``. The assistant's reply to one
+user entries) ``tool_result {tool_use_id, content, is_error}``; other blocks (a pasted image, a
+document) are kept in the text as a placeholder (``[image: image/png, 24 KB]``). The assistant's reply to one
 request is often split over several entries sharing ``message.id``. Other entry types
 (``summary``, ``file-history-snapshot``, ``queue-operation``, ``system``), injected meta
 messages (``isMeta``) and sub-agent entries (``isSidechain``) are not steps; thinking blocks
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.ingest.rawfile import RawFile
-from pipeline.ingest.record import BadRecord, Run, StepBuilder, text_of
+from pipeline.ingest.record import BadRecord, Run, StepBuilder, part_text, text_of
 
 NAME = "claude-code"
 AGENT = "claude-code"
@@ -102,6 +103,8 @@ def _run(session: str, entries: list[tuple[int, dict]], summaries: dict, record:
                 # The transcript flags every failed call; no flag means it worked.
                 b.result(block.get("tool_use_id"), text_of(block.get("content")) or "", msg,
                          is_error=bool(block.get("is_error")))  # fmt: skip
+            elif (placeholder := part_text(block)) is not None:  # images, documents, ...
+                text.append(placeholder)
         if text:
             b.message(
                 "assistant" if entry["type"] == "assistant" else "user", "\n\n".join(text), msg

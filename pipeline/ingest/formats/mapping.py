@@ -61,6 +61,7 @@ from pipeline.ingest.record import (
     Run,
     StepBuilder,
     as_reward,
+    json_type,
     normalize_outcome,
     outcome_from_reward,
     text_of,
@@ -191,7 +192,7 @@ def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
 
 def _run(rec: Any, record: str, spec: MappingSpec, ctx) -> Run:
     if not isinstance(rec, dict):
-        raise ValueError(f"expected an object, got {type(rec).__name__}")
+        raise ValueError(f"expected an object, got {json_type(rec)}")
     messages = get(rec, spec.run["messages"])
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"record without messages: nothing at {spec.run['messages']!r}")

@@ -20,7 +20,14 @@ from typing import Any
 
 from pipeline.ingest.formats.chat import MessageError, chat_steps
 from pipeline.ingest.rawfile import RawFile
-from pipeline.ingest.record import BadRecord, Run, StepBuilder, normalize_outcome, text_of
+from pipeline.ingest.record import (
+    BadRecord,
+    Run,
+    StepBuilder,
+    json_type,
+    normalize_outcome,
+    text_of,
+)
 
 NAME = "mini-swe-agent"
 AGENT = "mini-swe-agent"
@@ -94,7 +101,7 @@ def text_steps(messages: list) -> list:
     pending = None
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise MessageError(i, f"expected an object, got {type(msg).__name__}")
+            raise MessageError(i, f"expected an object, got {json_type(msg)}")
         role, text = msg.get("role"), text_of(msg.get("content")) or ""
         if role == "exit":
             continue

@@ -20,6 +20,7 @@ from pipeline.ingest.record import (
     BadRecord,
     Run,
     as_reward,
+    json_type,
     normalize_outcome,
     outcome_from_reward,
 )
@@ -59,7 +60,7 @@ def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
 
 def read_record(rec: Any, record: str, ctx) -> Iterator[Run | BadRecord]:
     if not isinstance(rec, dict):
-        yield BadRecord(record, f"expected an object with messages, got {type(rec).__name__}")
+        yield BadRecord(record, f"expected an object with messages, got {json_type(rec)}")
         return
     messages = rec.get("messages")
     if not isinstance(messages, list) or not messages:

@@ -1,11 +1,12 @@
 """Messages as the GenAI tracing conventions record them -> ``Atom`` s, the steps-to-be.
 
 Three shapes are read: the GenAI conventions' ``{"role", "parts": [...]}`` (parts of type text,
-tool_call, tool_call_response; media parts become ``[image]`` and the like; reasoning is not a
-step), the chat-completions shape (``content`` as text or blocks, ``tool_calls``,
-``function_call``, role ``tool`` with ``tool_call_id``) the older events and OpenLLMetry /
-OpenInference attributes use, and a choice (``{"index", "message": {...}}``). An assistant
-message's text goes on its first tool call, as for every other format.
+tool_call, tool_call_response; media and other parts without text become a typed placeholder
+such as ``[image: image/png, 24 KB]``; reasoning is not a step), the chat-completions shape
+(``content`` as text or blocks, ``tool_calls``, ``function_call``, role ``tool`` with
+``tool_call_id``) the older events and OpenLLMetry / OpenInference attributes use, and a choice
+(``{"index", "message": {...}}``). An assistant message's text goes on its first tool call, as
+for every other format.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.ingest.formats.chat import ROLE_ALIASES
-from pipeline.ingest.record import CANONICAL, text_of
+from pipeline.ingest.placeholders import MEDIA_KINDS
+from pipeline.ingest.record import CANONICAL, part_text, text_of
 
 ROLES = {**ROLE_ALIASES, "model": "assistant", "chatbot": "assistant"}
-MEDIA_PARTS = ("blob", "file", "file_data", "uri", "image", "image_url")
 _INDEXED = re.compile(r"^(\w+)\.(\d+)\.(.+)$")
 
 
@@ -86,10 +87,14 @@ def message_atoms(
             elif kind == "tool_call_response":
                 out = part.get("response", part.get("result"))
                 results.append(Atom("result", "tool", as_text(out), as_str(part.get("id"))))
-            elif kind in MEDIA_PARTS:
-                texts.append(f"[{part.get('modality') or kind}]")
-            elif isinstance(part, dict) and isinstance(part.get("content"), str):
+            elif (
+                kind not in MEDIA_KINDS
+                and isinstance(part, dict)
+                and isinstance(part.get("content"), str)
+            ):
                 texts.append(part["content"])  # reasoning and other part types are not steps
+            elif (placeholder := part_text(part)) is not None:  # media and parts without text
+                texts.append(placeholder)
     else:
         text = text_of(m.get("content"))
         if isinstance(text, str) and text[:1] == "[" and text.rstrip()[-1:] == "]":

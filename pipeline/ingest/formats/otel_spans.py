@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.ingest.rawfile import FileError, RawFile
-from pipeline.ingest.record import BadRecord
+from pipeline.ingest.record import BadRecord, json_type
 
 TRACE_KEYS = ("resourceSpans", "resource_spans", "batches")
 SCOPE_KEYS = ("scopeSpans", "scope_spans", "instrumentationLibrarySpans")
@@ -153,9 +153,7 @@ def _items(value: Any, where: str) -> Iterator[Span | LogEvent | BadRecord]:
             yield from _items(item, f"{where} [{i}]")
         return
     if not isinstance(value, dict):
-        yield BadRecord(
-            where, f"expected an OTLP export or a span object, got {type(value).__name__}"
-        )
+        yield BadRecord(where, f"expected an OTLP export or a span object, got {json_type(value)}")
         return
     if any(k in value for k in TRACE_KEYS):
         yield from _export(value, where, TRACE_KEYS, SCOPE_KEYS, "spans", _span)
@@ -215,7 +213,7 @@ def _export(value: dict, where: str, top: tuple, scopes: tuple, leaf: str, read)
 
 def _span(d: Any, record: str, resource: dict | None, scope: str | None) -> Span:
     if not isinstance(d, dict):
-        raise SpanError(f"expected a span object, got {type(d).__name__}")
+        raise SpanError(f"expected a span object, got {json_type(d)}")
     ctx = d.get("context") if isinstance(d.get("context"), dict) else {}
     trace_id = norm_id(_first(d, "traceId", "trace_id") or ctx.get("trace_id"))
     span_id = norm_id(_first(d, "spanId", "span_id") or ctx.get("span_id"))
@@ -269,7 +267,7 @@ def _event(e: Any) -> Event:
 
 def _log(d: Any, record: str, resource: dict, scope: str | None) -> LogEvent | None:
     if not isinstance(d, dict):
-        raise SpanError(f"expected a log record object, got {type(d).__name__}")
+        raise SpanError(f"expected a log record object, got {json_type(d)}")
     trace_id = norm_id(_first(d, "traceId", "trace_id"))
     if trace_id is None:
         return None  # a log outside any trace is not part of a run

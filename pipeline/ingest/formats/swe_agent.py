@@ -27,6 +27,7 @@ from pipeline.ingest.record import (
     BadRecord,
     Run,
     StepBuilder,
+    json_type,
     looks_like_error,
     normalize_outcome,
     text_of,
@@ -82,7 +83,7 @@ def _run(doc: dict, trajectory: list, raw: RawFile, ctx) -> Run:
             msg += 1
     for i, step in enumerate(trajectory):
         if not isinstance(step, dict):
-            raise ValueError(f"trajectory step {i}: expected an object, got {type(step).__name__}")
+            raise ValueError(f"trajectory step {i}: expected an object, got {json_type(step)}")
         action = str(step.get("action") or "").strip()
         thought = step.get("thought") or step.get("response") or ""
         if not action:

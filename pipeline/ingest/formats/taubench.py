@@ -15,7 +15,7 @@ from typing import Any
 
 from pipeline.ingest.formats.chat import MessageError, chat_steps
 from pipeline.ingest.rawfile import RawFile
-from pipeline.ingest.record import BadRecord, Run, as_reward, outcome_from_reward
+from pipeline.ingest.record import BadRecord, Run, as_reward, json_type, outcome_from_reward
 
 NAME = "tau-bench"
 AGENT = "tau-bench"
@@ -48,7 +48,7 @@ def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
             continue
         if not isinstance(rec, dict):
             yield BadRecord(
-                record, f"expected an object with traj and reward, got {type(rec).__name__}"
+                record, f"expected an object with traj and reward, got {json_type(rec)}"
             )
             continue
         traj = rec.get("traj")
