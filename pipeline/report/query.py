@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import duckdb
 import polars as pl
 
-from pipeline import schemas, sqlguard
+from pipeline import sqlguard
 from pipeline.lake import Lake
 from pipeline.report.views import connect_views
 
@@ -36,10 +36,7 @@ class QueryError(Exception):
 
 def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
     """Every lake table and convenience view on a connection that can only read the lake."""
-    con = connect_views(lake)
-    readable = [lake.table_dir(name) for name in schemas.REGISTRY] if lake.is_local else []
-    sqlguard.lock(con, readable=readable, spill=True)
-    return con
+    return connect_views(lake, read_only=True)
 
 
 def statements(text: str) -> list[duckdb.Statement]:

@@ -6,8 +6,11 @@ lake the other report tests share.
 
 from __future__ import annotations
 
+import io
+import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -15,8 +18,10 @@ from click.testing import CliRunner
 from pipeline import sql as sqlfiles
 from pipeline.cli import main
 from pipeline.lake import Lake
+from pipeline.report.views import build_warehouse
 
 from . import fixture
+from .test_run_scope import AIRLINE, add_run
 
 PARAMS = {"skill_line_lineage": ["-p", "file=SKILL.md", "-p", "line_no=3"]}
 
@@ -163,3 +168,24 @@ def test_the_prompt_is_read_only_too(lake, untouched, tmp_path, monkeypatch):
     assert "not COPY" in r.stderr and "statement 2 of 2" in r.stderr and "not ATTACH" in r.stderr
     assert "still here" in r.stdout and "and here" in r.stdout
     assert not target.exists() and not (tmp_path / "x.duckdb").exists()
+
+
+def test_a_recorded_where_reads_nothing_outside_the_lake(lake, tmp_path):
+    """A consolidation's --where is SQL kept in the lake and pasted into run_trajectories: on a
+    lake from elsewhere it must not read local files, in `sql` or in the warehouse."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("retail")
+    copy = Lake(tmp_path / "lake")
+    shutil.copytree(lake.base, copy.base)
+    where = f"source = (select trim(content) from read_text('{secret}'))"
+    add_run(copy, "r-odd", where, reads=["L1a", "L3a"], days=9)
+    query = "select trajectory_id, scope from run_trajectories where run_id = 'r-odd'"
+    r = sql(copy, "--format", "csv", query)
+    assert r.exit_code == 0, r.output
+    rows = pl.read_csv(io.StringIO(r.stdout))
+    # The --where could not run, so the run counts the sources it read (airline), not 'retail'.
+    assert set(rows["trajectory_id"]) == AIRLINE and set(rows["scope"]) == {"sources"}
+    path = build_warehouse(copy, tmp_path / "w.duckdb")
+    wh = duckdb.connect(str(path), read_only=True)
+    assert set(wh.sql(query).fetchall()) == {(t, "sources") for t in AIRLINE}
+    wh.close()
