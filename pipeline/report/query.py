@@ -1,6 +1,6 @@
 """The user's SQL over the lake, read-only: what ``trace2skill sql`` and its prompt run.
 
-Reads every lake table through the views of `views.connect_views`; writes nothing. The
+Reads every lake table through `views.connect_views(read_only=True)`; writes nothing. The
 connection is locked down by `sqlguard.lock`: it reads the lake's table folders and no other file,
 attaches, installs and loads nothing, and keeps its settings; large queries spill to a private
 temporary folder. A text may hold several statements if every one is a SELECT (WITH, FROM-first,
