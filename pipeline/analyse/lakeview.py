@@ -4,10 +4,10 @@ Reads `trajectories` and `steps` (and the `tool_calls` view over them); writes n
 services, shared by every conversation of a run:
 
 - `query(sql)`: one model-written SQL statement over the pool. Only a single SELECT (or
-  WITH ... SELECT) passes DuckDB's own parser check; it runs on a connection that cannot touch
-  files (``enable_external_access = false``, configuration locked) beyond the lake's
-  `trajectories` and `steps` folders, with a row cap and a time limit (the query is interrupted
-  past it). Each query gets its own cursor, so conversations can query at once. On a local lake
+  WITH ... SELECT) passes (`pipeline.sqlguard`); it runs on a connection locked down by
+  `sqlguard.lock`: no file beyond the lake's `trajectories` and `steps` folders, no temporary
+  folder, no extension, no setting changes; with a row cap and a time limit (the query is
+  interrupted past it). Each query gets its own cursor, so conversations can query at once. On a local lake
   DuckDB reads the Parquet parts itself (``allowed_directories``: the two table folders only,
   2-10x faster than an Arrow scan, and off the GIL); on an object store it scans the pyarrow
   datasets, registered per cursor.
@@ -25,7 +25,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipeline import schemas, sql
+from pipeline import schemas, sql, sqlguard
 from pipeline.analyse.miner.pool import gold_tool_roles
 from pipeline.lake import Lake
 from pipeline.llm.tools import ToolError
@@ -52,25 +52,14 @@ class QueryRefused(ToolError):
 
 def check_select(text: str) -> None:
     """Raise `QueryRefused` unless `text` is exactly one SELECT (or WITH ... SELECT)."""
-    if not text or not text.strip():
-        raise QueryRefused("the query is empty")
     try:
-        statements = duckdb.extract_statements(text)
-    except duckdb.Error as exc:
-        raise QueryRefused(f"not valid SQL: {_first_line(exc)}") from None
-    if len(statements) != 1:
-        raise QueryRefused(f"one statement only, got {len(statements)}")
-    kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
-        raise QueryRefused(f"only a SELECT (or WITH ... SELECT) is allowed, not {kind.name}")
+        sqlguard.check_select(text)
+    except sqlguard.SqlRefused as exc:
+        raise QueryRefused(str(exc)) from None
 
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _first_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split("\n", 2)[:2]).strip()
 
 
 def _cell(value: Any) -> str:
@@ -97,10 +86,8 @@ class LakeView:
         self.db.execute("set enable_progress_bar = false")
         view = sql.load("views_tool_calls")
         self.datasets: dict[str, Any] = {}
+        folders = [lake.table_dir(name) for name in TABLES] if self.native else []
         if self.native:
-            folders = [lake.table_dir(name) for name in TABLES]
-            listed = ", ".join(_quote(f + "/") for f in folders)
-            self.db.execute(f"set allowed_directories = [{listed}]")
             for name, folder in zip(TABLES, folders, strict=True):
                 if lake.exists(name):
                     self.db.execute(
@@ -118,8 +105,7 @@ class LakeView:
         else:
             self.datasets = {name: lake.dataset(name) for name in TABLES}
             self._view = view.replace("create or replace view", "create or replace temp view", 1)
-        self.db.execute("set enable_external_access = false")
-        self.db.execute("set lock_configuration = true")
+        sqlguard.lock(self.db, readable=folders)
         self._roles: tuple[dict[str, set[str]], dict[str, set[str]]] | None = None
         self._lock = threading.Lock()
 
@@ -155,7 +141,7 @@ class LakeView:
                 "(filter by source or task, aggregate, add a LIMIT)"
             ) from None
         except duckdb.Error as exc:
-            raise QueryRefused(f"{type(exc).__name__}: {_first_line(exc)}") from None
+            raise QueryRefused(f"{type(exc).__name__}: {sqlguard.first_line(exc)}") from None
         finally:
             timer.cancel()
             cur.close()

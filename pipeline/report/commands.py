@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import click
-import duckdb
 import polars as pl
 
 from pipeline.console import Console
@@ -79,11 +78,14 @@ def sql(
     max_rows: int,
     interactive: bool,
 ) -> None:
-    """Query the lake with SQL (DuckDB).
+    """Query the lake with SQL (DuckDB), read-only.
 
     Every lake table is a view under its own name, beside the convenience views tool_calls,
     lesson_facts, skill_lessons, lesson_fate and latest_* (the newest consolidation run).
     With no QUERY and no -f, the query is read from stdin, or a prompt opens on a terminal.
+    Only SELECT statements run (WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, VALUES); nothing else
+    (COPY, ATTACH, INSTALL, LOAD, SET, ...) and no file outside the lake's tables. A FILE may
+    hold several queries when the result is a table on the terminal: each is shown in turn.
 
     \b
     Examples:
@@ -92,13 +94,13 @@ def sql(
           -p file=SKILL.md -p line_no=27 --format csv
       trace2skill sql --lake lake -i
     """
-    from pipeline.report.views import connect_views
+    from pipeline.report import query as user_sql
 
     if query is not None and file is not None:
         raise click.UsageError("give a QUERY or -f FILE, not both")
     require_lake(lake)
     fmt = output.pick_format(fmt, out)
-    con = connect_views(lake)
+    con = user_sql.connect(lake)
     try:
         if query is None and file is None and (interactive or sys.stdin.isatty()):
             repl.run(con, console, max_rows=max_rows)
@@ -110,13 +112,19 @@ def sql(
             text = sys.stdin.read()
         if not text.strip():
             raise click.UsageError("empty query")
+        where = f" in {file}" if file is not None else ""
         try:
-            rel = con.sql(text, params=parse_params(params) or None)
-            frame = rel.pl() if rel is not None else pl.DataFrame()
-        except duckdb.Error as exc:
-            where = f" in {file}" if file is not None else ""
-            raise click.ClickException(f"query failed{where}: {exc}") from None
-        output.emit(console, frame, fmt, out, max_rows=max_rows)
+            found = user_sql.statements(text)
+            if len(found) > 1 and (fmt != "table" or out is not None):
+                raise click.UsageError(
+                    f"the query{where} holds {len(found)} statements, and only a table on the "
+                    "terminal shows several: keep one query for --format and --out"
+                )
+            frames = user_sql.run(con, found, parse_params(params))
+        except user_sql.QueryError as exc:
+            raise click.ClickException(exc.message(where)) from None
+        for frame in frames:
+            output.emit(console, frame, fmt, out, max_rows=max_rows)
     finally:
         con.close()
 

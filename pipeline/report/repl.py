@@ -2,7 +2,8 @@
 
 Reads statements (ended by ``;``, over as many lines as needed) and prints each result as a table.
 Dot commands: ``.tables``, ``.schema NAME``, ``.help``, ``.quit``. History is kept with readline
-in ``$T2S_SQL_HISTORY`` (default ``~/.trace2skill_sql_history``). Reads and writes no lake data.
+in ``$T2S_SQL_HISTORY`` (default ``~/.trace2skill_sql_history``). Reads the lake and writes
+nothing to it: statements go through `query` (SELECT only, on its locked connection).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import polars as pl
 
 from pipeline import schemas
 from pipeline.console import Console
-from pipeline.report import output
+from pipeline.report import output, query
 from pipeline.report.views import view_descriptions
 
 HELP = """\
 Statements end with ';' and may span lines. Every lake table and view is there by name.
+Read-only: SELECT (WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, VALUES) runs, nothing else.
   .tables          tables and views, with what one row is
   .schema NAME     columns of a table or view
   .help            this text
@@ -119,15 +121,14 @@ def run(
                 console.warn(f"could not save the history to {path}: {exc}")
 
 
-def _execute(con: duckdb.DuckDBPyConnection, console: Console, statement: str, max_rows: int):
+def _execute(con: duckdb.DuckDBPyConnection, console: Console, text: str, max_rows: int):
     try:
-        rel = con.sql(statement)
-        if rel is None:
-            console.info("ok")
-            return
-        output.show(console, rel.pl(), max_rows=max_rows)
-    except duckdb.Error as exc:
-        console.error(str(exc))
+        frames = query.run(con, query.statements(text))
+    except query.QueryError as exc:
+        console.error(exc.message())
+        return
+    for frame in frames:
+        output.show(console, frame, max_rows=max_rows)
 
 
 def _dot(con: duckdb.DuckDBPyConnection, console: Console, command: str, max_rows: int) -> bool:

@@ -3,7 +3,10 @@ and the warehouse file that keeps them for other tools.
 
 Reads every lake table (Parquet parts); writes nothing to the lake. ``build_warehouse`` writes one
 ``.duckdb`` file whose views read the lake's Parquet in place, so the Parquet stays the source of
-truth and the file only needs rebuilding when a table appears for the first time.
+truth and the file only needs rebuilding when a table appears for the first time. A read-only
+connection (what ``trace2skill sql`` queries) and the warehouse build are locked down
+(`sqlguard.lock`) before the convenience views are defined, so even the ``--where`` a
+consolidation recorded reads nothing but the lake's tables.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipeline import schemas
+from pipeline import schemas, sqlguard
 from pipeline import sql as sqlfiles
 from pipeline.lake import Lake, LakeError
 
@@ -133,11 +136,21 @@ def lake_columns() -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def connect_views(lake: Lake, *, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def table_dirs(lake: Lake) -> list[str]:
+    """The folders a read-only connection may read: every table's, on a local lake (an
+    object-store lake is read through pyarrow datasets, so DuckDB reads no file at all)."""
+    return [lake.table_dir(name) for name in schemas.REGISTRY] if lake.is_local else []
+
+
+def connect_views(
+    lake: Lake, *, threads: int | None = None, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection: every lake table, every convenience view, lake_columns.
 
     A local lake's tables are views over its Parquet read by DuckDB itself (several times faster
-    than through pyarrow datasets); an object-store lake goes through pyarrow datasets.
+    than through pyarrow datasets); an object-store lake goes through pyarrow datasets. With
+    `read_only`, the connection is locked down (`sqlguard.lock`): it reads the lake's table
+    folders and no other file, and large queries spill to a private temporary folder.
     """
     if lake.is_local:
         con = sqlfiles.connect(None, threads=threads)
@@ -147,6 +160,8 @@ def connect_views(lake: Lake, *, threads: int | None = None) -> duckdb.DuckDBPyC
     else:
         con = sqlfiles.connect(lake, threads=threads)
     con.execute("set enable_progress_bar = false")
+    if read_only:
+        sqlguard.lock(con, readable=table_dirs(lake), spill=True)
     define_views(con)
     con.register("lake_columns", lake_columns())
     return con
@@ -218,6 +233,7 @@ def build_warehouse(lake: Lake, out: str | os.PathLike) -> Path:
     try:
         con = duckdb.connect(str(tmp))
         try:
+            sqlguard.lock(con, readable=table_dirs(lake))
             for name in schemas.REGISTRY:
                 con.execute(base_view_sql(lake, name, types[name]))
             define_views(con)

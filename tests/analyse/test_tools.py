@@ -65,6 +65,23 @@ def test_queries_see_the_lake_and_nothing_else(view, tmp_path):
     capped.close()
 
 
+def test_queries_cannot_read_a_temporary_folder(lake, tmp_path, monkeypatch):
+    """DuckDB lets any query read its temporary folder (by default .tmp under the working
+    folder): the pool's connection has none."""
+    scripted.small_lake(lake)
+    work = tmp_path / "work"
+    (work / ".tmp").mkdir(parents=True)
+    (work / ".tmp" / "note.txt").write_text("private")
+    monkeypatch.chdir(work)
+    for native in (True, False):
+        v = LakeView(lake, native=native)
+        for path in (".tmp/note.txt", str(work / ".tmp" / "note.txt")):
+            with pytest.raises(QueryRefused, match="Permission Error"):
+                v.query(f"select content from read_text('{path}')")
+        assert v.query("select count(*) as n from trajectories") == "n\n20"
+        v.close()
+
+
 def test_a_slow_query_is_stopped(lake):
     scripted.small_lake(lake)
     v = LakeView(lake, time_limit_s=0.3)

@@ -95,7 +95,7 @@ def test_faults_go_back_to_the_agent(wtq, task):
     assert [r["is_error"] for r in results] == [True, True, True, False, True]
     assert "not a JSON object" in results[0]["content"]
     assert "no tool 'shell'" in results[1]["content"]
-    assert "only SELECT" in results[2]["content"]
+    assert "only a SELECT (or WITH ... SELECT) is allowed, not DROP" in results[2]["content"]
     assert "already submitted" in results[4]["content"]
     assert json.loads(ep.steps[2]["tool_args"]) == "{not json"  # kept as a JSON string
     assert any(s["role"] == "user" and s["content"] == NUDGE for s in ep.steps)

@@ -65,15 +65,15 @@ def test_episodes_see_their_own_table(wtq, task):
 @pytest.mark.parametrize(
     "query, message",
     [
-        ("drop table t", "only SELECT"),
-        ("insert into t (row_id) values (99)", "only SELECT"),
-        ("create table u as select 1", "only SELECT"),
-        ("copy t to 'out.csv'", "only SELECT"),
-        ("attach 'x.db'", "only SELECT"),
-        ("set threads = 4", "only SELECT"),
-        ("select 1; select 2", "exactly one statement"),
+        ("drop table t", "only a SELECT"),
+        ("insert into t (row_id) values (99)", "only a SELECT"),
+        ("create table u as select 1", "only a SELECT"),
+        ("copy t to 'out.csv'", "only a SELECT"),
+        ("attach 'x.db'", "only a SELECT"),
+        ("set threads = 4", "only a SELECT"),
+        ("select 1; select 2", "one statement only, got 2"),
         ("select * from read_csv('/etc/passwd')", "disabled"),
-        ("selec 1", "does not parse"),
+        ("selec 1", "not valid SQL"),
         ("select nope from t", "nope"),
     ],
 )
@@ -82,6 +82,19 @@ def test_sql_tool_refuses(wtq, task, query, message):
     with pytest.raises(ToolError, match=message):
         sql.handler({"query": query})
     assert "(1 rows)" in sql.handler({"query": "select count(*) from t"})  # table untouched
+
+
+def test_sql_tool_reads_no_temporary_folder(task, tmp_path, monkeypatch):
+    """DuckDB's default temporary folder, .tmp under the working folder, is readable by any
+    query once file access is off: the tool's connection has none."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "note.txt").write_text("private")
+    sql = tools(WikiTableQuestions(), task)["sql"]
+    for path in (".tmp/note.txt", str(tmp_path / ".tmp" / "note.txt")):
+        with pytest.raises(ToolError, match="Permission Error"):
+            sql.handler({"query": f"select content from read_text('{path}')"})
+    assert "(1 rows)" in sql.handler({"query": "select count(*) from t"})
 
 
 def test_sql_tool_caps_rows_and_time(task):

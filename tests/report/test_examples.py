@@ -1,11 +1,12 @@
-"""Every example query runs on the fixture lake and gives its golden result."""
+"""Every example query runs on the fixture lake and gives its golden result, on the read-only
+connection `trace2skill sql` queries."""
 
 from pathlib import Path
 
 import pytest
 
 from pipeline import sql as sqlfiles
-from pipeline.report.views import connect_views
+from pipeline.report import query
 
 from . import golden
 
@@ -24,7 +25,7 @@ REQUIRED = {
 
 @pytest.fixture(scope="module")
 def con(fixture_lake):
-    con = connect_views(fixture_lake)
+    con = query.connect(fixture_lake)
     yield con
     con.close()
 

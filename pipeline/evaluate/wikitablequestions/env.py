@@ -3,10 +3,11 @@
 Tables live in one in-memory DuckDB per environment, each loaded once into a schema of its own;
 an episode gets its own connection (a cursor) on which ``t`` is the question's table (the CSV,
 with a ``row_id`` column keeping the page's row order). The ``sql`` tool runs one read-only query:
-anything but a SELECT (WITH, FROM-first and DESCRIBE included) is refused, file and network
-access is switched off and the settings are locked, a query is interrupted after a timeout, and
-at most ``row_cap`` rows come back. ``submit`` ends the episode with the answer, scored by the
-official evaluator's rules (``scorer.py``).
+anything but a SELECT (WITH, FROM-first and DESCRIBE included) is refused, the connection is
+locked down (``pipeline.sqlguard``: no file, network, extension or temporary folder; settings
+locked), a query is interrupted after a timeout, and at most ``row_cap`` rows come back.
+``submit`` ends the episode with the answer, scored by the official evaluator's rules
+(``scorer.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from pipeline import sqlguard
 from pipeline.evaluate.env import Score, Task, Tool, ToolError
 from pipeline.evaluate.wikitablequestions import data as wtq
 from pipeline.evaluate.wikitablequestions import scorer
@@ -123,10 +125,9 @@ class WikiTableQuestions:
                     "set threads = 1",
                     "set enable_progress_bar = false",
                     "set memory_limit = '1GB'",
-                    "set enable_external_access = false",
-                    "set lock_configuration = true",
                 ):
                     con.execute(setting)
+                sqlguard.lock(con)
                 self._con = con
                 weakref.finalize(self, con.close)  # closed before interpreter teardown too
             return self._con
@@ -195,15 +196,9 @@ class WikiTableQuestions:
 
     def _run_sql(self, con: duckdb.DuckDBPyConnection, query: str) -> str:
         try:
-            statements = con.extract_statements(query)
-        except duckdb.Error as exc:
-            raise ToolError(f"the query does not parse: {exc}") from None
-        if len(statements) != 1:
-            raise ToolError(f"send exactly one statement (got {len(statements)})")
-        if statements[0].type != duckdb.StatementType.SELECT:
-            raise ToolError(
-                f"only SELECT queries are allowed (got {statements[0].type.name}); the table is read-only"
-            )
+            sqlguard.check_select(query)
+        except sqlguard.SqlRefused as exc:
+            raise ToolError(str(exc)) from None
         timer = threading.Timer(self.timeout_s, con.interrupt)
         timer.start()
         try:
