@@ -124,9 +124,14 @@ def test_no_planted_secret_reaches_the_model_the_lessons_the_skill_or_the_report
 
     assert analyse(lake, analyst="miner").n_failed == 0
     loopback.responder = single_turn
-    assert analyse(lake, analyst="single", settings=loopback.settings(), base_skill=base).n_failed == 0
+    assert (
+        analyse(lake, analyst="single", settings=loopback.settings(), base_skill=base).n_failed == 0
+    )
     loopback.responder = agentic_turn
-    assert analyse(lake, analyst="agentic", settings=loopback.settings(), base_skill=base).n_failed == 0
+    assert (
+        analyse(lake, analyst="agentic", settings=loopback.settings(), base_skill=base).n_failed
+        == 0
+    )
     loopback.responder = echoing_consolidation
     out = tmp_path / "shop-skill"
     summary = consolidate(lake, out_dir=out, settings=loopback.settings())

@@ -45,6 +45,9 @@ _KEY_NAME = r"[A-Za-z0-9_.]*?" + _SECRET_KEYS + r"(?:[_.-][A-Za-z0-9]+)*"
 _KEY_HINTS = ("pass", "pwd", "secret", "key", "auth", "token", "credential")
 # A bare value that looks like a credential, not a word: a digit, a symbol or an inner capital.
 _CREDENTIAL_LIKE = r"(?-i:(?=\S*?(?:\d|[^\w\s]|[a-z][A-Z])))"
+# Where a token may start: not inside a word, but right after an escaped newline or tab of JSON
+# text (``...\\nsk-...``) too.
+_B = r"(?:(?<![A-Za-z0-9_])|(?<=\\[nrt]))"
 _NOT_REDACTED = r"(?![\[\"'{(<`=:]|\S*REDACTED)"
 
 Pattern = tuple[str, tuple[str, ...], re.Pattern[str], str]
@@ -87,7 +90,7 @@ _PATTERNS: list[Pattern] = [
     _rule(
         "jwt",
         ("eyj",),
-        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+        _B + r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
         "[REDACTED:jwt]",
     ),
     _rule(
@@ -123,17 +126,26 @@ _PATTERNS: list[Pattern] = [
         # YAML / INI `key: value` alone on its line: a value in config syntax, whatever it looks like
         "yaml-secret",
         _KEY_HINTS,
-        r"(?im)^([ \t]*(?:-[ \t]+)?" + _KEY_NAME + r"[ \t]*:[ \t]*)" + _NOT_REDACTED
+        r"(?im)^([ \t]*(?:-[ \t]+)?"
+        + _KEY_NAME
+        + r"[ \t]*:[ \t]*)"
+        + _NOT_REDACTED
         + r"([^\s#|>&*!%@]\S{3,})[ \t]*$",
         r"\1[REDACTED:secret]",
     ),
     _rule(
         # "password: x" inside a line is also prose ("the secret: tell nobody"), so the value must
-        # look like a credential, and be six characters or more.
+        # look like a credential and be six characters or more, or be one token of twelve or more.
         "colon-secret",
         _KEY_HINTS,
-        r"(?i)\b(" + _KEY_NAME + r"\s*:\s*)" + _NOT_REDACTED
-        + r"(?=[^\s,;\"'<>]{6,})" + _CREDENTIAL_LIKE + r"([^\s,;\"'<>]+)",
+        r"(?i)\b("
+        + _KEY_NAME
+        + r"\s*:\s*)"
+        + _NOT_REDACTED
+        + r"(?=[^\s,;\"'<>]{6,})(?:"
+        + _CREDENTIAL_LIKE
+        + r"|(?=[^\s,;\"'<>]{12,}))"
+        + r"([^\s,;\"'<>]+)",
         r"\1[REDACTED:secret]",
     ),
     _rule(
@@ -142,54 +154,62 @@ _PATTERNS: list[Pattern] = [
         ("pass", "pwd"),
         r"(?i)\b((?:pass(?:word|phrase|code)|passwd|pwd)(?:\s+(?:for|of)\s+[\w@.-]+)?"
         r"(?:\s+(?:is|was|were|are|to|becomes|became|reads)\b)?(?:[ \t]*[:=][ \t]*|[ \t]+))"
-        r"(?:([\"'`])(?!\[?REDACTED)([^\"'`\n]{3,80})\2"
-        r"|" + _NOT_REDACTED + r"(?=[^\s\"'`]{4,})(?-i:(?=[^\s\"'`]*?(?:\d|[^\w\s.,;:!?)]|[a-z][A-Z])))"
+        r"(?:(\\?[\"'`])(?!\[?REDACTED)([^\"'`\n\\]{3,80})\2"
+        r"|"
+        + _NOT_REDACTED
+        + r"(?=[^\s\"'`]{4,})(?-i:(?=[^\s\"'`]*?(?:\d|[^\w\s.,;:!?)]|[a-z][A-Z])))"
         r"([^\s\"'`]+?))(?=[.,;:!?)]*(?:\s|$))",
-        lambda m: m.group(1)
-        + (f"{m.group(2)}[REDACTED:secret]{m.group(2)}" if m.group(2) else "[REDACTED:secret]"),
+        lambda m: (
+            m.group(1)
+            + (f"{m.group(2)}[REDACTED:secret]{m.group(2)}" if m.group(2) else "[REDACTED:secret]")
+        ),
     ),
     _rule(
         "openai-key",
         ("sk-",),
-        r"\bsk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
+        _B + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
         "[REDACTED:api-key]",
     ),
     _rule(
         "aws-key-id",
         ("akia", "asia", "agpa", "aida", "aroa"),
-        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
+        _B + r"(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
         "[REDACTED:aws-key]",
     ),
     _rule(
         "github-token",
         ("gh", "github_pat_"),
-        r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
+        _B + r"(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b",
         "[REDACTED:api-key]",
     ),
     _rule(
         "gitlab-token",
         ("gl",),
-        r"\bgl(?:pat|dt|rt|ptt|ft|imt|oas|cbt|soat|ffct|agent)-[A-Za-z0-9_-]{20,}",
+        _B + r"gl(?:pat|dt|rt|ptt|ft|imt|oas|cbt|soat|ffct|agent)-[A-Za-z0-9_-]{20,}",
         "[REDACTED:api-key]",
     ),
-    _rule("slack-token", ("xox", "xapp-"), r"\bx(?:ox[abposre]|app)-[A-Za-z0-9-]{10,}",
-          "[REDACTED:api-key]"),  # fmt: skip
+    _rule(
+        "slack-token",
+        ("xox", "xapp-"),
+        _B + r"x(?:ox[abposre]|app)-[A-Za-z0-9-]{10,}",
+        "[REDACTED:api-key]",
+    ),  # fmt: skip
     _rule(
         "google-key",
         ("aiza", "ya29.", "gocspx-"),
-        r"\b(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[A-Za-z0-9_-]{10,})",
+        _B + r"(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[A-Za-z0-9_-]{10,})",
         "[REDACTED:api-key]",
     ),
     _rule(
         "stripe-key",
         ("_live_", "_test_", "whsec_"),
-        r"\b(?:[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,})\b",
+        _B + r"(?:[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,})\b",
         "[REDACTED:api-key]",
     ),
     _rule(
         "service-token",
         ("hf_", "npm_", "pypi-", "sg.", "dop_v1_", "shp", "dapi"),
-        r"\b(?:hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-AgE[A-Za-z0-9_-]{30,}"
+        _B + r"(?:hf_[A-Za-z0-9]{30,}|npm_[A-Za-z0-9]{36}|pypi-AgE[A-Za-z0-9_-]{30,}"
         r"|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}|dop_v1_[a-f0-9]{64}"
         r"|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}|dapi[a-f0-9]{32})\b",
         "[REDACTED:api-key]",
