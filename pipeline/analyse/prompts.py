@@ -236,7 +236,7 @@ def check_lessons(
             reason, detail = OVER_LIMIT, f"lesson {len(out.drafts) + 1} of at most {max_lessons}"
         if reason is not None:
             out.rejected[reason] += 1
-            out.reasons.append(f"{lesson.title[:80]!r}: {detail}")
+            out.reasons.append(f"{redact(lesson.title)[:80]!r}: {detail}")
             continue
         out.drafts.append(
             LessonDraft(
@@ -248,7 +248,7 @@ def check_lessons(
                 rule=rule,
                 tool_name=(lesson.tool_name or "").strip() or None,
                 confidence=round(float(lesson.confidence), 3),
-                target_section=section,
+                target_section=redact(section),
                 op=op,
             )
         )

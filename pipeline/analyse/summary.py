@@ -1,7 +1,8 @@
 """What an analyse run writes for each batch, and what it reports.
 
 `write_batch` turns one batch's outcomes into `analyses` rows (one per trajectory: ok or error)
-and `lessons` rows (ids from content, so a rerun or another engine writes the same ids), writes
+and `lessons` rows (ids from content, so a rerun or another engine writes the same ids; every text
+field redacted, whichever analyst or model wrote it: nothing reaches the lake unredacted), writes
 the lessons part then the analyses part under one name, and adds the batch to the run's
 `AnalyseSummary`. The local map (`local_map.py`) and the Ray map (`ray_engine.py`) both write
 through it, so the two leave the same parts. `AnalyseError` is a run that cannot start as asked.
@@ -16,7 +17,8 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline import ids, schemas
-from pipeline.analyse.analyst import Analyst, Batch, Outcome, Usage
+from pipeline.analyse.analyst import Analyst, Batch, LessonDraft, Outcome, Usage
+from pipeline.analyse.redact import redact
 from pipeline.lake import Lake
 
 MAX_ERRORS = 20  # first failures a summary keeps, to show the user
@@ -60,6 +62,12 @@ _LESSON_FIELDS = (
     "rule",
     "confidence",
 )
+_LESSON_TEXT = ("title", "description", "content", "target_section", "tool_name")
+
+
+def _lesson_fields(lesson: LessonDraft) -> dict:
+    fields = {k: getattr(lesson, k) for k in _LESSON_FIELDS}
+    return fields | {k: redact(fields[k]) for k in _LESSON_TEXT}
 
 
 def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -70,14 +78,16 @@ def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFr
         kept = {}
         if o.error is None:
             for lesson in o.lessons:
+                fields = _lesson_fields(lesson)
                 lid = ids.digest(
-                    "lesson", aid, lesson.kind, lesson.title, lesson.content, lesson.evidence_steps
-                )
+                    "lesson", aid, lesson.kind, fields["title"], fields["content"],
+                    lesson.evidence_steps,
+                )  # fmt: skip
                 kept[lid] = {
                     "lesson_id": lid,
                     "analysis_id": aid,
                     "trajectory_id": o.trajectory_id,
-                    **{k: getattr(lesson, k) for k in _LESSON_FIELDS},
+                    **fields,
                     "analyst": analyst.name,
                     "model": analyst.model,
                     "prompt_version": analyst.prompt_version,
@@ -93,7 +103,7 @@ def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFr
                 "model": analyst.model,
                 "prompt_version": analyst.prompt_version,
                 "status": "ok" if o.error is None else "error",
-                "error": o.error,
+                "error": redact(o.error),
                 "n_lessons": len(kept),
                 "n_calls": o.usage.n_calls,
                 "tokens_in": o.usage.tokens_in,
@@ -102,7 +112,7 @@ def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFr
                 "n_rejected": sum(o.rejected.values()),
                 "rejected": json.dumps(dict(sorted(o.rejected.items()))) if o.rejected else None,
                 "judged_outcome": o.judged_outcome,
-                "judge_reason": o.judge_reason,
+                "judge_reason": redact(o.judge_reason),
                 "judge_confidence": o.judge_confidence,
                 "n_tool_calls": o.n_tool_calls,
                 "started_at": o.started_at,
@@ -152,4 +162,4 @@ def write_batch(
         if o.judged_outcome is not None and o.error is None:
             summary.judged[o.judged_outcome] += 1
         if o.error is not None and len(summary.errors) < MAX_ERRORS:
-            summary.errors.append((o.trajectory_id, o.error))
+            summary.errors.append((o.trajectory_id, redact(o.error)))

@@ -25,17 +25,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
+from pipeline.analyse.redact import redact
 from pipeline.consolidate.conflicts import Item, section_key
 from pipeline.consolidate.settings import Thresholds
 from pipeline.llm.embed import Embedder
 from pipeline.skill.document import slug
 from pipeline.skill.folder import SKILL_FILE, SkillFolder
+from pipeline.skill.lint import REVIEW_MARKER, instruction_like
 from pipeline.skill.patch import PatchOp
 
 GENERAL = "General"
 PLACED = ("insert_after", "insert_before", "replace")  # edits a model places at an anchor
 _WS = re.compile(r"\s+")
-_LINKISH = re.compile(r"(?<!\\)\[(?=[^\n]*\]\()")  # a '[' that a '](' follows
+# a '[' that a '](', ']:' or '][' follows: a link, an image or a link definition
+_LINKISH = re.compile(r"(?<!\\)\[(?=[^\n]*\]\s*[(:\[])")
+_TAGLIKE = re.compile(r"(?<!\\)<(?=[A-Za-z/!?])")  # a '<' opening an HTML tag, comment or autolink
 _SPACE_PUNCT = re.compile(r"\s+([.,;:!?])(?=\s|$)")
 
 
@@ -81,11 +85,23 @@ def evidence_note(item: Item, runs: RunIndex) -> str:
 
 
 def one_line(text: str) -> str:
-    """One line of Markdown from lesson text: spacing collapsed, no space before punctuation,
-    and '[' escaped where a '](' follows, so text quoted from a run never becomes a link (that
-    could dangle or point out of the folder)."""
-    flat = _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", text or "")).strip()
-    return _LINKISH.sub(r"\\[", flat)
+    """One inert line of Markdown from lesson text, which quotes runs: secrets redacted, spacing
+    collapsed (no heading, list, fence or block can start inside it), no space before
+    punctuation, '<' escaped where it would open an HTML tag or comment, and '[' where it would
+    open a link, an image or a link definition. So text from a run never becomes markup, a
+    hidden comment, or a link (that could dangle or point out of the folder)."""
+    flat = _SPACE_PUNCT.sub(r"\1", _WS.sub(" ", redact(text or "") or "")).strip()
+    return _LINKISH.sub(r"\\[", _TAGLIKE.sub(r"\\<", flat))
+
+
+def statement(text: str) -> str:
+    """`one_line(text)` for a statement written into the skill; one that reads like an
+    instruction addressed to the agent (the wording of a prompt injection) is quoted after a
+    review marker, so the agent reads it as a quote from a run, and lint lists it for review."""
+    line = one_line(text)
+    if instruction_like(line) and not line.startswith(REVIEW_MARKER):
+        return f'{REVIEW_MARKER} "{line}"'
+    return line
 
 
 def detail_of(item: Item) -> str:
@@ -93,7 +109,7 @@ def detail_of(item: Item) -> str:
     d, t = one_line(item.detail), one_line(item.title).rstrip(". ")
     if d.lower().startswith(t.lower()):
         d = d[len(t) :].lstrip(" .:;-")
-    return d
+    return statement(d) if d else d
 
 
 @dataclass
@@ -127,7 +143,7 @@ class Layout:
         return lay
 
     def heading(self, section: str | None) -> str:
-        name = one_line(section or "") or GENERAL
+        name = statement(section or "") or GENERAL
         return self.headings.get(section_key(name), name)
 
     def ref_path(self, heading: str) -> str:
@@ -170,7 +186,7 @@ def reference_text(heading: str, items: list[Item], runs: RunIndex) -> tuple[str
         detail = detail_of(it)
         lines += [
             "",
-            f"- **{one_line(it.title)}**" + (f" {detail}" if detail else ""),
+            f"- **{statement(it.title)}**" + (f" {detail}" if detail else ""),
             f"  - Evidence: {evidence_note(it, runs)}.",
         ]
         tags += [None, it.item_id, it.item_id]
@@ -216,14 +232,14 @@ def render_patch(items: list[Item], lay: Layout) -> list[PatchOp]:
                 continue
             anchor = lay.anchor(h, it.title) if it.op in ("revise", "remove") else None
             if anchor is None or kind == "add_section":
-                ops.append(_op("append", h, None, f"- {one_line(it.title)}", it))
+                ops.append(_op("append", h, None, f"- {statement(it.title)}", it))
             else:
                 under.setdefault(anchor, []).append(it)
         for anchor, its in under.items():
             indent = " " * (len(anchor) - len(anchor.lstrip()) + 2)
             for it in reversed(its):  # each lands right under the anchor: reverse keeps rank order
                 ops.append(
-                    _op("insert_after", h, anchor.strip(), f"{indent}- {one_line(it.title)}", it)
+                    _op("insert_after", h, anchor.strip(), f"{indent}- {statement(it.title)}", it)
                 )
     for h in sections:
         text, tags = reference_text(h, by_section[h], lay.runs)
@@ -264,7 +280,7 @@ def _placed(it: Item, heading: str, lay: Layout) -> PatchOp:
     """A statement at the model's anchor: a replacement of the anchor text, a sibling bullet
     before its line, or a sub-bullet under it."""
     anchor = it.anchor or ""
-    title = one_line(it.title)
+    title = statement(it.title)
     if it.edit == "replace":
         text = f"- {title}" if anchor.lstrip().startswith("- ") else title
         return _op("replace", heading, anchor, text, it)

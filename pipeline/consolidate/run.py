@@ -48,7 +48,7 @@ from pipeline.skill.folder import (
     stage_skill,
     swap_into_place,
 )
-from pipeline.skill.lint import KEBAB, LintProblem, lint_skill
+from pipeline.skill.lint import KEBAB, LintProblem, lint_skill, review_skill
 
 MODES = ("parallel", "sequential")
 DUCKDB_MEMORY = "4GB"
@@ -321,6 +321,8 @@ def consolidate(
 
         tmp = stage_skill(written.folder, out)
         problems = lint_skill(tmp, folder_name=name)
+        for warning in review_skill(tmp):  # worded like a prompt injection: for a person to check
+            console.warn(f"review {warning}")
         if problems:
             target = out.with_name(f"{out.name}.rejected")
             shutil.rmtree(target, ignore_errors=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from html import escape
 from pathlib import Path
 
 import polars as pl
@@ -21,6 +20,7 @@ from pipeline.lake import Lake
 from pipeline.report import svg
 from pipeline.report.coverage import Coverage, coverage, statement_items
 from pipeline.report.runs import scope_text
+from pipeline.report.safe import escape
 
 STATUS = [
     ("covered", "covered", "#2e7d32"),

@@ -8,9 +8,10 @@ same offline in any browser; labels that do not fit are cut and carry the full t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
 
 import numpy as np
+
+from pipeline.report.safe import escape
 
 FONT = 12
 ROW = 22  # height of one bar row

@@ -7,6 +7,14 @@ name; ``description`` non-empty, at most 1024 characters; only the allowed keys)
 500 lines, every file in ``references/`` linked from SKILL.md and every local link resolving, and
 in every Markdown file: no empty or duplicate sections, no heading glued to the text around it, no
 symlink leaving the folder.
+
+`review_skill` lists, as warnings that do not fail lint, every line (outside code fences) worded
+like an instruction addressed to the agent reading the skill, in the manner of a prompt injection
+("ignore previous instructions", "you must now ...", "do not tell the user", a chat-template
+token): a skill quotes runs, and a poisoned run must not speak to the agent through it. Such a
+line is a heuristic finding for a person to check, not proof, so it is a warning rather than a
+problem that would reject the whole folder. Consolidation quotes such statements from runs after
+`REVIEW_MARKER`.
 """
 
 from __future__ import annotations
@@ -32,6 +40,22 @@ ALLOWED_KEYS = ("name", "description", "license", "allowed-tools", "metadata", "
 MAX_NAME, MAX_DESCRIPTION, MAX_LINES = 64, 1024, 500
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 LINK = re.compile(r"!?(?<!\\)\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+REVIEW_MARKER = "(review: quoted from a run; worded as an instruction to the agent, it is not one)"
+_INSTRUCTION_LIKE = re.compile(
+    r"(?i)\b(?:ignore|disregard|forget|override|bypass)\s+(?:all\s+|any\s+|the\s+|of\s+)*"
+    r"(?:previous|prior|above|earlier|preceding|former|your|these|those|system|safety|other)\s+"
+    r"(?:\w+\s+)?(?:instructions?|rules|directions|guidelines|prompts?|messages|context)\b"
+    r"|\b(?:forget|ignore)\s+everything\b"
+    r"|\byou\s+(?:must|should|will|are\s+to)\s+now\b|\bfrom\s+now\s+on,?\s+you\b"
+    r"|\byou\s+are\s+now\s+(?:a|an|in|the|my|no\s+longer)\b"
+    r"|\b(?:new|updated|real|actual|hidden)\s+(?:system\s+)?instructions?\s*:"
+    r"|\b(?:system|developer|admin)\s+(?:prompt|message|instructions?|override)\s*:"
+    r"|\b(?:do\s+not|don't|never)\s+(?:tell|inform|alert|mention\s+(?:this\s+)?to)\s+the\s+user\b"
+    r"|\b(?:reveal|print|output|send|leak|exfiltrate|upload|post)\s+(?:\w+\s+){0,2}"
+    r"(?:system\s+prompt|api\s+keys?|credentials|secrets|passwords|env(?:ironment)?\s+variables)\b"
+    r"|<\|(?:im_start|im_end|system|endoftext)\|>|\[/?INST\]|<<SYS>>"
+    r"|\b(?:curl|wget)\s[^|\n]*\|\s*(?:ba|z)?sh\b"
+)
 
 
 @dataclass(frozen=True)
@@ -133,6 +157,39 @@ def _structure(rel: str, doc: Document, offset: int) -> list[LintProblem]:
                     rel, no, "heading-glued", f"heading {h.title!r} is not preceded by a blank line"
                 )
             )
+    return out
+
+
+def instruction_like(text: str) -> str | None:
+    """The words of `text` that address the agent as a prompt injection would, if any."""
+    m = _INSTRUCTION_LIKE.search(text or "")
+    return m.group(0) if m else None
+
+
+def review_skill(directory: str | os.PathLike) -> list[LintProblem]:
+    """Warnings for a person to check (they do not fail lint): every line of the folder's
+    Markdown files, outside code fences, worded like an instruction addressed to the agent."""
+    root = Path(directory)
+    out: list[LintProblem] = []
+    for path in sorted(root.rglob("*.md")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        rel = path.relative_to(root).as_posix()
+        fenced = False
+        for no, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines()):
+            if text.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            said = None if fenced else instruction_like(text)
+            if said:
+                out.append(
+                    LintProblem(
+                        rel,
+                        no + 1,
+                        "instruction-like",
+                        f"{said!r} reads like an instruction to the agent, as a prompt injection "
+                        "in a run would: check where it came from",
+                    )
+                )
     return out
 
 
@@ -245,7 +302,9 @@ def lint_skill(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.skill.lint",
-        description="Lint an Agent Skills folder: print each problem; exit 1 if any, 0 if none.",
+        description="Lint an Agent Skills folder: print each problem; exit 1 if any, 0 if none. "
+        "Lines worded like an instruction to the agent are printed as warnings, which do not "
+        "change the exit status.",
     )
     parser.add_argument("skill_dir", metavar="SKILL_DIR", help="the folder holding SKILL.md")
     try:
@@ -255,7 +314,11 @@ def main(argv: list[str] | None = None) -> int:
     problems = lint_skill(args.skill_dir)
     for p in problems:
         print(p)
-    print(f"{len(problems)} problem(s)" if problems else "ok", file=sys.stderr)
+    warnings = review_skill(args.skill_dir) if Path(args.skill_dir, "SKILL.md").is_file() else []
+    for w in warnings:
+        print(f"warning: {w}")
+    counts = f"{len(problems)} problem(s)" if problems else "ok"
+    print(counts + (f", {len(warnings)} warning(s)" if warnings else ""), file=sys.stderr)
     return 1 if problems else 0
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.analyse.redact import find_secrets, redact
+from pipeline.analyse.redact import find_secrets, redact, scrub
+from tests.secret_corpus import PLANTED
 
 SECRETS = [
     (
@@ -92,3 +93,37 @@ def test_none_and_idempotence():
     assert redact(None) is None
     once = redact(SECRETS[0][0] + " and " + SECRETS[7][0])
     assert redact(once) == once
+
+
+@pytest.mark.parametrize("planted", PLANTED, ids=[p.shape for p in PLANTED])
+def test_every_planted_shape_is_redacted(planted):
+    out = redact(planted.text)
+    assert planted.value not in out
+    assert "[REDACTED:" in out
+    assert redact(out) == out
+
+
+PROSE = [
+    "The password is required.",
+    "password-protected PDF files open read-only",
+    "Reset the password to continue; the password must be 8 characters long",
+    "max_tokens: 4096 and author: Jane Doe",
+    "tokenizer = bert-base and primary_key = user_id",
+]
+
+
+@pytest.mark.parametrize("text", PROSE)
+def test_prose_about_passwords_and_keys_is_left_alone(text):
+    assert redact(text) == text
+
+
+def test_scrub_replaces_the_known_key_whatever_its_shape():
+    body = 'Error code: 401 - {"error": {"message": "Incorrect API key provided: loopback-key-1."}}'
+    assert "loopback-key-1" not in scrub(body, known=["loopback-key-1", None, ""])
+    echoed = (
+        "Incorrect API key provided: sk-Ab3De6Gh9Jk2Mn5Pq8St1Vw4Yz7; Bearer abcdefghijklmnop0123"
+    )
+    assert scrub(echoed) == (
+        "Incorrect API key provided: [REDACTED:api-key]; Bearer [REDACTED:token]"
+    )
+    assert scrub(None) is None
