@@ -49,7 +49,7 @@ def resolve_run(
         picked = runs.filter(pl.col("run_id") == named)
         if picked.height == 0:
             raise CoverageError(
-                f"{Path(skill) / 'SKILL.md'} names consolidation run {named!r} ({RUN_KEY}), which "
+                f"{Path(skill) / 'SKILL.md'} names consolidation run {named!r} (metadata {RUN_KEY}), which "
                 f"has no row in {lake.uri}: the run did not finish writing to this lake, or wrote "
                 "to another one; rerun `trace2skill consolidate`, or pass --lake or --run RUN_ID"
             )
