@@ -140,12 +140,17 @@ def recover(out: Path) -> list[str]:
         (p for p in leftovers if p.name.startswith(prefix + "old-")),
         key=lambda p: p.stat().st_mtime,
     )
-    missing = not out.exists() and not out.is_symlink()
-    if missing and _complete_versions(out):
-        version = _complete_versions(out)[-1]
-        _link(out, version)
-        done.append(f"{out} was missing after an interrupted run: restored version {version}")
-    elif missing and moved_aside and (moved_aside[-1] / SKILL_FILE).is_file():
+    missing = not out.exists()  # absent, or a link to a version that is gone
+    versions = _complete_versions(out)
+    if missing and versions:
+        _link(out, versions[-1])
+        done.append(f"{out} was missing after an interrupted run: restored version {versions[-1]}")
+    elif (
+        missing
+        and not out.is_symlink()
+        and moved_aside
+        and (moved_aside[-1] / SKILL_FILE).is_file()
+    ):
         os.replace(moved_aside.pop(), out)
         done.append(f"{out} was missing after an interrupted run: restored the previous folder")
     for p in leftovers:

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,10 @@ def test_a_missing_out_is_restored_from_the_newest_whole_version(tmp_path):
     out.unlink()
     recover(out)
     assert folder_run(out) == "r2" and not partial.exists()
+    write(out, "r3")  # r2 is kept as the previous version
+    shutil.rmtree(versions_dir(out) / current_version(out))  # OUT now links to nothing
+    recover(out)
+    assert folder_run(out) == "r2"
 
 
 def test_a_second_writer_is_refused_naming_out(tmp_path):
