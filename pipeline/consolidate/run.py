@@ -5,9 +5,11 @@ Reads `lessons` and `trajectories`; writes `consolidations`, `clusters`, `cluste
 run id (a digest of the input lesson ids and every setting, so a rerun replaces its own rows and
 other runs sit beside it), `llm_calls` through the model layer when a model summarises and
 merges (`models.py`; offline otherwise), and the skill folder OUT (named after the skill, as Agent Skills
-require), staged in a temporary sibling folder, linted, then swapped into place. A folder that
-fails lint goes to `OUT.rejected/` instead and the run fails listing the problems; the previous
-skill at OUT is left untouched.
+require), staged in a temporary sibling folder and linted. The tables are written first, then the
+folder is exposed at OUT in one atomic step (`pipeline.skill.publish`), so the run a folder names
+in its `consolidation-run` always has its rows. One run at a time writes OUT; a second fails at
+once naming it. A folder that fails lint goes to `OUT.rejected/` instead and the run fails listing
+the problems; the previous skill at OUT is left untouched.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pipeline.llm.embed import get_embedder
 from pipeline.settings import SettingsError as ModelSettingsError
 from pipeline.skill.document import slug
 from pipeline.skill.folder import (
+    RUN_KEY,
     SkillFolder,
     check_target,
     empty_skill,
@@ -49,6 +52,7 @@ from pipeline.skill.folder import (
     swap_into_place,
 )
 from pipeline.skill.lint import KEBAB, LintProblem, lint_skill, review_skill
+from pipeline.skill.publish import publish, recover, writer_lock
 
 MODES = ("parallel", "sequential")
 DUCKDB_MEMORY = "4GB"
@@ -264,7 +268,9 @@ def consolidate(
         models = Models.of(settings, lake, console)
     except ModelSettingsError as exc:
         raise SettingsError(str(exc)) from None
-    with closing(models):
+    with closing(models), writer_lock(out):
+        for done in recover(out):
+            console.warn(done)
         base_bytes = b"".join(
             k.encode() + v for k, v in sorted((base.render() if base else {}).items())
         )
@@ -289,7 +295,7 @@ def consolidate(
         start.skill.frontmatter.setdefault("metadata", {})
         start.skill.frontmatter["metadata"] = dict(start.skill.frontmatter["metadata"] or {}) | {
             "distilled-by": "trace2skill",
-            "consolidation-run": run_id,
+            RUN_KEY: run_id,
         }
         layout = Layout.of(start, t, RunIndex.from_facts(facts), embedder)
         merger = models.merger(layout, name)
@@ -323,12 +329,6 @@ def consolidate(
         problems = lint_skill(tmp, folder_name=name)
         for warning in review_skill(tmp):  # worded like a prompt injection: for a person to check
             console.warn(f"review {warning}")
-        if problems:
-            target = out.with_name(f"{out.name}.rejected")
-            shutil.rmtree(target, ignore_errors=True)
-            swap_into_place(tmp, target)
-        else:
-            swap_into_place(tmp, out)
         outcome.seconds["write"] = time.perf_counter() - clock
 
         status = written.patch_ops.group_by("status").len().sort("status")
@@ -372,8 +372,16 @@ def consolidate(
             "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
             "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
         }  # fmt: skip
-        write_tables(lake, run_id, outcome, written, dropped, row)
-        if problems:
+        try:  # the rows first: a folder on view always names a run whose rows exist
+            write_tables(lake, run_id, outcome, written, dropped, row)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if not problems:
+            publish(tmp, out, run_id)
+        else:
+            shutil.rmtree(summary.out_dir, ignore_errors=True)
+            swap_into_place(tmp, summary.out_dir)
             listed = "\n".join(f"  {p}" for p in problems[:50])
             raise ConsolidateError(
                 f"the written skill failed lint ({len(problems)} problem(s)); it was left in "

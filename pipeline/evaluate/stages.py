@@ -9,6 +9,7 @@ and the eval tables (``eval_runs``, ``eval_arms``, ``eval_results``, ``eval_comp
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -51,7 +52,9 @@ def labels(skills: list[Skill]) -> list[str]:
     out = []
     for s, name in zip(skills, names, strict=True):
         if names.count(name) > 1 and s.root:
-            parent = Path(s.root).resolve().parent.name
+            # the folder the user named, not where a link to it leads (a skill consolidate
+            # wrote links to a versioned folder)
+            parent = Path(os.path.abspath(s.root)).parent.name
             name = f"{parent}/{name}"
         out.append(name)
     return out

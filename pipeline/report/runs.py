@@ -17,6 +17,7 @@ import polars as pl
 from pipeline.lake import Lake
 from pipeline.report import drift as drift_
 from pipeline.report.views import run_where
+from pipeline.skill.folder import RUN_KEY, folder_run
 
 
 class CoverageError(ValueError):
@@ -30,7 +31,10 @@ def resolve_run(
     run_id: str | None = None,
     skill: str | os.PathLike | None = None,
 ) -> dict:
-    """The consolidation row to report on: by id, by the folder it wrote, or the newest."""
+    """The consolidation row to report on: by id, by the folder it wrote, or the newest.
+
+    A folder that names its run (SKILL.md's `metadata.consolidation-run`) is reported on that run
+    or not at all; a folder that names none, by the newest run that wrote to its path."""
     runs = con.sql("select * from consolidations order by created_at desc, run_id desc").pl()
     if runs.height == 0:
         raise CoverageError(
@@ -41,6 +45,14 @@ def resolve_run(
         picked = runs.filter(pl.col("run_id") == run_id)
         if picked.height == 0:
             raise CoverageError(f"no consolidation run {run_id!r} in {lake.uri}; known: {known}")
+    elif skill is not None and (named := folder_run(skill)) is not None:
+        picked = runs.filter(pl.col("run_id") == named)
+        if picked.height == 0:
+            raise CoverageError(
+                f"{Path(skill) / 'SKILL.md'} names consolidation run {named!r} (metadata {RUN_KEY}), which "
+                f"has no row in {lake.uri}: the run did not finish writing to this lake, or wrote "
+                "to another one; rerun `trace2skill consolidate`, or pass --lake or --run RUN_ID"
+            )
     elif skill is not None:
         wanted = Path(skill).resolve()
         picked = runs.filter(

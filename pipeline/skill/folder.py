@@ -2,8 +2,8 @@
 
 Reads a folder (SKILL.md plus any other files) into a `SkillFolder`: Markdown files become
 `Document`s, everything else is kept as bytes. Nothing outside the folder is ever read: a symlink
-that resolves outside it is an error naming the link. Writes go to a temporary sibling folder that
-is then swapped into place, so a reader never sees a half-written skill, and never over the base.
+that resolves outside it is an error naming the link. Writes go to a temporary sibling folder,
+never over the base; `pipeline.skill.publish` exposes it at the skill's path in one step.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from pipeline.skill.document import Document, FrontmatterError
+from pipeline.skill.document import Document, FrontmatterError, split_frontmatter
 
 SKILL_FILE = "SKILL.md"
+RUN_KEY = "consolidation-run"  # the SKILL.md metadata naming the consolidation that wrote it
 
 
 class SkillPathError(ValueError):
@@ -104,6 +105,18 @@ def load_skill(directory: str | os.PathLike) -> SkillFolder:
             except FrontmatterError as exc:
                 raise SkillError(f"{path}: {exc}") from None
     return folder
+
+
+def folder_run(directory: str | os.PathLike) -> str | None:
+    """The consolidation run a skill folder names in its SKILL.md metadata, if it names one."""
+    path = Path(directory) / SKILL_FILE
+    try:
+        meta, _ = split_frontmatter(path.read_text(encoding="utf-8").splitlines())
+    except (OSError, UnicodeDecodeError, FrontmatterError):
+        return None
+    metadata = meta.get("metadata")
+    run = metadata.get(RUN_KEY) if isinstance(metadata, dict) else None
+    return run if isinstance(run, str) and run else None
 
 
 def empty_skill(name: str, description: str, title: str, intro: str) -> SkillFolder:

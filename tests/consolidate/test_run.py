@@ -317,3 +317,92 @@ def test_a_rerun_of_the_analyst_under_new_settings_replaces_its_lessons(lake, tm
     assert pooled.n_lessons == len(first) + len(second)
     with pytest.raises(SettingsError, match="analyses must be one of"):
         consolidate(lake, out_dir=tmp_path / "x", analyses="newest")
+
+
+class Killed(BaseException):
+    """Stands for kill -9 at one step of a run."""
+
+
+def kill_at(monkeypatch, k: int) -> list[int]:
+    """The k-th rename, link, folder removal or removal of lake parts raises Killed."""
+    import os
+
+    from pipeline.lake import Lake
+
+    calls = [0]
+
+    def step(real):
+        def call(*args, **kwargs):
+            calls[0] += 1
+            if calls[0] == k:
+                raise Killed
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("replace", "symlink"):
+        monkeypatch.setattr(os, name, step(getattr(os, name)))
+    monkeypatch.setattr(shutil, "rmtree", step(shutil.rmtree))
+    monkeypatch.setattr(Lake, "delete_parts", step(Lake.delete_parts))
+    return calls
+
+
+def leftovers(out):
+    return sorted(
+        p.name
+        for p in out.parent.iterdir()
+        if any(k in p.name for k in (".tmp-", ".old-", ".link-"))
+    )
+
+
+def test_a_kill_at_any_step_leaves_a_skill_whose_run_has_its_rows(tmp_path, fixture_rows):
+    """OUT always holds the previous skill or the new one, and the run it names always has its
+    consolidations and skill_lines rows, so coverage --skill reports that run; the next run
+    cleans what the killed one left."""
+    from pipeline.lake import Lake
+    from pipeline.report.coverage import coverage
+    from pipeline.skill.folder import folder_run
+
+    def first_run(where):
+        lake = Lake(where / "lake")
+        write_lake(lake, fixture_rows)
+        out = where / "skills" / "airline-agent-policy"
+        return lake, out, consolidate(lake, base_skill=BASE, out_dir=out).run_id
+
+    lake, out, _ = first_run(tmp_path / "count")
+    with pytest.MonkeyPatch.context() as mp:
+        calls = kill_at(mp, 0)
+        second = consolidate(lake, base_skill=BASE, out_dir=out, near_threshold=0.95).run_id
+    assert calls[0] > len(TABLES)
+    for k in range(1, calls[0] + 1):
+        lake, out, first = first_run(tmp_path / f"k{k}")
+        with pytest.MonkeyPatch.context() as mp:
+            kill_at(mp, k)
+            with pytest.raises(Killed):
+                consolidate(lake, base_skill=BASE, out_dir=out, near_threshold=0.95)
+        named = folder_run(out)
+        assert named in (first, second) and lint_skill(out) == [], k
+        assert named in lake.read("consolidations")["run_id"].to_list(), k
+        assert named in lake.read("skill_lines")["run_id"].to_list(), k
+        assert coverage(lake, skill=out).run["run_id"] == named, k
+        consolidate(lake, base_skill=BASE, out_dir=out, near_threshold=0.95)
+        assert folder_run(out) == second and leftovers(out) == [], k
+
+
+def test_a_second_consolidation_into_one_folder_is_refused_naming_it(lake, tmp_path, fixture_rows):
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+    from pipeline.skill.publish import writer_lock
+
+    write_lake(lake, fixture_rows)
+    out = tmp_path / "airline-agent-policy"
+    with writer_lock(out):  # another consolidation is writing OUT
+        with pytest.raises(SkillError, match=f"{out} is being written by another consolidation"):
+            consolidate(lake, base_skill=BASE, out_dir=out)
+        res = CliRunner().invoke(
+            main, ["consolidate", "--lake", lake.uri, "--base-skill", str(BASE), "--out", str(out)]
+        )
+    assert res.exit_code != 0 and "is being written by another consolidation" in res.output
+    assert "Traceback" not in res.output and not out.exists()
+    assert consolidate(lake, base_skill=BASE, out_dir=out).lint_ok  # the lock is free again

@@ -263,3 +263,16 @@ def test_eval_refuses_bad_combinations(lake, console, skill_dir):
             incumbent=skill,
             console=console,
         )
+
+
+def test_two_skills_of_one_name_are_told_apart_by_the_folders_named(tmp_path):
+    from pipeline.skill.folder import SkillFolder, stage_skill
+    from pipeline.skill.publish import publish
+
+    skills = []
+    for parent in ("first", "second"):
+        out = tmp_path / parent / "airline"
+        text = "---\nname: airline\ndescription: d\n---\n\n# Airline\n\nText.\n"
+        publish(stage_skill(SkillFolder({"SKILL.md": text.encode()}), out), out, parent)
+        skills.append(Skill.load(out))
+    assert stages.labels(skills) == ["first/airline", "second/airline"]

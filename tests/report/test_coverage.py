@@ -1,6 +1,7 @@
 """Coverage on the fixture lake, whose right answers are worked out in fixture.py."""
 
 import shutil
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -167,6 +168,24 @@ def test_edited_skill_folder_is_flagged(fixture_lake, skill_dir, tmp_path):
     (copy / "references" / "workflows.md").unlink()
     cov = coverage(fixture_lake, run_id="r1", skill=copy)
     assert any("missing: references/workflows.md" in w for w in cov.warnings)
+
+
+def test_a_skill_folder_is_reported_on_the_run_it_names_or_not_at_all(
+    fixture_lake, skill_dir, tmp_path
+):
+    def naming(run: str) -> Path:
+        folder = tmp_path / run / "skill"
+        shutil.copytree(skill_dir, folder)
+        body = (folder / "SKILL.md").read_text()
+        meta = f"---\nname: skill\ndescription: d\nmetadata:\n  consolidation-run: {run}\n---\n"
+        (folder / "SKILL.md").write_text(meta + body)
+        return folder
+
+    assert coverage(fixture_lake, skill=naming("r0")).run["run_id"] == "r0"  # not the newest, r1
+    with pytest.raises(
+        CoverageError, match=r"SKILL.md names consolidation run 'r9' .*which has no row in"
+    ):
+        coverage(fixture_lake, skill=naming("r9"))
 
 
 def test_leaked_held_out_runs_are_flagged(fixture_lake):
