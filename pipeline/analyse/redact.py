@@ -170,6 +170,12 @@ _PATTERNS: list[Pattern] = [
         _B + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
         "[REDACTED:api-key]",
     ),
+    _rule(  # a key a server echoed in part: "sk-proj-abc1****wxyz"
+        "masked-key",
+        ("sk-",),
+        _B + r"sk-(?:proj-|ant-|svcacct-|admin-)?[A-Za-z0-9_-]{0,16}\*{3,}[A-Za-z0-9_-]{0,16}",
+        "[REDACTED:api-key]",
+    ),
     _rule(
         "aws-key-id",
         ("akia", "asia", "agpa", "aida", "aroa"),

@@ -38,6 +38,7 @@ from typing import Any
 import httpx2 as httpx
 import openai
 
+from pipeline.analyse.redact import scrub
 from pipeline.llm.types import MalformedResponse
 from pipeline.settings import ModelSettings, SettingsError
 
@@ -184,21 +185,6 @@ def api_key(settings: ModelSettings) -> str:
     )
 
 
-_KEY_SHAPES = re.compile(
-    r"\b(?:sk|rk|pk)-[A-Za-z0-9_*.\-]{6,}|\b(?:Bearer|Basic)\s+[A-Za-z0-9_*.~+/=\-]{6,}", re.I
-)
-
-
-def scrub_key(text: str | None, key: str) -> str | None:
-    """`text` without the configured key, nor anything shaped like a key or a bearer value (a
-    server echoes a key in part: "sk-abc1****wxyz")."""
-    if not text:
-        return text
-    if len(key) >= 8:
-        text = text.replace(key, "[REDACTED:api_key]")
-    return _KEY_SHAPES.sub("[REDACTED:api_key]", text)
-
-
 def retry_after(headers) -> float | None:
     """Seconds the server asked us to wait, if it said."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
@@ -327,11 +313,12 @@ class Transport:
         """Call `once()` until it returns (data, text), retrying what is worth retrying; the
         key is scrubbed from what comes back (servers echo it in error messages)."""
         sent = await self._run(once)
-        echoed = len(self.key) >= 8 and sent.text is not None and self.key in sent.text
+        secret = self.key if len(self.key) >= 8 else None  # not a placeholder such as "unused"
+        echoed = secret is not None and sent.text is not None and secret in sent.text
         if sent.error is None and not echoed:
             return sent
         sent.text, sent.error, sent.message = (
-            scrub_key(v, self.key) for v in (sent.text, sent.error, sent.message)
+            scrub(v, known=[secret]) for v in (sent.text, sent.error, sent.message)
         )
         return sent
 

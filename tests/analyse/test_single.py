@@ -282,7 +282,7 @@ def test_a_key_the_server_echoes_is_stored_and_printed_nowhere(loopback, lake, c
         *lake.read("llm_calls").select("error", "response").to_pandas().to_numpy().ravel(),
         *[str(e) for _, e in summary.errors],
     ]
-    assert any("[REDACTED:api_key]" in str(v) for v in stored)
+    assert any("[REDACTED:api-key]" in str(v) for v in stored)
     assert not any(key in str(v) or "sk-proj-" in str(v) for v in stored), stored
     out = capsys.readouterr()
     assert key not in out.out + out.err
