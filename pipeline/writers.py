@@ -31,7 +31,7 @@ from pathlib import Path
 
 try:
     import fcntl
-except ImportError:  # no flock (Windows): writers cannot be told apart, nothing is removed
+except ImportError:  # no flock (Windows): the object-store rule applies to local lakes too
     fcntl = None
 
 FOLDER = "_writers"
@@ -114,7 +114,7 @@ def is_gone(lake, writer: str | None) -> bool:
     if own is not None and own[0] == os.getpid() and own[1] == writer:
         return False
     if fcntl is None:
-        return False
+        return False  # cannot tell: see `remove_abandoned`
     try:
         handle = open(_lock_dir(lake) / f"{writer}{LOCK_SUFFIX}")
     except FileNotFoundError:
@@ -157,14 +157,14 @@ def remove_abandoned(lake, path: str, still_abandoned) -> bool:
     """Remove the part at `path` if its writer is gone and `still_abandoned()` (asked after that)
     holds; True if removed. A part rewritten meanwhile by a live writer is left in place."""
     try:
-        writer = writer_of_part(lake, path)
-        if not lake.is_local:
+        if not lake.is_local or fcntl is None:  # no lock to ask: the part's age decides
             info = lake.fs.get_file_info(path)
             age = dt.datetime.now(dt.UTC) - info.mtime.astimezone(dt.UTC)
             if age < OBJECT_STORE_GRACE or not still_abandoned():
                 return False
             lake.fs.delete_file(path)
             return True
+        writer = writer_of_part(lake, path)
         if not is_gone(lake, writer) or not still_abandoned():
             return False
         # Take the part out of sight under a name of this writer, then look at what was taken:
