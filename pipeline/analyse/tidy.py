@@ -32,25 +32,26 @@ def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _with_paths(lake: Lake, table: str, columns: list[str]) -> pl.DataFrame:
-    for attempt in range(ATTEMPTS):
-        parts = lake.parts(table)
-        if not parts:
-            return pl.DataFrame(schema={**{c: pl.String for c in columns}, "_part": pl.String})
-        try:
-            return (
-                pl.scan_parquet(
-                    [lake.url(p) for p in parts],
-                    include_file_paths="_part",
-                    storage_options=lake.storage_options or None,
-                )
-                .select(*columns, "_part")
-                .collect()
+def _with_paths(
+    lake: Lake, table: str, columns: list[str], attempts: int = ATTEMPTS
+) -> pl.DataFrame:
+    parts = lake.parts(table)
+    if not parts:
+        return pl.DataFrame(schema={**{c: pl.String for c in columns}, "_part": pl.String})
+    try:
+        return (
+            pl.scan_parquet(
+                [lake.url(p) for p in parts],
+                include_file_paths="_part",
+                storage_options=lake.storage_options or None,
             )
-        except FileNotFoundError:  # a part was removed since the listing: list again
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+            .select(*columns, "_part")
+            .collect()
+        )
+    except FileNotFoundError:  # a part was removed since the listing: list again
+        if attempts <= 1:
+            raise
+        return _with_paths(lake, table, columns, attempts - 1)
 
 
 def _rewrite(lake: Lake, table: str, drop: pl.DataFrame, key: str) -> int:
