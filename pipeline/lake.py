@@ -3,7 +3,9 @@
 Layout: ``LAKE/<table>/[<key>=<value>/]part-<name>.parquet``. A part is written whole or not at
 all (temp file + rename on a local disk; a single PUT on an object store), so a crash never leaves
 a half-written part and readers never see one. Writers that run at once use distinct part names,
-so they cannot corrupt each other. ``LAKE/_lake.json`` records the schema version.
+so they cannot corrupt each other. Each writing process is a writer (`writers.py`): its id is in
+the names of its unfinished files and in the footers of its parts, so that cleanup can leave
+alone what a live process is writing. ``LAKE/_lake.json`` records the schema version.
 
 Reads go through ``scan`` (a polars LazyFrame over every part, partition columns included) or
 ``dataset`` (a pyarrow dataset, which DuckDB queries in place).
@@ -19,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +31,9 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from pipeline import schemas
+from pipeline import schemas, writers
 
 PART_SUFFIX = ".parquet"
-TMP_SUFFIX = ".tmp"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -184,7 +184,7 @@ class Lake:
 
     def _put_bytes(self, path: str, data: bytes) -> None:
         if self.is_local:
-            tmp = f"{path}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+            tmp = writers.temp_path(self, *path.rsplit("/", 1))
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -221,10 +221,15 @@ class Lake:
         self.ensure()
         final = f"{directory}/part-{part}{PART_SUFFIX}"
         table = schemas.to_arrow(name, df)
+        # The footer names the writer: cleanup removes a part left incomplete only once its
+        # writer is gone (`writers.remove_abandoned`).
+        table = table.replace_schema_metadata(
+            {**table.schema.metadata, writers.METADATA_KEY: writers.writer_id(self)}
+        )
         with self._io(f"write {name} part {part}"):
             self.fs.create_dir(directory, recursive=True)
             if self.is_local:
-                tmp = f"{directory}/.part-{part}.{uuid.uuid4().hex}{TMP_SUFFIX}"
+                tmp = writers.temp_path(self, directory, f"part-{part}")
                 pq.write_table(table, tmp, compression="zstd")
                 with open(tmp, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -235,10 +240,14 @@ class Lake:
         return final
 
     def delete_parts(self, name: str, paths: Iterable[str]) -> int:
+        """Delete parts; how many were deleted (one another process deleted first is skipped)."""
         n = 0
         with self._io(f"delete {name} parts"):
             for path in paths:
-                self.fs.delete_file(path)
+                try:
+                    self.fs.delete_file(path)
+                except FileNotFoundError:
+                    continue
                 n += 1
         return n
 

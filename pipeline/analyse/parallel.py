@@ -1,7 +1,7 @@
 """Run an analyst's batches in worker processes, results in order.
 
 The offline miner is CPU-bound Python, so on a multi-core machine its batches go to a pool of
-processes (spawned, not forked: polars' and DuckDB's threads do not survive a fork), each holding
+processes (`pipeline.pool`: spawned, and ending with this process however it ends), each holding
 one copy of the prepared analyst (its pool statistics included). The parent keeps reading batches
 from the lake and writing results, in submission order, so what lands in the lake does not
 depend on timing. Model analysts overlap their requests inside `analyse_batch` instead and run
@@ -10,13 +10,13 @@ in the parent.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import TypeVar
 
 from pipeline.analyse.analyst import Analyst, Batch, Outcome
+from pipeline.pool import process_pool
 
 T = TypeVar("T")
 _ANALYST: Analyst | None = None
@@ -40,10 +40,7 @@ def map_batches(
         for key, batch in batches:
             yield key, batch, analyst.analyse_batch(batch)
         return
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init, initargs=(analyst,)
-    ) as pool:
+    with process_pool(workers, _init, (analyst,)) as pool:
         pending: deque[tuple[T, Batch, Future]] = deque()
         for key, batch in batches:
             pending.append((key, batch, pool.submit(_work, batch)))

@@ -15,11 +15,9 @@ Temp part files an interrupted ingest left in those tables are removed first (``
 from __future__ import annotations
 
 import datetime as dt
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from pipeline.ingest.lakestate import LakeState
 from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
 from pipeline.ingest.staleparts import remove_stale_temp_parts
 from pipeline.lake import Lake
+from pipeline.pool import process_pool
 
 EXIT_OK = 0  # every file and record was read
 EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
@@ -248,10 +247,7 @@ def _batches(tasks: list[FileTask]) -> list[list[FileTask]]:
 def _pooled(
     batches: list[list[FileTask]], settings: Settings, workers: int
 ) -> Iterator[FileResult]:
-    context = multiprocessing.get_context("spawn")  # polars' threads do not survive fork
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init, initargs=(settings,)
-    ) as pool:
+    with process_pool(workers, _init, (settings,)) as pool:
         window = 2 * workers  # bounded: parsed files wait in memory only until written
         pending = []
         for batch in batches:

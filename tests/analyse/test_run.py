@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import polars as pl
 import pytest
 
@@ -84,24 +89,31 @@ def test_a_failing_trajectory_becomes_an_error_row_and_is_retried(tmp_path):
     assert lake.read("lessons").filter(pl.col("trajectory_id") == "f_args").height > 0
 
 
-def test_a_kill_loses_at_most_the_batch_in_flight(tmp_path, monkeypatch):
+# An analyse killed between a batch's lessons part and its analyses part (the done-marker).
+KILLED_ANALYSE = """
+import os, sys
+from pipeline.analyse.run import analyse
+from pipeline.lake import Lake
+writes = {"analyses": 0}
+real = Lake.write_part
+def dying(self, name, df, **kw):
+    if name == "analyses":
+        writes["analyses"] += 1
+        if writes["analyses"] == 3:
+            os._exit(9)
+    return real(self, name, df, **kw)
+Lake.write_part = dying
+analyse(Lake(sys.argv[1]), batch_size=5)
+"""
+
+
+def test_a_kill_loses_at_most_the_batch_in_flight(tmp_path):
     clean = fresh(tmp_path, "clean")
     analyse(clean, batch_size=5)
     lake = fresh(tmp_path)
-    writes = {"analyses": 0}
-    real = Lake.write_part
-
-    def dying(self, name, df, **kw):
-        if name == "analyses":
-            writes["analyses"] += 1
-            if writes["analyses"] == 3:  # killed between the lessons part and the done-marker
-                raise KeyboardInterrupt
-        return real(self, name, df, **kw)
-
-    monkeypatch.setattr(Lake, "write_part", dying)
-    with pytest.raises(KeyboardInterrupt):
-        analyse(lake, batch_size=5)
-    monkeypatch.setattr(Lake, "write_part", real)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_ANALYSE, lake.uri], env=env)
+    assert killed.returncode == 9
     assert len(lake.parts("analyses")) == 2 and len(lake.parts("lessons")) == 3
     assert lake.read("analyses").height == 10
 

@@ -81,3 +81,20 @@ def test_an_unreachable_store_is_a_lake_error(s3, monkeypatch):
     lake = Lake("s3://bucket/lake")
     with pytest.raises(LakeError, match=r"s3://bucket/lake: cannot reach the store.*AWS_ENDPOINT"):
         lake.check()
+
+
+def test_a_half_written_batch_on_s3_goes_only_after_the_grace_period(s3_lake: Lake, monkeypatch):
+    from pipeline import writers
+    from pipeline.analyse.run import analyse
+    from pipeline.analyse.tidy import tidy
+    from tests.analyse import builders, domains
+
+    builders.write(s3_lake, domains.shop_runs())
+    analyse(s3_lake)
+    s3_lake.write_part("lessons", s3_lake.read("lessons").head(2), part="in-flight")
+    n_parts = len(s3_lake.parts("lessons"))
+    assert tidy(s3_lake)["lessons parts without their analyses part"] == 0
+    assert len(s3_lake.parts("lessons")) == n_parts  # no lock to ask: its writer may be alive
+    monkeypatch.setattr(writers, "OBJECT_STORE_GRACE", dt.timedelta(0))
+    assert tidy(s3_lake)["lessons parts without their analyses part"] == 1
+    assert len(s3_lake.parts("lessons")) == n_parts - 1

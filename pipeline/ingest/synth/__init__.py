@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import random
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from pipeline.ingest.synth import booking, coding, qa
 from pipeline.ingest.synth.episode import MODELS, Episode, Text
 from pipeline.ingest.synth.writers import WRITERS
+from pipeline.pool import process_pool
 
 FORMATS = list(WRITERS)
 FAMILIES = {
@@ -129,8 +128,7 @@ def write_synthetic(
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
     results = []
     if workers > 1 and n >= POOL_MIN_RUNS:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with process_pool(workers) as pool:
             for task, result in zip(tasks, pool.map(_write_shard, tasks), strict=True):
                 results.append(result)
                 if progress:
