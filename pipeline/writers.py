@@ -129,13 +129,19 @@ def is_gone(lake, writer: str | None) -> bool:
 
 def sweep(lake) -> int:
     """Remove the unfinished files of writers that are gone, then their lock files; how many
-    unfinished files that was. Files of live writers, and files not named by a writer, stay."""
+    unfinished files that was. Files of live writers stay; a file no writer names (written
+    before writers were named) goes once it is older than `OBJECT_STORE_GRACE`, longer than
+    any write takes."""
     if not lake.is_local or fcntl is None or not Path(lake.base).is_dir():
         return 0
-    n = 0
+    n, cutoff = 0, (dt.datetime.now() - OBJECT_STORE_GRACE).timestamp()
     for path in Path(lake.base).rglob(f".*{TMP_SUFFIX}"):
         writer = writer_of_temp(path.name)
-        if writer is not None and is_gone(lake, writer):
+        try:
+            gone = is_gone(lake, writer) if writer else path.stat().st_mtime < cutoff
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            continue
+        if gone:
             path.unlink(missing_ok=True)
             n += 1
     folder = _lock_dir(lake)

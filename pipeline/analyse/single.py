@@ -174,16 +174,23 @@ class SingleAnalyst(ModelAnalyst):
                         b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
                         self.tick()
                         continue
-                    await ready.put((b, i, row, steps, req, budget))
+                    await ready.put((b, i, row, steps, req, budget, self.context_tokens))
                 wake.set()  # a batch none of whose runs reached the model is done already
             for _ in range(width):
                 await ready.put(None)
 
         async def consume() -> None:
             while (item := await ready.get()) is not None:
-                b, i, row, steps, req, budget = item
+                b, i, row, steps, req, budget, window = item
                 if b is not pending[0] and self.stop_reason() is not None:
                     continue  # a later batch than the one in flight when the budget ran out
+                if window != self.context_tokens:  # rendered before an error told the window
+                    try:
+                        req, budget = self.request(row, steps)
+                    except PromptTooLong as exc:
+                        b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
+                        self.tick()
+                        continue
                 state["in_flight"] += 1
                 if state["in_flight"] == width:
                     wake.set()

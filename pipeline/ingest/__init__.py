@@ -4,7 +4,6 @@
   worker; ``formats``: one adapter per input format, detected from content; ``record``: the run
   and step model the adapters share; ``frames``: runs -> rows with content-hash ids;
   ``labels``: outcomes from a side file; ``lakestate`` and ``run``: the parts written, replaced
-  and removed, and ``ingest_paths``, the entry point other stages call; ``staleparts``: temp
-  part files an interrupted ingest left, removed by the next one.
+  and removed, and ``ingest_paths``, the entry point other stages call.
 - ``stats``: counts over the lake; ``synth``: synthetic runs in every format.
 """

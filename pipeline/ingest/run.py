@@ -9,7 +9,7 @@ in ``ingest_errors``, and one ``ingest_files`` part per ingest.
 Files are read by a pool of worker processes (one file per task, results handled in file order,
 so the outcome does not depend on timing); the parent only dedupes across files and writes.
 A file whose sha256 and reading settings match its last ingest is skipped without parsing.
-Temp part files an interrupted ingest left in those tables are removed first (``staleparts``).
+Unfinished part files an interrupted writer left are removed first (``writers.sweep``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import writers
 from pipeline.console import Console
 from pipeline.ids import digest
 from pipeline.ingest import formats
@@ -31,7 +32,6 @@ from pipeline.ingest.formats import ReadContext
 from pipeline.ingest.labels import LabelsError, load_labels
 from pipeline.ingest.lakestate import LakeState
 from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
-from pipeline.ingest.staleparts import remove_stale_temp_parts
 from pipeline.lake import Lake
 from pipeline.pool import process_pool
 
@@ -145,13 +145,9 @@ def ingest_paths(
     summary.n_ignored_suffix = found.n_ignored
     summary.n_unreadable_folders = found.n_unreadable_folders
     lake.ensure()
-    removed, cannot_remove = remove_stale_temp_parts(lake)
+    removed = writers.sweep(lake)
     if removed:
-        console.info(f"removed {removed} temporary part file(s) left by an interrupted ingest")
-    for problem in cannot_remove:
-        console.warn(
-            f"cannot remove a temporary part file left by an interrupted ingest: {problem}"
-        )
+        console.info(f"removed {removed} unfinished part file(s) an interrupted writer left")
     state = LakeState.load(lake)
     for given, record, error in found.problems:
         summary.errors.append(Problem(given, record, error))

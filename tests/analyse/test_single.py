@@ -325,11 +325,16 @@ def test_the_batch_api(loopback, lake):
 
 def test_a_prompt_over_the_window_is_rendered_again_from_the_sizes_the_server_gives(loopback, lake):
     """A server that did not say its window (llama-cpp-python's) says it in its error: the
-    run is rendered again to fit, once; the window is remembered for the endpoint."""
+    run is rendered again to fit, once, and so is every run rendered ahead in the meantime;
+    the window is remembered for the endpoint."""
     said = [
         say(f"step {i}: " + "the agent looked up reservation ZFA04Y again " * 5) for i in range(40)
     ]
-    builders.write(lake, [builders.run("long", "t1", "failure", [user("change my flight"), *said])])
+    runs = [
+        builders.run(f"long{k}", "t1", "failure", [user("change my flight"), *said])
+        for k in range(4)
+    ]
+    builders.write(lake, runs)
     limit_chars = 6000  # the loopback's "window": longer prompts are refused as too long
 
     def respond(body):
@@ -344,9 +349,10 @@ def test_a_prompt_over_the_window_is_rendered_again_from_the_sizes_the_server_gi
         return scripted.answer(body)
 
     loopback.responder = respond
-    summary = analyse(lake, settings=loopback.settings(max_tokens=60))
+    summary = analyse(lake, settings=loopback.settings(max_tokens=60, concurrency=1))
     assert summary.n_failed == 0, summary.errors
     sizes = [sum(len(m["content"]) for m in b["messages"]) for b in loopback.chat_requests]
-    assert len(sizes) == 2 and sizes[0] > limit_chars >= sizes[1]
+    # the runs rendered ahead before the error told the window are rendered again before sending
+    assert len(sizes) == 5 and sizes[0] > limit_chars >= max(sizes[1:])
     endpoint = lake.read("model_endpoints").sort("recorded_at")[-1]
     assert endpoint["context_tokens"].item() == limit_chars // 4

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.ingest.formats import openai_chat
 from pipeline.ingest.run import EXIT_PARTIAL, ingest_paths
-from pipeline.ingest.staleparts import STALE_AFTER_SECONDS
 from pipeline.lake import Lake
+from pipeline.writers import OBJECT_STORE_GRACE
 from tests.ingest.test_otel import chat, text
 
 
@@ -203,11 +203,11 @@ def test_stale_temp_part_is_removed_by_the_next_ingest(lake: Lake, tmp_path: Pat
     path = write_runs(tmp_path / "runs.jsonl", 2)
     ingest_paths(lake, [path])
     folder = Path(lake.table_dir("trajectories"), f"source={tmp_path.name}")
-    stale = folder / ".part-0123abcd.5f0e.tmp"
-    fresh = folder / ".part-4567cdef.9a1b.tmp"  # a write still under way in another process
+    stale = folder / ".part-0123abcd.5f0e.tmp"  # named by no writer (an older version's)
+    fresh = folder / ".part-4567cdef.9a1b.tmp"  # may be a write still under way
     for temp in (stale, fresh):
         temp.write_bytes(b"PAR1 half written")
-    old = time.time() - STALE_AFTER_SECONDS - 60
+    old = time.time() - OBJECT_STORE_GRACE.total_seconds() - 60
     os.utime(stale, (old, old))
     summary = ingest_paths(lake, [path])
     assert not stale.exists() and fresh.exists()
