@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from pipeline import ids
 from pipeline.analyse.analyst import LessonDraft
 from pipeline.analyse.redact import redact
-from pipeline.llm.fields import Title
+from pipeline.llm.fields import Title, at_least
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
 _SECTION = re.compile(r"^## ([a-z_]+)\s*$", re.M)
@@ -97,7 +97,10 @@ class LessonAnswer(BaseModel):
     kind: Literal["failure_cause", "failure_lesson", "success_lesson", "workflow"]
     title: Title = Field(description="one imperative sentence, specific to the tools and values")
     description: str = Field(description="when the lesson applies, in one sentence")
-    content: str = Field(description="the lesson in full, with the evidence from the run")
+    content: str = Field(
+        description="the lesson in full, with the evidence from the run",
+        json_schema_extra=at_least(8),
+    )
     target_section: str = Field(description="skill section the lesson belongs in")
     op: Literal["add", "revise", "remove"]
     evidence_steps: list[int] = Field(min_length=1, description="step numbers that show it")

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from pipeline.llm.fields import Title
+from pipeline.llm.fields import Title, at_least
 
 EDITS = ("append", "insert_after", "insert_before", "replace")
 
@@ -52,7 +52,7 @@ class Conflict(BaseModel):
 
 class Drop(BaseModel):
     id: str
-    reason: str
+    reason: str = Field(json_schema_extra=at_least(4))
 
     @field_validator("reason")
     @classmethod

@@ -106,8 +106,10 @@ class Endpoint:
             schema = (fmt.get("json_schema") or {}).get("schema") or {}
             if self.server in GRAMMAR_SERVERS:
                 cpt = min(self.chars_per_token or BOUND_CHARS_PER_TOKEN, BOUND_CHARS_PER_TOKEN)
-                schema = bounded(schema, out.get("max_tokens"), cpt)
-                fmt = {**fmt, "json_schema": {**fmt["json_schema"], "schema": schema}}
+                schema = bounded(grammar_only(schema, keep=True), out.get("max_tokens"), cpt)
+            else:
+                schema = grammar_only(schema, keep=False)
+            fmt = {**fmt, "json_schema": {**fmt["json_schema"], "schema": schema}}
             if self.structured == "json_schema":
                 out["response_format"] = fmt
             elif self.structured == "json_object_schema":  # the schema is the server's grammar
@@ -225,6 +227,22 @@ def _with_note(messages: list[dict], note: str) -> list[dict]:
 def _has_note(messages: list[dict]) -> bool:
     first = messages[0] if messages else {}
     return first.get("role") == "system" and SCHEMA_NOTE[:40] in (first.get("content") or "")
+
+
+GRAMMAR_ONLY = "x-grammar"  # in a schema node: keywords for servers that make a grammar of it
+
+
+def grammar_only(schema: Any, *, keep: bool) -> Any:
+    """`schema` with each node's `GRAMMAR_ONLY` keywords (e.g. a title's ``minLength``, which
+    strict servers refuse) merged into it where a grammar holds them (`keep`), else dropped."""
+    if isinstance(schema, list):
+        return [grammar_only(s, keep=keep) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: grammar_only(v, keep=keep) for k, v in schema.items() if k != GRAMMAR_ONLY}
+    if keep and isinstance(schema.get(GRAMMAR_ONLY), dict):
+        out.update(schema[GRAMMAR_ONLY])
+    return out
 
 
 def bounded(schema: dict, max_tokens: int | None, chars_per_token: float) -> dict:

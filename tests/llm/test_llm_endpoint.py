@@ -265,3 +265,24 @@ def test_models_check_probes_and_shows(loopback, lake, tmp_path):
     rows = json.loads(shown.stdout)
     assert rows[0]["structured"] == "json_object_schema" and rows[0]["server"] == "unknown"
     assert pl.DataFrame(rows).height == 1
+
+
+def test_lower_limits_reach_only_servers_whose_grammar_holds_them():
+    from pipeline.analyse.prompts import answer_model
+
+    schema = answer_model(1).model_json_schema()
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "q"}],
+        "max_tokens": 500,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}},
+    }
+
+    def title_of(server: str) -> dict:
+        sent, _ = Endpoint(base_url="http://h/v1", model="m", server=server).shape(body)
+        return sent["response_format"]["json_schema"]["schema"]["$defs"]["LessonAnswer"][
+            "properties"
+        ]["title"]
+
+    assert title_of("llama.cpp")["minLength"] == 8  # a grammar: the model cannot stop short
+    assert "minLength" not in title_of("openai") and "x-grammar" not in title_of("openai")
