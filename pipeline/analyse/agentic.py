@@ -168,8 +168,11 @@ class AgenticAnalyst(ModelAnalyst):
         if answer is None:
             final = [*messages, self.final_message()]
             res = await self.llm.achat(
-                self._request(final, tid, tools=specs, tool_choice="none", answer=answer_type)
-            )
+                self._request(
+                    final, tid, tools=specs, tool_choice="none", answer=answer_type,
+                    choices=self.choices(steps),
+                )
+            )  # fmt: skip
             usage.add(usage_of(res))
             if not res.ok or res.parsed is None:
                 reason = res.error or "no answer"
@@ -225,12 +228,15 @@ class AgenticAnalyst(ModelAnalyst):
     def final_message(self) -> dict:
         return {"role": "user", "content": self.prompt.text("final")}
 
-    def _request(self, messages, tid, *, tools, tool_choice=None, answer=None) -> ChatRequest:
+    def _request(
+        self, messages, tid, *, tools, tool_choice=None, answer=None, choices=None
+    ) -> ChatRequest:
         return ChatRequest(
             messages=list(messages),
             tools=tools,
             tool_choice=tool_choice,
             response_model=answer,
+            choices=choices,
             max_tokens=self.answer_tokens,
             prompt_version=self.prompt_version,
             stage=STAGE,

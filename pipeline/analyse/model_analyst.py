@@ -39,6 +39,7 @@ from pipeline.analyse.sections import parse_sections, skill_file
 from pipeline.console import Console
 from pipeline.lake import Lake
 from pipeline.llm import LLM, ChatResult, ModelSettings
+from pipeline.llm.endpoint import GRAMMAR_SERVERS
 from pipeline.llm.transport import api_key
 
 DEFAULT_MAX_LESSONS = 3
@@ -144,6 +145,7 @@ class ModelAnalyst:
         self.stage_answer_tokens = self.answer_tokens
         self.llm: LLM | None = None
         self.context_tokens: int | None = None
+        self.grammar = False  # the server makes a grammar of the answer's schema
         self.chars_per_token = GUESS_CHARS_PER_TOKEN
         self.advance = lambda n=1: None
 
@@ -160,6 +162,7 @@ class ModelAnalyst:
         """Take the context window and the characters per token from the endpoint."""
         ep = self.llm.endpoint_now() if self.llm is not None else None
         if ep is not None:
+            self.grammar = ep.server in GRAMMAR_SERVERS
             self.context_tokens = ep.context_tokens
             if ep.chars_per_token:
                 self.chars_per_token = min(ep.chars_per_token, 4.0)
@@ -228,6 +231,13 @@ class ModelAnalyst:
     # -- prompts -----------------------------------------------------------------------------
     def answer_type(self, case: str) -> type[BaseModel]:
         return answer_model(self.max_lessons, case == "judge")
+
+    def choices(self, steps: pl.DataFrame) -> dict[str, list] | None:
+        """Where the server's grammar holds them, the run's step numbers are the only steps a
+        lesson can cite (elsewhere a lesson citing another is rejected after)."""
+        if not self.grammar:
+            return None
+        return {"evidence_steps": sorted(steps.get_column("step_idx").to_list())}
 
     def values(self, case: str, trajectory: str, skill: str) -> dict[str, Any]:
         """Placeholder values shared by the prompts (see lessons-v1.md)."""

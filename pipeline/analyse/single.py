@@ -50,6 +50,7 @@ class SingleAnalyst(ModelAnalyst):
         request = ChatRequest(
             messages=self.prompt.messages(**values),
             response_model=self.answer_type(case),
+            choices=self.choices(steps),
             max_tokens=self.answer_tokens,
             prompt_version=self.prompt_version,
             stage=STAGE,
@@ -144,7 +145,7 @@ class SingleAnalyst(ModelAnalyst):
     async def _stream(self, batches, done) -> None:
         llm = self.llm
         loop = asyncio.get_running_loop()
-        width = max(1, self.model_settings.concurrency)
+        width = llm.width()  # a request waits for a slot rendered for the window known then
         ready: asyncio.Queue = asyncio.Queue(maxsize=LEAD * width)  # rendered, waiting for a slot
         pending: deque[_Pending] = deque()  # batches not yet handed to `done`, in order
         wake = asyncio.Event()  # housekeeping is due

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from pipeline.ids import digest
+from pipeline.llm.endpoint import plain
 from pipeline.llm.types import (
     ChatResult,
     MalformedResponse,
@@ -43,7 +44,8 @@ Outcome = tuple[str | None, str | None]  # (completion JSON, error)
 
 
 def request_line(custom_id: str, body: dict) -> str:
-    return json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body})
+    line = {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": plain(body)}
+    return json.dumps(line)
 
 
 def write_requests(path: str | Path, items: list[tuple[str, dict]]) -> Path:

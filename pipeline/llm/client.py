@@ -78,6 +78,8 @@ class Breaker:
             )
             return self.reason
         return None
+
+
 MAX_RESHAPES = 8  # more than the features an endpoint can step down
 
 
@@ -141,12 +143,16 @@ class LLM:
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if self._sem is None or self._sem_loop is not loop:
-            limit = self.settings.concurrency
-            if self._endpoint is not None and self._endpoint.slots:
-                # requests past the server's slots wait in its queue, silent: they would time out
-                limit = min(limit, self._endpoint.slots)
-            self._sem, self._sem_loop, self._inflight = asyncio.Semaphore(limit), loop, {}
+            self._sem, self._sem_loop, self._inflight = asyncio.Semaphore(self.width()), loop, {}
         return self._sem
+
+    def width(self) -> int:
+        """Requests in flight at once: `concurrency`, and no more than the server's slots, since
+        requests past them wait in its queue in silence (they would time out)."""
+        limit = self.settings.concurrency
+        if self._endpoint is not None and self._endpoint.slots:
+            limit = min(limit, self._endpoint.slots)
+        return max(1, limit)
 
     # -- the endpoint --------------------------------------------------------------------------
     async def endpoint(self) -> Endpoint:

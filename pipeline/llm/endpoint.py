@@ -245,6 +245,37 @@ def grammar_only(schema: Any, *, keep: bool) -> Any:
     return out
 
 
+def with_choices(schema: dict, choices: dict[str, list]) -> dict:
+    """A copy of `schema` where each property named in `choices` (a list's items, for a list)
+    may take only those values, for grammar servers (`GRAMMAR_ONLY`): e.g. the step numbers of
+    the run a lesson cites. Other servers' answers are checked after."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: walk(v) for k, v in node.items()}
+        for name, values in choices.items():
+            prop = (out.get("properties") or {}).get(name)
+            if isinstance(prop, dict):
+                target = prop["items"] if isinstance(prop.get("items"), dict) else prop
+                target[GRAMMAR_ONLY] = {**target.get(GRAMMAR_ONLY, {}), "enum": list(values)}
+        return out
+
+    return walk(schema)
+
+
+def plain(body: dict) -> dict:
+    """`body` for a server that makes no grammar of its schema, sent as it is (the batch API)."""
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema")
+    if schema is None:
+        return body
+    js = {**fmt["json_schema"], "schema": grammar_only(schema, keep=False)}
+    return {**body, "response_format": {**fmt, "json_schema": js}}
+
+
 def bounded(schema: dict, max_tokens: int | None, chars_per_token: float) -> dict:
     """`schema` with a bound on every free string and list that has none: lists to
     `MAX_LIST_ITEMS`, strings to their share of what `max_tokens` can hold (the same for each,

@@ -17,6 +17,7 @@ from typing import Any
 import pydantic
 
 from pipeline.ids import canonical_json, digest
+from pipeline.llm.endpoint import with_choices
 from pipeline.llm.extract import read_structured, split_reasoning
 from pipeline.settings import ModelSettings
 
@@ -36,6 +37,9 @@ class ChatRequest:
     temperature: float | None = None
     seed: int | None = None
     max_tokens: int | None = None  # the stage's size of its answer; the setting overrides it
+    # values a field of the answer may take, held by servers that make a grammar of the schema
+    # (`endpoint.with_choices`), e.g. the run's step numbers for the steps a lesson cites
+    choices: dict[str, list] | None = None
     prompt_version: str | None = None
     stage: str = ""
     tag: str | None = None
@@ -129,6 +133,8 @@ def prepare(req: ChatRequest, settings: ModelSettings) -> Prepared:
     }
     if req.response_model is not None:
         params["response_format"] = response_format(req.response_model)
+        if req.choices:
+            params["response_format"] = with_choices(params["response_format"], req.choices)
     if req.tools:
         params["tools"] = req.tools
     if req.tool_choice is not None:

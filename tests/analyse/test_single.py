@@ -356,3 +356,25 @@ def test_a_prompt_over_the_window_is_rendered_again_from_the_sizes_the_server_gi
     assert len(sizes) == 5 and sizes[0] > limit_chars >= max(sizes[1:])
     endpoint = lake.read("model_endpoints").sort("recorded_at")[-1]
     assert endpoint["context_tokens"].item() == limit_chars // 4
+
+
+def test_a_grammar_server_is_asked_to_cite_only_the_steps_the_run_has(loopback, lake):
+    builders.write(lake, [builders.run("r", "t1", "failure", [user("order 3 A1"), say("done")])])
+    loopback.props = {"total_slots": 2, "default_generation_settings": {"n_ctx": 8192}}
+    loopback.responder = answer
+    summary = analyse(lake, settings=loopback.settings())
+    assert summary.n_analysed == 1
+    schema = loopback.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    cited = schema["$defs"]["LessonAnswer"]["properties"]["evidence_steps"]
+    assert cited["items"]["enum"] == [0, 1] and "x-grammar" not in json.dumps(schema)
+    assert schema["$defs"]["LessonAnswer"]["properties"]["title"]["minLength"] == 8
+
+    # a server that makes no grammar of the schema gets neither: its answers are checked after
+    plain = Lake(lake.uri + "-plain")
+    builders.write(plain, [builders.run("r", "t1", "failure", [user("order 3 A1"), say("done")])])
+    loopback.reset()
+    loopback.props = None
+    analyse(plain, settings=loopback.settings())
+    schema = loopback.chat_requests[0]["response_format"]["json_schema"]["schema"]
+    assert "enum" not in json.dumps(schema["$defs"]["LessonAnswer"]["properties"]["evidence_steps"])
+    assert "x-grammar" not in json.dumps(schema) and "minLength" not in json.dumps(schema)

@@ -176,3 +176,21 @@ def test_unreadable_result_lines_are_named_and_skipped(tmp_path):
         f"{path} line 2: not a batch result (JSONDecodeError)",
         f"{path} line 3: not a batch result (KeyError)",
     ]
+
+
+def test_batch_lines_carry_no_grammar_only_keywords():
+    from pipeline.llm.batch import request_line
+    from pipeline.llm.endpoint import with_choices
+
+    schema = {
+        "type": "object",
+        "properties": {"steps": {"type": "array", "items": {"type": "integer"}}},
+    }
+    fmt = with_choices(
+        {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}, {"steps": [1, 2]}
+    )
+    assert fmt["json_schema"]["schema"]["properties"]["steps"]["items"]["x-grammar"] == {
+        "enum": [1, 2]
+    }
+    line = json.loads(request_line("c", {"model": "m", "messages": [], "response_format": fmt}))
+    assert line["body"]["response_format"]["json_schema"]["schema"] == schema
