@@ -54,8 +54,9 @@ class ModelSettings(BaseModel):
     breaker_after: int = Field(
         5,
         ge=0,
-        description="the same non-transient error (auth, not found, bad request, a refusal) this "
-        "many answers in a row stops the command's map, naming it (0: never stop)",
+        description="the same non-transient error (auth, not found, bad request, a refusal, or "
+        "silence past timeout_s after its retries) this many answers in a row stops the "
+        "command's map, naming it (0: never stop)",
     )
     structured_output: str = Field(
         "auto",

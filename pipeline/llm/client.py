@@ -47,7 +47,8 @@ from pipeline.settings import ModelSettings
 T = TypeVar("T")
 BUDGET = "budget exhausted"
 # errors that answer every request the same way until someone changes the settings or the server
-STEADY_KINDS = frozenset({"auth", "not_found", "bad_request", "rejected"})
+# (a server that keeps silent past `timeout_s`, retries included, is one too)
+STEADY_KINDS = frozenset({"auth", "not_found", "bad_request", "rejected", "timeout"})
 _VARYING = re.compile(r"\b[0-9a-f]{8,}\b|\b[\w-]*\d[\w-]*\b", re.IGNORECASE)  # ids, counts
 
 

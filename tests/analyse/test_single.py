@@ -268,6 +268,16 @@ def test_a_server_that_refuses_everything_alike_stops_the_map(loopback, lake):
     assert resumed.n_analysed == n and resumed.stopped is None
 
 
+def test_a_hung_server_stops_the_map_after_a_few_silences(loopback, lake):
+    scripted.small_lake(lake)
+    loopback.hang_s = 1.0
+    loopback.fail("timeout", times=1000)
+    settings = loopback.settings(timeout_s=0.2, timeout_retries=0, concurrency=1, breaker_after=2)
+    stopped = analyse(lake, settings=settings, batch_size=4)
+    assert "[timeout]" in stopped.stopped and "2 requests in a row" in stopped.stopped
+    assert len(loopback.chat_requests) == 2, "one request per silence, and none after"
+
+
 def test_a_key_the_server_echoes_is_stored_and_printed_nowhere(loopback, lake, capsys):
     scripted.small_lake(lake)
     key = "sk-proj-Zq81x0TESTKEYvalue4242"
