@@ -157,6 +157,18 @@ class SingleAnalyst(ModelAnalyst):
                 if done(b.key, b.batch, b.outcomes):
                     raise _Stop
 
+        def render(b: _Pending, i: int, row, steps) -> tuple[ChatRequest, int] | None:
+            """The run's request and render budget; None once a run that cannot be rendered
+            has its error outcome (it fails alone)."""
+            try:
+                return self.request(row, steps)
+            except PromptTooLong as exc:
+                b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
+            except Exception as exc:
+                b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
+            self.tick()
+            return None
+
         async def produce() -> None:
             for key, batch in batches:
                 if self.stop_reason() is not None:
@@ -165,17 +177,8 @@ class SingleAnalyst(ModelAnalyst):
                 pending.append(b)
                 for i, (row, steps) in enumerate(batch.items()):
                     await _idle(loop)
-                    try:
-                        req, budget = self.request(row, steps)
-                    except PromptTooLong as exc:
-                        b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
-                        self.tick()
-                        continue
-                    except Exception as exc:  # a run that cannot be rendered fails alone
-                        b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
-                        self.tick()
-                        continue
-                    await ready.put((b, i, row, steps, req, budget, self.context_tokens))
+                    if (rendered := render(b, i, row, steps)) is not None:
+                        await ready.put((b, i, row, steps, *rendered, self.context_tokens))
                 wake.set()  # a batch none of whose runs reached the model is done already
             for _ in range(width):
                 await ready.put(None)
@@ -186,12 +189,9 @@ class SingleAnalyst(ModelAnalyst):
                 if b is not pending[0] and self.stop_reason() is not None:
                     continue  # a later batch than the one in flight when the budget ran out
                 if window != self.context_tokens:  # rendered before an error told the window
-                    try:
-                        req, budget = self.request(row, steps)
-                    except PromptTooLong as exc:
-                        b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
-                        self.tick()
+                    if (rendered := render(b, i, row, steps)) is None:
                         continue
+                    req, budget = rendered
                 state["in_flight"] += 1
                 if state["in_flight"] == width:
                     wake.set()
