@@ -37,6 +37,7 @@ import polars as pl
 
 from pipeline import sql
 from pipeline.analyse.analyst import Analyst, config_id
+from pipeline.analyse.behaviour import derive
 from pipeline.analyse.local_map import map_here
 from pipeline.analyse.selection import select
 from pipeline.analyse.summary import AnalyseError, AnalyseSummary
@@ -218,6 +219,11 @@ def analyse(
             console.warn(f"removed {n} {what} left by an interrupted run")
     con = sql.connect(lake)
     con.sql("set enable_progress_bar = false")  # our own bar reports progress
+    behaviour = derive(lake, con)
+    console.detail(
+        f"behaviour: {behaviour.contrasts.height} features compared, "
+        f"{behaviour.contrasts.filter(pl.col('is_finding')).height} findings (table contrasts)"
+    )
     selection = select(lake, con, cid, where=where, sample=sample, seed=seed, limit=limit)
     todo = selection.filter(~pl.col("is_done"))
     summary.n_selected = selection.height

@@ -139,4 +139,11 @@ def to_arrow(name: str, df: pl.DataFrame, *, with_partitions: bool = False) -> p
 
 
 # The table modules register themselves on import.
-from pipeline.schemas import analysis, consolidation, evaluation, llm, trajectory  # noqa: E402,F401
+from pipeline.schemas import (  # noqa: E402,F401
+    analysis,
+    behaviour,
+    consolidation,
+    evaluation,
+    llm,
+    trajectory,
+)

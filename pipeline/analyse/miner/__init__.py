@@ -32,12 +32,13 @@ from pipeline.analyse.analyst import (
 )
 from pipeline.analyse.miner.context import RunContext, batch_parts, build_context
 from pipeline.analyse.miner.pool import Pool, Thresholds, build_pool
+from pipeline.analyse.miner.rules_contrast import contrast_rule, load_facts
 from pipeline.analyse.miner.rules_flow import final_call_rule, loop_rules, path_rules, recovery_rule
 from pipeline.analyse.miner.rules_grader import answer_rule, gold_rules, handoff_rule, outputs_rule
 from pipeline.analyse.sections import SectionMatcher
 from pipeline.lake import Lake
 
-RULES_VERSION = "miner-1"
+RULES_VERSION = "miner-2"
 RESULT_CHARS = 4000  # leading characters of each tool result the rules read
 
 # Causes first: when a run yields more than the cap, the ones that explain the failure stay.
@@ -46,6 +47,7 @@ RULES: list[Callable[[RunContext], list[LessonDraft]]] = [
     handoff_rule,
     outputs_rule,
     answer_rule,
+    contrast_rule,
     final_call_rule,
     recovery_rule,
     loop_rules,
@@ -79,6 +81,7 @@ class MinerAnalyst(BaseAnalyst):
 
     def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
         self.pool = build_pool(con, self.thresholds)
+        self.pool.contrasts = load_facts(con)
         self.runs = {
             r["trajectory_id"]: r for r in sql.query(con, "miner_runs").iter_rows(named=True)
         }

@@ -59,14 +59,14 @@ class RunContext:
     def family_label(self) -> str:
         return "" if self.family == NO_GOLD_FAMILY else f"{self.family} "
 
-    def section(self, tool: str | None, *context: str | None) -> str:
+    def section(self, tool: str | None, *context: str | None, fallback: str = "General") -> str:
         """The base skill's section for a lesson about `tool`, else a name derived from it."""
         if self.matcher is not None:
             extra = [w for text in context for w in words(text)]
             hit = self.matcher.match(words(tool), extra)
             if hit:
                 return hit
-        return derived_section(tool)
+        return derived_section(tool, fallback)
 
     def last_steps(self, n: int = 2) -> list[int]:
         """Steps of the run's last `n` tool calls (with results), or its last message."""

@@ -22,6 +22,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import polars as pl
@@ -68,6 +69,7 @@ class Pool:
     n_runs: Counter  # source -> runs
     n_success: Counter  # source -> successful runs
     flags: Counter  # (source, flag, outcome) -> runs; flags from `run_flags`
+    contrasts: Any = None  # rules_contrast.ContrastFacts, set by the miner's prepare
 
     def flag_counts(self, source: str, flag: str) -> tuple[int, int]:
         """(runs with the flag, of which successful) in a source."""
