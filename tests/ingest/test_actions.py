@@ -123,3 +123,38 @@ def test_a_v2_tool_call_run_keeps_its_calls(lake: Lake, tmp_path: Path):
     ], trajectory_format="mini-swe-agent-1.1"))  # fmt: skip
     assert commands(s) == ["ls"]
     assert s["kind"].to_list()[2:] == ["tool_call", "tool_result", "message", "message"]
+
+
+def swe_run(tmp_path: Path, actions: list[str], system: str = "SETTING: ...") -> Path:
+    path = tmp_path / "demo__repo-2.traj"
+    trajectory = [{"action": a, "observation": "ok", "thought": "t", "response": "t"}
+                  for a in actions]  # fmt: skip
+    history = [{"role": "system", "content": system}, {"role": "user", "content": "Fix it."}]
+    path.write_text(json.dumps({"trajectory": trajectory, "history": history, "info": {}}))
+    return path
+
+
+def tools(steps: pl.DataFrame) -> list[str]:
+    return steps.filter(pl.col("kind") == "tool_call")["tool_name"].to_list()
+
+
+def test_swe_agent_shell_actions_are_bash_and_commands_keep_their_name(lake: Lake, tmp_path: Path):
+    actions = ["cd /testbed && python reproduce.py", "str_replace_editor view /testbed/a.py",
+               "python -m pytest -q", "submit"]  # fmt: skip
+    s = steps_of(lake, swe_run(tmp_path, actions))
+    assert tools(s) == ["bash", "str_replace_editor", "bash", "submit"]
+    assert commands(s) == actions  # the whole action line, for any tool
+
+
+def test_swe_agent_commands_documented_in_the_system_prompt(lake: Lake, tmp_path: Path):
+    prompt = (
+        "COMMANDS:\nreview:\n  docstring: shows the diff\n  signature: review\n\n"
+        "open:\n  docstring: opens a file\n"
+    )
+    s = steps_of(lake, swe_run(tmp_path, ["review", "open a.py", "grep -rn x ."], prompt))
+    assert tools(s) == ["review", "open", "bash"]
+
+
+def test_swe_agent_step_without_an_action_is_a_message(lake: Lake, tmp_path: Path):
+    s = steps_of(lake, swe_run(tmp_path, ["", "ls"]))
+    assert s["kind"].to_list() == ["message", "message", "message", "tool_call", "tool_result"]
