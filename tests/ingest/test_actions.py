@@ -158,3 +158,21 @@ def test_swe_agent_commands_documented_in_the_system_prompt(lake: Lake, tmp_path
 def test_swe_agent_step_without_an_action_is_a_message(lake: Lake, tmp_path: Path):
     s = steps_of(lake, swe_run(tmp_path, ["", "ls"]))
     assert s["kind"].to_list() == ["message", "message", "message", "tool_call", "tool_result"]
+
+
+def test_react_free_text_action_names_no_tool(lake: Lake, tmp_path: Path):
+    path = tmp_path / "react.log"
+    path.write_text(
+        "Question: Capital of France?\nThought 1: Search it.\n"
+        "Action 1: I should look up France first.\n"
+        "Observation 1: Invalid Action. Valid Actions are Lookup[<topic>] Search[<topic>] and "
+        "Finish[<answer>].\nThought 2: Right.\nAction 2: Search[France]\n"
+        "Observation 2: France is a country.\nThought 3: Paris.\nAction 3: Finish[Paris]\n"
+        "Observation 3: Answer is CORRECT\n"
+    )
+    s = steps_of(lake, path)
+    assert tools(s) == ["Search", "Finish"]
+    assert s["kind"].to_list()[:3] == ["message", "message", "message"]
+    assert s["content"][1] == "Search it.\nI should look up France first."
+    assert s["role"][2] == "user" and s["content"][2].startswith("Invalid Action")
+    assert s.filter(pl.col("kind") == "tool_result")["call_step_idx"].to_list() == [3, 5]
