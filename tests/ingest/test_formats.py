@@ -139,7 +139,8 @@ def test_swe_agent(lake: Lake):
     assert s["role"].head(2).to_list() == ["system", "user"]  # the demonstration is skipped
     assert "demonstration" not in s["content"][1]
     calls = s.filter(pl.col("kind") == "tool_call")
-    assert calls["tool_name"].to_list() == ["find_file", "python", "edit", "submit"]
+    # `python reproduce.py` ran in the shell: a bash call, not a tool named python
+    assert calls["tool_name"].to_list() == ["find_file", "bash", "edit", "submit"]
     results = s.filter(pl.col("kind") == "tool_result")
     assert results["is_error"].to_list() == [False, True, False, False]  # the traceback
     assert json.loads(t["meta"][0])["exit_status"] == "submitted"

@@ -8,6 +8,9 @@ logs reprint solved runs verbatim in every later trial: a reprint is not a new r
 as a duplicate (a failed run repeated word for word in a later trial is a real new attempt). Each trial's summary is checked against the runs found; a mismatch is reported.
 Without sections, the outcome comes from a final ``Answer is CORRECT / INCORRECT`` observation.
 
+An ``Action`` line that is not ``Tool[arg]`` named no tool: it is kept as the assistant's text and
+the observation answering it as a user message.
+
 Reflections printed after the question are what the agent was shown (part of the user message);
 ``Correct answer:`` is the grader's and goes to ``meta.grader``. The task id is a digest of the
 question text, so every attempt at one question shares it.
@@ -148,6 +151,7 @@ def _run(block: list[str], where: str, trial, section, ctx) -> Run:
     b.message("user", user_text, 0)
     thought = None
     last_obs = None
+    free_text: set[int] = set()  # numbers of Action lines that named no tool
     msg = 0
     for kind, n, text in items:
         text = text.rstrip("\n")
@@ -159,12 +163,19 @@ def _run(block: list[str], where: str, trial, section, ctx) -> Run:
         elif kind == "Action":
             if thought is None:
                 msg += 1
-            name, args = _parse_action(text)
-            b.call(name, args, f"action_{n}", msg, content=thought)
+            call = _parse_action(text)
+            if call is None:  # free text, not Tool[arg]: the environment ran no tool
+                b.message("assistant", "\n".join(t for t in (thought, text.strip()) if t), msg)
+                free_text.add(n)
+            else:
+                b.call(*call, f"action_{n}", msg, content=thought)
             thought = None
         else:
             msg += 1
-            b.result(f"action_{n}", text, msg, is_error=bool(_TOOL_ERROR.match(text)))
+            if n in free_text:  # the environment's reply to free text ("Invalid Action ...")
+                b.message("user", text, msg)
+            else:
+                b.result(f"action_{n}", text, msg, is_error=bool(_TOOL_ERROR.match(text)))
             last_obs = text
     if thought is not None:
         b.message("assistant", thought, msg)
@@ -200,10 +211,11 @@ def _run(block: list[str], where: str, trial, section, ctx) -> Run:
     )
 
 
-def _parse_action(text: str) -> tuple[str, dict]:
+def _parse_action(text: str) -> tuple[str, dict] | None:
+    """``Tool[arg]`` as a tool and its arguments; None for anything else (the ReAct environment
+    parses actions with the same pattern and answers any other text with "Invalid Action")."""
     m = _CALL.match(text)
     if not m:
-        word = text.strip().split("[", 1)[0].split(" ", 1)[0] or "invalid"
-        return word, {"argument": text.strip()}
+        return None
     name, arg = m.group(1), m.group(2)
     return name, {_ARG_NAMES.get(name, "argument"): arg}

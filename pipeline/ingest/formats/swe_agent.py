@@ -2,8 +2,11 @@
 "replay_config": ..., "environment": ...}``.
 
 Each ``trajectory`` step (``thought``, ``action``, ``observation``, ``response``) becomes an
-assistant tool call (the tool is the action's first word, ``str_replace_editor``, ``python``,
-``submit``, ...; arguments ``{"command": action}``; the thought is its text) and its result.
+assistant tool call (arguments ``{"command": action}``; the thought is its text) and its result.
+The tool is the action's first word when that is one of SWE-agent's own commands (its tool
+bundles' ``str_replace_editor``, ``open``, ``edit``, ``submit``, ..., or a command the run's
+system prompt documents); any other action ran in the shell and is a ``bash`` call. A step
+without an action (a reply SWE-agent could not parse) is an assistant message.
 The run opens with the system prompt and the first task message from ``history`` (demonstrations
 are skipped). SWE-agent does not record exit codes, so an observation is an error when it reads
 like one (a traceback, ``command not found``, ``No such file``, a rejected edit, failing tests,
@@ -43,6 +46,19 @@ _SHELL_ERROR = re.compile(
     re.M,
 )
 
+# The commands of SWE-agent's tool bundles (0.x config/commands, 1.x tools/*): everything else an
+# agent writes is run by the environment's bash session. `exit` is intercepted by the agent.
+BUNDLE_COMMANDS = frozenset({
+    "str_replace_editor", "open", "goto", "scroll_up", "scroll_down", "create", "edit", "insert",
+    "find_file", "search_dir", "search_file", "submit", "filemap", "view_image", "exit_forfeit",
+    "exit", "open_site", "close_site", "screenshot_site", "click_mouse", "double_click_mouse",
+    "move_mouse", "drag_mouse", "type_text", "scroll_on_page", "execute_script_on_page",
+    "navigate_back", "navigate_forward", "reload_page", "wait_time", "press_keys_on_page",
+    "set_browser_window_size", "get_console_output",
+})  # fmt: skip
+# How 0.x system prompts document a command: "open:\n  docstring: opens the file ..."
+_COMMAND_DOC = re.compile(r"^(\w+):\n[ \t]+docstring:", re.M)
+
 
 def sniff(sample: list[Any], raw: RawFile) -> bool:
     doc = sample[0] if len(sample) == 1 else None
@@ -76,6 +92,7 @@ def _run(doc: dict, trajectory: list, raw: RawFile, ctx) -> Run:
     b = StepBuilder()
     history = doc.get("history") if isinstance(doc.get("history"), list) else []
     opening = [h for h in history if isinstance(h, dict) and not h.get("is_demo")]
+    commands = BUNDLE_COMMANDS | documented_commands(opening)
     msg = 0
     for h in opening[:2]:  # the system prompt and the task as the agent first saw them
         if h.get("role") in ("system", "user"):
@@ -90,8 +107,7 @@ def _run(doc: dict, trajectory: list, raw: RawFile, ctx) -> Run:
             b.message("assistant", thought, msg)
             msg += 1
             continue
-        tool = action.split(None, 1)[0]
-        call = b.call(tool, {"command": action}, None, msg, content=thought)
+        call = b.call(tool_of(action, commands), {"command": action}, None, msg, content=thought)
         observation = text_of(step.get("observation"))
         b.result(call, observation, msg + 1, is_error=observation_error(observation))
         msg += 2
@@ -120,6 +136,17 @@ def _run(doc: dict, trajectory: list, raw: RawFile, ctx) -> Run:
         reward=None,
         meta=meta,
     )
+
+
+def documented_commands(history: list) -> frozenset[str]:
+    """Commands the run's system prompt documents (SWE-agent 0.x lists them with docstrings)."""
+    prompt = next((text_of(h.get("content")) for h in history if h.get("role") == "system"), None)
+    return frozenset(_COMMAND_DOC.findall(prompt or ""))
+
+
+def tool_of(action: str, commands: frozenset[str]) -> str:
+    word = action.split(None, 1)[0]
+    return word if word in commands else "bash"
 
 
 def _get(d: Any, *keys: str) -> Any:
