@@ -13,6 +13,7 @@ import polars as pl
 from pipeline.console import Console
 from pipeline.ingest.run import EXIT_NOTHING, EXIT_PARTIAL, IngestError, IngestSummary, ingest_paths
 from pipeline.ingest.stats import SECTIONS, lake_stats
+from pipeline.ingest.synth import FAMILY_NAMES as SYNTH_FAMILIES
 from pipeline.ingest.synth import FORMATS as SYNTH_FORMATS
 from pipeline.ingest.synth import write_synthetic
 from pipeline.options import lake_option, pass_console
@@ -172,11 +173,13 @@ def stats(console: Console, lake, as_json, source, top_tasks):
               help="How many runs to write (ingesting DIR gives exactly N trajectories).")  # fmt: skip
 @click.option("--format", "format_", default="openai-chat", show_default=True,
               type=click.Choice(SYNTH_FORMATS), help="File format to write.")  # fmt: skip
+@click.option("--family", type=click.Choice(SYNTH_FAMILIES),
+              help="Write only this task family (default: the format's usual mix).")  # fmt: skip
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same bytes.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), metavar="N",
               help="Worker processes (default: one per core).")  # fmt: skip
 @pass_console
-def synth(console: Console, out_dir: Path, n: int, format_: str, seed: int, jobs):
+def synth(console: Console, out_dir: Path, n: int, format_: str, family, seed: int, jobs):
     """Write realistic synthetic trajectories in any supported format.
 
     Task families: booking (an airline agent with tools), coding (a shell agent fixing a bug,
@@ -185,12 +188,17 @@ def synth(console: Console, out_dir: Path, n: int, format_: str, seed: int, jobs
     before installing, an edit that did not apply, ...) are injected at rates that differ by
     model and recorded in the grader's view. SWE-agent, mini-swe-agent and Claude Code runs keep
     outcomes apart, as real ones do: ingest them with --labels DIR/report.json (or labels.csv).
+
+    --family swebench (openai-chat, parquet, mini-swe-agent, swe-agent) runs every task 8 times
+    with behaviour effects planted on the outcome (reproducing the bug first and testing after
+    the last edit help, editing the tests hurts, others do nothing); its SWE files carry their
+    own outcome.
     """
     started = time.perf_counter()
     try:
         with console.progress("synth", total=n) as advance:
             paths = write_synthetic(
-                out_dir, n, format=format_, seed=seed, jobs=jobs, progress=advance
+                out_dir, n, format=format_, seed=seed, family=family, jobs=jobs, progress=advance
             )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -1,18 +1,22 @@
 """Synthetic trajectories in any supported format: realistic, varied, deterministic per seed.
 
-``write_synthetic(out_dir, n, format=..., seed=...)`` writes ``n`` runs (ingesting the folder
-gives exactly ``n`` trajectories). Task families: ``booking`` (an airline agent with tools),
-``coding`` (a shell agent fixing a bug, with test failures) and ``qa`` (ReAct search). Each
-family injects recurring failure patterns (a tool that rejects a date format, an update without
-the lookup it needs, identical calls repeated in a loop, tests run before installing, an edit
-that did not apply, ...) at rates that differ by model, and records them in the grader's view
-(``meta.grader.injected`` once ingested) so an analysis can be scored against the truth.
+``write_synthetic(out_dir, n, format=..., seed=..., family=...)`` writes ``n`` runs (ingesting
+the folder gives exactly ``n`` trajectories). Task families: ``booking`` (an airline agent with
+tools), ``coding`` (a shell agent fixing a bug, with test failures) and ``qa`` (ReAct search).
+Each family injects recurring failure patterns (a tool that rejects a date format, an update
+without the lookup it needs, identical calls repeated in a loop, tests run before installing, an
+edit that did not apply, ...) at rates that differ by model, and records them in the grader's
+view (``meta.grader.injected`` once ingested) so an analysis can be scored against the truth.
+``swebench``, written only when asked for, runs every task several times with behaviour effects
+planted on the outcome (see ``swebench``), for scoring a contrastive miner.
 
 Formats and families: openai-chat, parquet and otel mix booking and coding; tau-bench is booking;
 mini-swe-agent, swe-agent and claude-code are coding (outcomes in ``report.json`` /
-``labels.csv``, as real runs keep them apart); react-text is qa. Runs are written in shards
-(files or folders) in parallel worker processes; a shard's bytes depend only on the seed, the
-format and the shard number.
+``labels.csv``, as real runs keep them apart); react-text is qa. openai-chat, parquet,
+mini-swe-agent and swe-agent also take ``swebench``; its attempts share their task's instance
+id, which a report cannot tell apart, so SWE files carry their own ``info.resolved``. Runs are
+written in shards (files or folders) in parallel worker processes; a shard's bytes depend only
+on the seed, the format, the family asked for and the shard number.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.ingest.synth import booking, coding, qa
+from pipeline.ingest.synth import booking, coding, qa, swebench
 from pipeline.ingest.synth.episode import MODELS, Episode, Text
 from pipeline.ingest.synth.writers import WRITERS
 from pipeline.pool import process_pool
@@ -40,6 +44,8 @@ FAMILIES = {
     "otel": ("booking", "coding"),
     "react-text": ("qa",),
 }
+ON_REQUEST = {"swebench": ("openai-chat", "parquet", "mini-swe-agent", "swe-agent")}
+FAMILY_NAMES = sorted({f for fs in FAMILIES.values() for f in fs} | set(ON_REQUEST))
 GENERATORS = {"booking": booking.episode, "coding": coding.episode, "qa": qa.episode}
 SHARD_RUNS = {"tau-bench": 1000, "react-text": 200}  # runs per shard (default 2000)
 REACT_QUESTIONS = 100  # questions attempted per Reflexion trial
@@ -47,12 +53,21 @@ TRIALS = 4  # runs per task: run i is trial i % TRIALS of task i // TRIALS
 POOL_MIN_RUNS = 3000
 
 
-def shard_episodes(fmt: str, seed: int, shard: int, start: int, stop: int) -> list[Episode]:
+def families_of(fmt: str) -> list[str]:
+    """The families `fmt` can hold: its usual mix, then those written only when asked for."""
+    return [*FAMILIES[fmt], *(f for f, formats in ON_REQUEST.items() if fmt in formats)]
+
+
+def shard_episodes(
+    fmt: str, seed: int, shard: int, start: int, stop: int, family: str | None = None
+) -> list[Episode]:
     rng = random.Random(f"synth:{seed}:{fmt}:{shard}")
     text = Text(rng)
     if fmt == "react-text":
         return _reflexion_trials(rng, text, seed, start, stop)
-    families = FAMILIES[fmt]
+    if family == "swebench":
+        return _swebench_attempts(rng, text, seed, start, stop)
+    families = FAMILIES[fmt] if family is None else (family,)
     models = list(MODELS)
     shard_model = models[shard % len(models)]  # tau-bench files hold one model each
     episodes = []
@@ -62,6 +77,20 @@ def shard_episodes(fmt: str, seed: int, shard: int, start: int, stop: int) -> li
         e = GENERATORS[family](rng, text, model, i // TRIALS)
         e.trial = i % TRIALS
         e.run_id = f"{family}-{seed}-{i:07d}"
+        episodes.append(e)
+    return episodes
+
+
+def _swebench_attempts(
+    rng: random.Random, text: Text, seed: int, start: int, stop: int
+) -> list[Episode]:
+    """Run i is attempt i % RUNS_PER_TASK of task i // RUNS_PER_TASK, by a model drawn per run."""
+    models = list(MODELS)
+    episodes = []
+    for i in range(start, stop):
+        e = swebench.episode(rng, text, rng.choice(models), seed, i // swebench.RUNS_PER_TASK)
+        e.trial = i % swebench.RUNS_PER_TASK
+        e.run_id = f"swebench-{seed}-{i:07d}"
         episodes.append(e)
     return episodes
 
@@ -95,10 +124,16 @@ def _reflexion_trials(
 
 
 def _write_shard(args: tuple) -> tuple[list[Path], list[tuple[str, str, list]]]:
-    fmt, seed, shard, start, stop, out = args
-    episodes = shard_episodes(fmt, seed, shard, start, stop)
+    fmt, seed, shard, start, stop, out, family = args
+    episodes = shard_episodes(fmt, seed, shard, start, stop, family)
     paths = WRITERS[fmt](shard, episodes, Path(out))
-    outcomes = [(e.run_id, e.outcome, e.grader.get("injected", [])) for e in episodes]
+    # A report keyed by instance cannot tell apart attempts that share one: their files carry
+    # their outcome instead (see writers).
+    outcomes = [
+        (e.run_id, e.outcome, e.grader.get("injected", []))
+        for e in episodes
+        if not e.meta.get("shared_task")
+    ]
     return paths, outcomes
 
 
@@ -108,13 +143,18 @@ def write_synthetic(
     *,
     format: str = "openai-chat",
     seed: int = 0,
+    family: str | None = None,
     jobs: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Write n synthetic runs under out_dir in `format`; returns the files written.
+    `family` picks one task family (default: the format's usual mix).
     `progress(k)` is called as each shard of k runs is done."""
     if format not in WRITERS:
         raise ValueError(f"unknown format {format!r}; synth writes {', '.join(FORMATS)}")
+    if family is not None and family not in families_of(format):
+        can_be = ", ".join(families_of(format))
+        raise ValueError(f"{format} runs cannot be of family {family!r}; they can be {can_be}")
     if n < 1:
         raise ValueError("the number of trajectories must be at least 1")
     out = Path(out_dir)
@@ -123,7 +163,8 @@ def write_synthetic(
     out.mkdir(parents=True, exist_ok=True)
     size = SHARD_RUNS.get(format, 2000)
     tasks = [
-        (format, seed, k, s, min(n, s + size), str(out)) for k, s in enumerate(range(0, n, size))
+        (format, seed, k, s, min(n, s + size), str(out), family)
+        for k, s in enumerate(range(0, n, size))
     ]
     workers = min(jobs or os.cpu_count() or 1, len(tasks))
     results = []
@@ -140,7 +181,7 @@ def write_synthetic(
                 progress(task[4] - task[3])
     paths = [p for shard_paths, _ in results for p in shard_paths]
     outcomes = [o for _, shard_outcomes in results for o in shard_outcomes]
-    if format in ("mini-swe-agent", "swe-agent"):
+    if outcomes and format in ("mini-swe-agent", "swe-agent"):
         report = out / "report.json"
         report.write_text(json.dumps({
             "resolved_ids": [r for r, o, _ in outcomes if o == "success"],
@@ -148,7 +189,7 @@ def write_synthetic(
             "injected": {r: i for r, _, i in outcomes},
         }, indent=1))  # fmt: skip
         paths.append(report)
-    elif format == "claude-code":
+    elif outcomes and format == "claude-code":
         labels = out / "labels.csv"
         with labels.open("w", newline="") as fh:
             w = csv.writer(fh)

@@ -1,8 +1,9 @@
 """Episodes -> files, one writer per input format, laid out as the real tools lay them out.
 
 Each writer takes one shard (a list of episodes) and writes its files; SWE formats and Claude
-Code sessions get one file per run, and their outcomes (not part of those files) go to a
-SWE-bench style ``report.json`` / a ``labels.csv`` written by ``write_synthetic``.
+Code sessions get one file per run, and their outcomes (not part of those files, except for
+attempts that share a task: see ``_instance``) go to a SWE-bench style ``report.json`` / a
+``labels.csv`` written by ``write_synthetic``.
 """
 
 from __future__ import annotations
@@ -60,19 +61,30 @@ def _split(content: str) -> tuple[int, str]:
     return (int(m.group(1)), m.group(2)) if m else (0, content)
 
 
+def _instance(e: Episode) -> tuple[str, dict]:
+    """The instance id a SWE file names, and what its ``info`` adds. Attempts that share a task
+    share its instance id, which a report keyed by instance cannot tell apart: those files carry
+    their outcome as ``info.resolved``, as evaluation logs merged into trajectories do."""
+    if e.meta.get("shared_task"):
+        return e.task_id, {"resolved": e.outcome == "success"}
+    return e.run_id, {}
+
+
 def mini_swe_agent(shard: int, episodes: list[Episode], out: Path) -> list[Path]:
     paths = []
     for e in episodes:
         folder = out / f"shard-{shard:04d}" / e.run_id
         folder.mkdir(parents=True, exist_ok=True)
         calls = sum(1 for m in e.messages if m["role"] == "assistant")
+        instance, outcome = _instance(e)
         doc = {
             "info": {"model_stats": {"instance_cost": round(0.002 * calls, 4), "api_calls": calls},
                      "config": {"model": {"model_name": e.model}}, "mini_version": "2.2.7",
-                     "exit_status": "Submitted", "submission": e.meta.get("submission", "")},
+                     "exit_status": "Submitted", "submission": e.meta.get("submission", ""),
+                     **outcome},
             "messages": [*e.messages, {"role": "exit", "content": e.meta.get("submission", "")}],
             "trajectory_format": "mini-swe-agent-1.1",
-            "instance_id": e.run_id,
+            "instance_id": instance,
         }  # fmt: skip
         path = folder / f"{e.run_id}.traj.json"
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -93,11 +105,12 @@ def swe_agent(shard: int, episodes: list[Episode], out: Path) -> list[Path]:
                 steps.append({"action": action, "observation": observation, "thought": m["content"] or "",
                               "response": m["content"] or "", "state": {}, "execution_time": 0.1,
                               "query": [], "extra_info": {}})  # fmt: skip
-        replay = {"agent": {"model": {"name": e.model}}, "problem_statement": {"id": e.run_id}}
+        instance, outcome = _instance(e)
+        replay = {"agent": {"model": {"name": e.model}}, "problem_statement": {"id": instance}}
         doc = {"trajectory": steps,
                "history": [{"role": m["role"], "content": m["content"], "agent": "main"} for m in msgs[:2]],
                "info": {"exit_status": "submitted", "submission": e.meta.get("submission", ""),
-                        "model_stats": {"api_calls": len(steps)}},
+                        "model_stats": {"api_calls": len(steps)}, **outcome},
                "replay_config": json.dumps(replay), "environment": "main"}  # fmt: skip
         path = folder / f"{e.run_id}.traj"
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
