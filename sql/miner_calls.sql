@@ -2,13 +2,14 @@
 -- grain: one row per tool_call step.
 -- inputs: steps (the lake's, or one batch's frame registered under that name).
 -- parameters: $result_chars: how many leading characters of each result to keep (0: none; error
---   results always keep their first 600 characters in error_text).
+--   results always keep their first and last 600 characters in error_text: a traceback or a test
+--   report names its error at the end).
 -- columns:
 --   call_no        0-based position of the call among the run's tool calls
 --   n_calls        tool calls in the run
 --   result_step_idx step of the result (null when the call got none)
 --   is_error       the result reports an error
---   error_text     leading text of an error result
+--   error_text     an error result's text (its head and tail when long)
 --   result_text    leading text of the result ($result_chars)
 --   is_final       no assistant step follows the call's result: the call ended the run
 with
@@ -69,7 +70,11 @@ final as (
         c.call_text,
         r.result_step_idx::bigint as result_step_idx,
         coalesce(r.is_error, false) as is_error,
-        case when r.is_error then left(r.content, 600) end as error_text,
+        case
+            when not coalesce(r.is_error, false) then null
+            when length(r.content) <= 1200 then r.content
+            else left(r.content, 600) || chr(10) || '...' || chr(10) || right(r.content, 600)
+        end as error_text,
         left(coalesce(r.content, ''), $result_chars::bigint) as result_text,
         coalesce(c.step_idx >= la.last_agent_step, true) as is_final
     from calls as c

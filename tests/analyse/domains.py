@@ -290,3 +290,62 @@ def qa_runs() -> list[Run]:
         ),
     ]
     return wins + fails
+
+
+SWE = "swe"
+
+
+def wrapped(code: int, output: str) -> str:
+    """A shell result as mini-swe-agent reports it."""
+    return f"<returncode>{code}</returncode>\n<output>\n{output}\n</output>"
+
+
+def shell_runs(n: int = 8) -> list[Run]:
+    """mini-swe-agent-like runs: after a look around, a script written with a heredoc fails on a
+    missing module; half the runs install it and rerun the script (and succeed), the others
+    search with grep (no match, no output) or list files, then write a line of prose as a command
+    and stop. Each run names its script differently."""
+    out = []
+    for i in range(n):
+        script = f"repro_{i}.py"
+        trace = (
+            f'Traceback (most recent call last):\n  File "/repo/{script}", line 1, in <module>\n'
+            f"    import mod{i}\nModuleNotFoundError: No module named 'mod{i}'"
+        )
+        steps = [
+            user("fix the bug described in the issue"),
+            call("bash", {"command": "git status --short"}, wrapped(0, "")),
+            call("bash", {"command": "ls -la src"}, wrapped(0, "app.py")),
+            call(
+                "bash",
+                {"command": f"cat <<'EOF' > {script}\nimport mod{i}\nprint('No idea')\nEOF"},
+                wrapped(0, ""),
+            ),
+            call("bash", {"command": f"python {script}"}, wrapped(1, trace), error=True),
+        ]
+        if i % 2 == 0:
+            steps += [
+                call(
+                    "bash", {"command": f"pip install mod{i}"}, wrapped(0, "Successfully installed")
+                ),
+                call("bash", {"command": f"python {script}"}, wrapped(0, "ok")),
+            ]
+        else:
+            search = (
+                call("bash", {"command": f"grep -rn 'def f{i}' src"}, wrapped(1, ""), error=True)
+                if i % 4 == 1
+                else call("bash", {"command": "ls -la src"}, wrapped(0, "app.py"))
+            )
+            steps += [
+                search,
+                call(
+                    "bash",
+                    {"command": "No changes are needed here. Let me submit."},
+                    wrapped(127, "bash: line 1: No: command not found"),
+                    error=True,
+                ),
+            ]
+        out.append(
+            run(f"w{i}", SWE, "success" if i % 2 == 0 else "failure", steps, task_id=f"w{i}")
+        )
+    return out

@@ -1,12 +1,16 @@
-"""The miner on three small pools: what it learns about tools, and the lessons it writes."""
+"""The miner on small pools: what it learns about tools, and the lessons it writes."""
 
 from __future__ import annotations
+
+import re
 
 import polars as pl
 import pytest
 
 from pipeline import sql
 from pipeline.analyse.miner.pool import build_pool
+from pipeline.analyse.miner.recovery import Strategy, StrategyStat
+from pipeline.analyse.miner.rules_flow import _tried
 from pipeline.analyse.run import analyse
 from pipeline.lake import Lake
 from tests.analyse import builders, domains
@@ -147,3 +151,52 @@ def test_base_skill_sections_are_targeted(tmp_path, pool_lake):
     )
     assert by_tool["place_order"] == "Placing orders"
     assert by_tool["cancel_order"] == "Cancelling orders"
+
+
+@pytest.fixture(scope="module")
+def shell_lessons(tmp_path_factory) -> pl.DataFrame:
+    lake = Lake(tmp_path_factory.mktemp("shell") / "lake")
+    builders.write(lake, domains.shell_runs())
+    summary = analyse(lake)
+    assert summary.n_failed == 0, summary.errors
+    return lake.read("lessons")
+
+
+def test_shell_errors_are_named_by_their_output_and_program(shell_lessons):
+    text = " ".join(shell_lessons["title"].to_list() + shell_lessons["content"].to_list())
+    assert "returncode" not in text and "<output>" not in text
+    assert "`No" not in text and "`cat" not in text  # prose and heredoc bodies are no programs
+    [script] = [r for r in of(shell_lessons, "w1", "error_recovery") if "`python`" in r["title"]]
+    assert script["title"] == (
+        "When bash `python` fails with \"ModuleNotFoundError: No module named '...'\", "
+        "call bash `pip install` first, then retry bash `python` unchanged"
+    )
+    assert "returned \"ModuleNotFoundError: No module named 'mod1'\"" in script["content"]
+    assert "returned this error 8 times in 8 runs" in script["content"]
+    titles = [r["title"] for r in of(shell_lessons, "w1", "error_recovery")]
+    assert "Prevent 'exit code 1, no output' from bash `grep`: no retry recovered from it" in titles
+    assert (
+        "Prevent 'bash: line <n>: No: command not found' from bash: no retry recovered from it"
+        in titles
+    )
+
+
+def test_each_outcome_of_an_error_is_printed_once(shell_lessons):
+    [script] = [r for r in of(shell_lessons, "w3", "error_recovery") if "`python`" in r["title"]]
+    tried = re.search(r"in 8 runs \((.*)\)\.", script["content"]).group(1).split("; ")
+    assert tried == [
+        "called bash `pip install`, then retried bash `python` unchanged: 4 of 4 went through",
+        "gave up on bash `python` and called bash `grep`: 0 of 2 runs succeeded",
+        "gave up on bash `python` and called bash `ls`: 0 of 2 runs succeeded",
+    ]
+
+
+def test_strategies_that_read_the_same_are_counted_as_one():
+    stats = {
+        Strategy(False): StrategyStat(n=7),
+        Strategy(False, after_other=True): StrategyStat(n=6),
+        Strategy(True, "the same value"): StrategyStat(n=5, worked=1),
+    }
+    assert _tried(stats, "bash:pytest", None) == (
+        "made no further tool call: 13 times; retried bash `pytest` unchanged: 1 of 5 went through"
+    )

@@ -156,7 +156,7 @@ def events(calls: list[Call], command_like: set[str], terminal: set[str]) -> lis
             retry = None
             ended = next((c.tool_name for c in between if c.tool_name in terminal), None)
             switched = via[0] if via and not ended else None
-            strategy = Strategy(False, None, switched, ended)
+            strategy = Strategy(False, switched_to=switched, ended_with=ended)
         out.append(
             RecoveryEvent(
                 call=call,

@@ -28,14 +28,27 @@ def _short_pattern(pattern: str) -> str:
     return text if len(text) <= 70 else text[:67].rsplit(" ", 1)[0] + " ..."
 
 
-def _stat_phrase(strategy, st, tool: str) -> str:
+def _stat_phrase(strategy, what: str, n: int, worked: int) -> str:
     """How one strategy fared across the pool, in words that fit what it measures."""
-    what = strategy.past(tool, st.usual_via())
     if strategy.retried:
-        return f"{what}: {st.worked} of {st.n} went through"
+        return f"{what}: {worked} of {n} went through"
     if strategy.switched_to or strategy.ended_with:
-        return f"{what}: {st.worked} of {st.n} runs succeeded"
-    return f"{what}: {plural(st.n, 'time')}"
+        return f"{what}: {worked} of {n} runs succeeded"
+    return f"{what}: {plural(n, 'time')}"
+
+
+def _tried(stats: dict, sig: str, best) -> str:
+    """The strategies tried after an error and how they fared, the pool's best first, then the
+    most tried. Strategies that read the same (they differ only in what the words leave out)
+    are one group, their counts summed, so no outcome is printed twice."""
+    groups: dict[str, list] = {}  # printed label -> [a strategy, n, worked]
+    for strategy, st in stats.items():
+        group = groups.setdefault(strategy.past(sig, st.usual_via()), [strategy, 0, 0])
+        group[1] += st.n
+        group[2] += st.worked
+    first = best[0].past(sig, best[1].usual_via()) if best else None
+    ranked = sorted(groups.items(), key=lambda kv: (kv[0] != first, -kv[1][1], kv[0]))
+    return "; ".join(_stat_phrase(s, what, n, ok) for what, (s, n, ok) in ranked[:3])
 
 
 def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
@@ -57,14 +70,12 @@ def recovery_rule(ctx: RunContext) -> list[LessonDraft]:
         n_runs = len(ctx.pool.recovery_runs.get((ctx.source, sig, pattern), ()))
         best = ctx.pool.best_strategy(ctx.source, sig, pattern)
         mine = stats.get(ev.strategy)
-        # The best strategy first, then the most tried ones.
-        ranked = sorted(stats.items(), key=lambda kv: (-kv[1].n, kv[0].past(sig)))
-        if best is not None:
-            ranked = [best] + [kv for kv in ranked if kv[0] != best[0]]
-        tried = "; ".join(_stat_phrase(s, st, sig) for s, st in ranked[:3])
+        tried = _tried(stats, sig, best)
+        # Scoped to this program and error: a consolidated statement that unites several of
+        # them reports its own support beside it.
         pool_note = (
-            f" Across the pool this error came up {plural(total, 'time')} in {plural(n_runs, 'run')}"
-            + (f" ({tried})." if tried else ".")
+            f" Across the pool, {name} returned this error {plural(total, 'time')} in "
+            f"{plural(n_runs, 'run')}" + (f" ({tried})." if tried else ".")
         )
         again = f" (×{count[key]} in this run)" if count[key] > 1 else ""
         what = (

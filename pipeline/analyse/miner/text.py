@@ -59,41 +59,112 @@ def main_string(args: Any) -> str | None:
     return None
 
 
-_SHELL_SPLIT = re.compile(r"\s*(?:&&|\|\||;|\|)\s*")
-_SETUP = {"cd", "export", "source", "set", "sudo", "env", "time"}
+_SHELL_SPLIT = re.compile(r"\s*(?:&&|\|\||;|\||\n)\s*")
+# A heredoc's body is data fed to a command (a file being written, a script), not commands.
+_HEREDOC = re.compile(
+    r"(<<-?[ \t]*(['\"]?)(\w+)\2[^\n]*)\n.*?(?:\n[ \t]*\3[ \t]*(?=\n|$)|\Z)", re.S
+)
+# A program as a command line names it: lower-case, optionally by its path ('./run.sh').
+_PROGRAM_WORD = re.compile(r"^(?:[\w.~-]*/)*([a-z_][a-z0-9_.+-]*)$")
+_SUBCOMMAND = re.compile(r"^[a-z][a-z0-9-]*$")  # 'install', 'diff'; not 'reproduce.py' or 'src'
+_MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
+_SETUP = {"cd", "pushd", "popd", "export", "unset", "source", ".", "set", "alias", "ulimit"}
+_PREFIXES = {"sudo", "env", "time", "nohup", "exec", "command", "then", "do", "else", "if"}
+_PREFIXES |= {"while", "until"}
+_NOT_COMMANDS = {"for", "case", "select", "function", "fi", "done", "esac"}
 
 
-def command_head(text: str, n_words: int = 2) -> str:
+def _segment_words(segment: str) -> list[str]:
+    """A segment's words from its program on: wrappers ('sudo', 'time', 'then', a subshell's
+    parenthesis) and variable assignments ('FOO=1') dropped."""
+    words = segment.split()
+    while words:
+        first = words[0].lstrip("({!").rstrip(")}")
+        if first and first not in _PREFIXES and ("=" not in first or first.startswith("-")):
+            return [first, *words[1:]]
+        words = words[1:]
+    return []
+
+
+def command_head(text: str) -> str:
     """The program a command line runs, in its first words: 'pip install', 'python -m pytest'.
 
-    In a chain ('cd repo && pytest -x') the first segment that is not set-up is taken."""
-    segments = [seg.split() for seg in _SHELL_SPLIT.split(text.strip()) if seg.strip()]
-    chosen = next(
-        (seg for seg in segments if seg[0] not in _SETUP), segments[0] if segments else []
-    )
-    out: list[str] = []
-    words = iter(w for w in chosen if not (("=" in w) and not out))
-    for word in words:
-        if word == "-m" and out:
-            out += ["-m", next(words, "")]
-            break
-        if word.startswith("-") or "/" in word:
-            break
-        out.append(word)
-        if len(out) >= n_words:
-            break
-    return " ".join(w for w in out if w)
+    In a chain ('cd repo && pytest -x') the first segment that is not set-up is taken. Only a
+    word shaped like a program counts, so a heredoc's body or a line of prose ('No changes are
+    needed') is no command, and text that holds none gives ''. The second word is kept when it
+    reads as a subcommand ('install'), not as an argument ('reproduce.py', '-x')."""
+    text = _HEREDOC.sub(r"\1", text.replace("\\\n", " ").strip())
+    commands = []
+    for segment in _SHELL_SPLIT.split(text):
+        words = _segment_words(segment)
+        program = _PROGRAM_WORD.match(words[0]) if words else None
+        if program and words[0] not in _NOT_COMMANDS:
+            commands.append([program.group(1), *words[1:]])
+    chosen = next((c for c in commands if c[0] not in _SETUP), commands[0] if commands else [])
+    head, rest = chosen[:1], chosen[1:]
+    if rest[:1] == ["-m"] and len(rest) > 1 and _MODULE.match(rest[1]):
+        return " ".join(head + rest[:2])
+    if rest and _SUBCOMMAND.match(rest[0]):
+        return " ".join(head + rest[:1])
+    return " ".join(head)
+
+
+# Shell tools wrap a command's output in markers of their own: mini-swe-agent's <returncode> and
+# <output> tags (<output_head>/<output_tail> around a long output it cut, after a <warning>),
+# OpenHands' '[Command finished with exit code N]' footer and its interpreter and directory lines,
+# SWE-agent's '(Open file: ...)' / '(Current directory: ...)' prompt. The exit code is the error
+# signal; what the command printed is the message.
+_EXIT_CODE = re.compile(
+    r"<returncode>\s*(-?\d+)\s*</returncode>"
+    r"|\[(?:Command finished|The command completed) with exit code (-?\d+)\.?\]"
+    r"|^[ \t]*exit (?:code|status):?[ \t]*(-?\d+)[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_WRAPPER_BLOCK = re.compile(r"<warning>.*?</warning>|<elided_chars>.*?</elided_chars>", re.S)
+_WRAPPER_TAG = re.compile(r"</?(?:output|output_head|output_tail)>")
+_WRAPPER_LINE = re.compile(
+    r"^\s*(?:\[(?:Python Interpreter|Current working directory|Command timed out)[^\]\n]*\]"
+    r"|\((?:Open file|Current directory)[^)\n]*\)|bash-\$)\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# An exception or error with its message: the informative part of a traceback or a test report.
+_EXCEPTION = re.compile(r"\b[A-Z]\w*(?:Error|Exception)\b:\s*\S|^(?i:error|fatal)\b:\s*\S")
+
+
+def unwrap(text: str | None) -> tuple[int | None, list[str]]:
+    """(exit code the tool's wrapper reports, or None; the output's non-empty lines)."""
+    if not text:
+        return None, []
+    codes = [next(g for g in m.groups() if g is not None) for m in _EXIT_CODE.finditer(text)]
+    body = _EXIT_CODE.sub("\n", text)
+    body = _WRAPPER_BLOCK.sub("\n", body)
+    body = _WRAPPER_LINE.sub("", _WRAPPER_TAG.sub("\n", body))
+    lines = [ln.strip() for ln in body.splitlines() if ln.strip()]
+    return (int(codes[-1]) if codes else None), lines
+
+
+def _telling_line(lines: list[str]) -> str | None:
+    """The output's last exception with its message (from the exception's name on: the same
+    error reads the same in a traceback and in a test report), else its last line that names an
+    error."""
+    for ln in reversed(lines):
+        m = _EXCEPTION.search(ln)
+        if m:
+            return ln[m.start() :]
+    return next((ln for ln in reversed(lines) if _ERROR_LINE.search(ln)), None)
 
 
 def error_line(text: str | None) -> str:
-    """The most telling line of an error result: the last line that names an error."""
-    if not text:
-        return ""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    if len(lines) <= 1:
-        return lines[0] if lines else ""
-    flagged = [ln for ln in lines if _ERROR_LINE.search(ln)]
-    return flagged[-1] if flagged else lines[0]
+    """The most telling line of an error result, without the tool's wrapper: its last exception,
+    else its last line that names an error; for a command whose output names none, its exit code
+    and last line of output."""
+    code, lines = unwrap(text)
+    line = _telling_line(lines)
+    if line is not None:
+        return line
+    if code is not None:
+        return f"exit code {code}" + (f": {lines[-1]}" if lines else ", no output")
+    return lines[0] if lines else ""
 
 
 def error_pattern(text: str | None, max_chars: int = 90) -> str:
@@ -101,7 +172,11 @@ def error_pattern(text: str | None, max_chars: int = 90) -> str:
 
     'Error: flight HAT030 not available on date 2024-05-13' -> 'Error: flight <id> not available
     on date <date>'; "Could not find [Foo]. Similar: [...]" -> 'Could not find [...]. Similar: [...]'.
+    A command whose output names no error is known by its exit code: 'exit code 1, no output'.
     """
+    code, lines = unwrap(text)
+    if code is not None and _telling_line(lines) is None:
+        return f"exit code {code}" + ("" if lines else ", no output")
     line = error_line(text)
     line = _BRACKETED.sub("[...]", line)
     line = _BRACKETED.sub("[...]", line)
