@@ -13,7 +13,7 @@ import polars as pl
 from pipeline.console import Console
 from pipeline.lake import Lake, LakeError
 from pipeline.options import lake_option, pass_console
-from pipeline.report import output, repl
+from pipeline.report import output, repl, svg
 from pipeline.report.coverage import THIN_TRAJECTORIES, Coverage, CoverageError
 from pipeline.report.drift import MATCH_THRESHOLD, REDISTILL_BELOW
 from pipeline.report.runs import scope_text
@@ -351,6 +351,7 @@ def print_summary(console: Console, cov: Coverage) -> None:
         f"without evidence: {s['statements_without_evidence']}"
     )
     console.info(f"lessons read: {s['lessons_read']}, unaccounted for: {s['lessons_unaccounted']}")
+    _print_contrasts(console, cov)
     if cov.drift is not None:
         d = cov.drift.summary
         console.table(
@@ -366,3 +367,30 @@ def print_summary(console: Console, cov: Coverage) -> None:
             ],
         )
         console.info(d["verdict"])
+
+
+def _print_contrasts(console: Console, cov: Coverage) -> None:
+    if cov.contrasts.height == 0:
+        console.info("behaviour contrasts: none measured (run `trace2skill analyse` on this lake)")
+        return
+    findings = cov.contrasts.filter(pl.col("is_finding"))
+    console.info(
+        f"behaviour contrasts: {cov.contrasts.height} behaviours compared, "
+        f"{findings.height} findings"
+    )
+    if findings.height:
+        console.table(
+            "What successful runs do differently (findings)",
+            ["source", "behaviour", "succeeded/with", "succeeded/without", "difference [95%]", "q"],
+            [
+                (
+                    r["source"],
+                    r["phrase"],
+                    f"{r['success_with']}/{r['n_with']}",
+                    f"{r['success_without']}/{r['n_without']}",
+                    svg.effect_text(r["decided_diff"], r["decided_ci_low"], r["decided_ci_high"]),
+                    f"{r['q_value']:.2g}",
+                )
+                for r in findings.head(SHOWN).iter_rows(named=True)
+            ],
+        )

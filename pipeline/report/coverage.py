@@ -1,5 +1,6 @@
 """Coverage of one consolidation: which failures its skill covers, the fate of every lesson, the
-evidence behind every statement, and drift on runs it was not built from.
+evidence behind every statement, drift on runs it was not built from, and what successful runs
+of its sources do differently (the `contrasts` analyse wrote).
 
 Reads the lake through the views of ``pipeline.report.views`` and the ``sql/coverage_*.sql``
 queries; writes nothing to the lake. The result is a ``Coverage`` of polars frames (``tables()``),
@@ -43,6 +44,7 @@ class Coverage:
     statements: pl.DataFrame  # coverage_statements
     sections: pl.DataFrame  # coverage_sections
     costs: pl.DataFrame  # examples/cost_by_stage_model
+    contrasts: pl.DataFrame  # coverage_contrasts: behaviours that go with success
     drift: drift_.Drift | None
     settings: dict
     warnings: list[str] = field(default_factory=list)
@@ -58,6 +60,7 @@ class Coverage:
             "coverage_statements": self.statements,
             "coverage_sections": self.sections,
             "cost_by_stage_model": self.costs,
+            "coverage_contrasts": self.contrasts,
         }
         if self.drift is not None:
             out["drift_lessons"] = self.drift.lessons
@@ -101,6 +104,8 @@ class Coverage:
             "sections_thin": int(self.sections["is_thin"].sum()),
             "cost_usd": float(self.costs["cost_usd"].sum()) if self.costs.height else 0.0,
             "model_calls": int(self.costs["n_calls"].sum()) if self.costs.height else 0,
+            "contrasts": self.contrasts.height,
+            "contrast_findings": int(self.contrasts["is_finding"].sum()),
             "drift": self.drift.summary if self.drift is not None else None,
         }
 
@@ -117,6 +122,7 @@ class Coverage:
             "statements": self.statements.to_dicts(),
             "sections": self.sections.to_dicts(),
             "cost_by_stage_model": self.costs.to_dicts(),
+            "contrasts": self.contrasts.to_dicts(),
         }
 
     def write(self, out_dir: str | os.PathLike) -> list[Path]:
@@ -206,6 +212,7 @@ def coverage(
             statements=sqlfiles.query(con, "coverage_statements", run_id=rid, thin=thin),
             sections=sqlfiles.query(con, "coverage_sections", run_id=rid, thin=thin),
             costs=sqlfiles.query(con, "examples/cost_by_stage_model"),
+            contrasts=sqlfiles.query(con, "coverage_contrasts", run_id=rid),
             drift=None,
             settings={
                 "scope": scope,

@@ -3,7 +3,8 @@
 Reads a ``Coverage`` (computed from the lake when not given); writes ``report.html``. Every
 figure of the coverage command is drawn: failed and successful runs covered by source, model,
 task and tool; the fate of every lesson; the support of each statement and section against the
-thin-evidence threshold; drift on new runs; the cost of model calls.
+thin-evidence threshold; what successful runs of the skill's sources do differently (the
+behaviour contrasts); drift on new runs; the cost of model calls.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import __version__
+from pipeline.analyse.behaviour.contrasts import ContrastSettings
 from pipeline.lake import Lake
 from pipeline.report import svg
 from pipeline.report.coverage import Coverage, coverage, statement_items
@@ -35,6 +37,7 @@ FATE_COLOURS = {
     "unaccounted": "#b00020",
 }
 THIN, OK = "#ef6c00", "#1565c0"
+OTHER_EFFECT, FINDING = "#5c7cae", "#6a1b9a"
 TOP_N = 25
 TABLE_ROWS = 50  # rows of a table in the report; --out has them all
 
@@ -258,6 +261,93 @@ def _section_evidence(cov: Coverage) -> str:
     return "".join(parts)
 
 
+def _rate(successes: int, runs: int) -> str:
+    return f"{successes / runs:.0%}" if runs else ""
+
+
+def _effect_label(row: dict, several_sources: bool) -> str:
+    return f"{row['phrase']} · {row['source']}" if several_sources else row["phrase"]
+
+
+def _section_behaviour(cov: Coverage) -> str:
+    title = "<h2>What successful runs do differently</h2>"
+    contrasts = cov.contrasts
+    if contrasts.height == 0:
+        return (
+            title + '<p class="empty">No behaviour contrasts for the sources of this skill: run '
+            "<code>trace2skill analyse</code> on this lake to measure them.</p>"
+        )
+    fdr = ContrastSettings().fdr
+    several = contrasts["source"].n_unique() > 1
+    parts = [title]
+    parts.append(
+        '<p class="meta">For each behaviour analyse measured in the runs of the skill\'s sources '
+        f"({escape(', '.join(sorted(contrasts['source'].unique())))}): the success rate of the "
+        "runs with it against the runs without it, and the difference with its 95% interval. "
+        "Where most runs of a source share their task with other runs, the difference is "
+        "measured within tasks (Mantel-Haenszel), so that a behaviour common on easy tasks does "
+        "not pass for one that helps; the hollow circle is then the pooled difference, and a gap "
+        "between the two is the tasks' doing (confounding); 'not measured': too few tasks have "
+        "runs both with and without the behaviour to tell it from the tasks. p-values are "
+        "adjusted over a source's behaviours (Benjamini-Hochberg); a finding "
+        f'(<b style="color:{FINDING}">in colour</b>) has q at most {fdr:g} (the false-discovery '
+        "rate) and an interval that excludes 0.</p>"
+    )
+    shown = contrasts.head(TOP_N)
+    effects = [
+        svg.Effect(
+            label=_effect_label(r, several),
+            value=r["decided_diff"],
+            low=r["decided_ci_low"],
+            high=r["decided_ci_high"],
+            other=r["diff"] if r["estimate"] == "within_task" else None,
+            highlight=r["is_finding"],
+        )
+        for r in shown.iter_rows(named=True)
+    ]
+    parts.append(
+        svg.forest(
+            effects,
+            label="difference in success rate with and without each behaviour",
+            colours=(OTHER_EFFECT, FINDING),
+        )
+    )
+    if contrasts.height > shown.height:
+        n_shown_findings = int(shown["is_finding"].sum())
+        parts.append(
+            f'<p class="meta">the findings first, then the {shown.height - n_shown_findings} '
+            f"other behaviours with the lowest q, of {contrasts.height} (all of them in the "
+            "Parquet output, --out)</p>"
+        )
+    findings = contrasts.filter(pl.col("is_finding"))
+    parts.append("<h3>findings</h3>")
+    if findings.height == 0:
+        parts.append(
+            f'<p class="empty">none: no behaviour\'s difference passed at a false-discovery '
+            f"rate of {fdr:g}</p>"
+        )
+        return "".join(parts)
+    rows = pl.DataFrame(
+        [
+            {
+                "behaviour": _effect_label(r, several),
+                "runs with": r["n_with"],
+                "success with": _rate(r["success_with"], r["n_with"]),
+                "runs without": r["n_without"],
+                "success without": _rate(r["success_without"], r["n_without"]),
+                "difference [95%]": svg.effect_text(r["diff"], r["ci_low"], r["ci_high"]),
+                "within tasks [95%]": svg.effect_text(
+                    r["within_diff"], r["within_ci_low"], r["within_ci_high"]
+                ),
+                "q": r["q_value"],
+            }
+            for r in findings.iter_rows(named=True)
+        ]
+    )
+    parts.append(table(rows, rows.columns))
+    return "".join(parts)
+
+
 def _section_drift(cov: Coverage) -> str:
     if cov.drift is None:
         return (
@@ -370,6 +460,7 @@ def render(cov: Coverage, *, lake_uri: str = "") -> str:
         + _section_coverage(cov)
         + _section_fate(cov)
         + _section_evidence(cov)
+        + _section_behaviour(cov)
         + _section_drift(cov)
         + _section_cost(cov)
         + f'<p class="meta">trace2skill {__version__} · lake {escape(lake_uri)} · {now}</p>'

@@ -1,4 +1,5 @@
-"""Plots as inline SVG strings: horizontal (stacked) bars and a histogram, nothing else needed.
+"""Plots as inline SVG strings: horizontal (stacked) bars, a histogram and a forest plot of effects
+with their intervals, nothing else needed.
 
 Every plot is an ``<svg class="plot">`` with explicit width, height and viewBox, so it draws the
 same offline in any browser; labels that do not fit are cut and carry the full text in a
@@ -7,7 +8,9 @@ same offline in any browser; labels that do not fit are cut and carry the full t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -179,6 +182,104 @@ def histogram(
         body.append(
             f'<line class="threshold" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" '
             'stroke="#b00020" stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
+    return _svg(width, height, label, body)
+
+
+class Effect(NamedTuple):
+    """One row of a forest plot: differences as fractions (0.12 is 12 percentage points)."""
+
+    label: str
+    value: float | None  # the estimate that decides; None when it could not be measured
+    low: float | None
+    high: float | None
+    other: float | None = None  # another estimate shown beside it (hollow), e.g. the pooled one
+    highlight: bool = False
+
+
+def _points(value: float) -> str:
+    """A fraction in whole percentage points, signed ('+12', '-3', '+0': never '-0')."""
+    return f"{round(value * 100):+d}"
+
+
+def _pp(value: float) -> str:
+    return f"{_points(value)} pp"
+
+
+def effect_text(value: float | None, low: float | None, high: float | None) -> str:
+    """A difference and its interval in percentage points: '+12 pp [+3, +21]'."""
+    if value is None:
+        return "not measured"
+    if low is None or high is None:
+        return _pp(value)
+    return f"{_pp(value)} [{_points(low)}, {_points(high)}]"
+
+
+def forest(
+    rows: Sequence[Effect],
+    *,
+    label: str,
+    colours: tuple[str, str] = ("#5c7cae", "#6a1b9a"),
+    other_name: str = "pooled",
+    width: int = 900,
+    label_width: int = 340,
+    value_w: int = 130,
+) -> str:
+    """A forest plot: per row a dot at its estimate and a line across its interval, a hollow
+    marker at `other` (the estimate that does not decide), a vertical line at zero, the axis in
+    percentage points. Highlighted rows are drawn in colour 2."""
+    plot_w = width - label_width - value_w
+    ends = [0.0] + [v for r in rows for v in (r.value, r.low, r.high, r.other) if v is not None]
+    span = (max(ends) - min(ends)) * 100
+    step = 5 if span <= 30 else 10 if span <= 80 else 25
+    lo = math.floor(min(ends) * 100 / step) * step
+    hi = math.ceil(max(ends) * 100 / step) * step
+    hi = hi if hi > lo else lo + step
+
+    def x_of(value: float) -> float:
+        return label_width + plot_w * (value * 100 - lo) / (hi - lo)
+
+    bottom = TOP + ROW * len(rows)
+    height = bottom + 40
+    body = []
+    for tick in range(lo, hi + 1, step):
+        x = x_of(tick / 100)
+        shown = f"{tick:+d}" if tick else "0"
+        body.append(
+            f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{bottom}" stroke="#eee"/>'
+            f'<text x="{x:.1f}" y="{bottom + 12}" text-anchor="middle" fill="#666">{shown}</text>'
+        )
+    body.append(
+        f'<line class="zero" x1="{x_of(0):.1f}" y1="{TOP}" x2="{x_of(0):.1f}" y2="{bottom}" '
+        'stroke="#444" stroke-width="1"/>'
+        f'<text x="{label_width + plot_w / 2:.1f}" y="{bottom + 28}" text-anchor="middle" '
+        'fill="#666">difference in percentage points</text>'
+    )
+    for i, row in enumerate(rows):
+        y = TOP + i * ROW + ROW / 2
+        colour = colours[1] if row.highlight else colours[0]
+        text = effect_text(row.value, row.low, row.high)
+        tip = text if row.other is None else f"{text}; {other_name} {_pp(row.other)}"
+        body.append(_label(y, row.label, label_width))
+        if row.value is not None and row.low is not None and row.high is not None:
+            body.append(
+                f'<line class="interval" x1="{x_of(row.low):.1f}" y1="{y}" '
+                f'x2="{x_of(row.high):.1f}" y2="{y}" stroke="{colour}" stroke-width="2"/>'
+            )
+        if row.other is not None:
+            body.append(
+                f'<circle class="other" cx="{x_of(row.other):.1f}" cy="{y}" r="4" fill="#fff" '
+                f'stroke="{colour}" stroke-width="1.5"><title>{escape(row.label)}: '
+                f"{escape(other_name)} {_pp(row.other)}</title></circle>"
+            )
+        if row.value is not None:
+            body.append(
+                f'<circle class="estimate" cx="{x_of(row.value):.1f}" cy="{y}" r="4.5" '
+                f'fill="{colour}"><title>{escape(row.label)}: {escape(tip)}</title></circle>'
+            )
+        body.append(
+            f'<text x="{label_width + plot_w + 8}" y="{y}" dominant-baseline="middle" '
+            f'fill="{colour}">{escape(text)}</text>'
         )
     return _svg(width, height, label, body)
 

@@ -25,6 +25,9 @@ PLOTS = [
     "similarity of new lessons",
     "cost by stage and model (USD)",
 ]
+# The demo lake was analysed, so its report also shows the behaviour contrasts of its source.
+CONTRASTS_PLOT = "difference in success rate with and without each behaviour"
+DEMO_PLOTS = [*PLOTS[:9], CONTRASTS_PLOT, *PLOTS[9:]]
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,8 @@ def test_demo_report_renders_in_chromium(demo_lake, chromium, tmp_path):
     ):
         assert figure in html, figure
     assert "below --min-support 2" in html and "unaccounted" not in html.split("<h2>")[1]
-    check_drawn(chromium, page, tmp_path, PLOTS)
+    assert "What successful runs do differently" in html
+    check_drawn(chromium, page, tmp_path, DEMO_PLOTS)
 
 
 def test_png_decoder_reads_every_filter():
