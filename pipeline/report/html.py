@@ -17,7 +17,6 @@ from pathlib import Path
 import polars as pl
 
 from pipeline import __version__
-from pipeline.analyse.behaviour.contrasts import ContrastSettings
 from pipeline.lake import Lake
 from pipeline.report import svg
 from pipeline.report.coverage import Coverage, coverage, statement_items
@@ -277,7 +276,7 @@ def _section_behaviour(cov: Coverage) -> str:
             title + '<p class="empty">No behaviour contrasts for the sources of this skill: run '
             "<code>trace2skill analyse</code> on this lake to measure them.</p>"
         )
-    fdr = ContrastSettings().fdr
+    fdr = float(contrasts["fdr"].max())
     several = contrasts["source"].n_unique() > 1
     parts = [title]
     parts.append(

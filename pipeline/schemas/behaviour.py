@@ -82,8 +82,9 @@ class Contrasts(pa.DataFrameModel):
         nullable=True,
         description="Benjamini-Hochberg adjusted p of the deciding test, over the source's features",
     )
+    fdr: float = pa.Field(ge=0, le=1, description="the false-discovery rate findings are held to")
     is_finding: bool = pa.Field(
-        description="q_value <= the false-discovery rate and the deciding interval excludes 0"
+        description="q_value <= fdr and the deciding interval excludes 0"
     )
 
     class Config(Strict):

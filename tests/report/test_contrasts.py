@@ -109,6 +109,7 @@ def _contrast(source: str, feature: str, **values) -> dict:
         "p_value": 0.002,
         "estimate": "pooled",
         "q_value": 0.01,
+        "fdr": 0.05,
         "is_finding": True,
     }
     return row | values

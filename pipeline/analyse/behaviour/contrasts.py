@@ -132,7 +132,9 @@ def contrast_table(
     ):
         for i, q in zip(rows, stats.benjamini_hochberg(p_values), strict=True):
             q_values[i] = q
-    frame = frame.with_columns(pl.Series("q_value", q_values, dtype=pl.Float64)).with_columns(
+    frame = frame.with_columns(
+        pl.Series("q_value", q_values, dtype=pl.Float64), pl.lit(settings.fdr).alias("fdr")
+    ).with_columns(
         ((pl.col("q_value") <= settings.fdr) & ((pl.col("_low") > 0) | (pl.col("_high") < 0)))
         .fill_null(False)
         .alias("is_finding")
