@@ -308,6 +308,8 @@ def _segment_actions(script: _Script, segment: list, depth: int) -> list[Action]
     words: list[str] = []
     redirects: list[tuple[str, str]] = []
     operator = None
+    while len(segment) > 1 and segment[0][0] == "w" and segment[0][1] in _KEYWORDS:
+        segment = segment[1:]  # `do`, `then`: the action's text starts at its program
     for kind, value, _, _, subs in segment:
         for sub in subs:
             actions.extend(_script_actions(sub, depth + 1))
@@ -535,11 +537,14 @@ def _python(program: str, args: list[str], redirects: list[tuple[str, str]]) -> 
             if handler:
                 return handler(_program_name(module), rest, redirects)
             return ("python", "script", None, None)
-        if word.startswith("-c") or word == "-":
-            return ("python", "script", None, None)
-        if not word.startswith("-"):
+        if word.startswith(("-W", "-X")):
+            i += 1 if len(word) > 2 else 2
+        elif word == "-" or (word.startswith("-") and not word.startswith("--") and "c" in word):
+            return ("python", "script", None, None)  # -c, -uc: inline code; -: stdin
+        elif not word.startswith("-"):
             return _script_run("python", word, args[i + 1 :])
-        i += 2 if word in ("-W", "-X", "-Q") else 1
+        else:
+            i += 1
     return ("python", "script", _stdin_file(redirects), None)
 
 
@@ -657,10 +662,9 @@ def _git(program: str, args: list[str], redirects: list[tuple[str, str]]) -> Kin
     rest = _skip_options(args, _GIT_GLOBALS)
     sub, rest = _first(rest), rest[1:]
     after_dashes = rest[rest.index("--") + 1 :] if "--" in rest else []
-    operands = _operands(rest, frozenset({"-m", "-e", "-f", "-b", "-B", "-U", "--format", "-n"}))
     if sub == "grep":
-        explicit = any(word in ("-e", "-f") for word in rest)
-        return (program, "search", _first(operands if explicit else operands[1:]), sub)
+        return (program, "search", _grep(program, rest, redirects)[2], sub)
+    operands = _operands(rest, frozenset({"-m", "-e", "-f", "-b", "-B", "-U", "--format", "-n"}))
     if sub == "apply":
         return (program, "edit", _first(operands), sub)
     if (sub == "checkout" and after_dashes) or sub == "restore":
@@ -687,7 +691,7 @@ _SEARCH_VALUES = {
 def _grep(program: str, args: list[str], redirects: list[tuple[str, str]]) -> Kind:
     operands = _operands(args, _SEARCH_VALUES.get(program, _GREP_VALUES))
     explicit = any(
-        word in ("-e", "-f", "--regexp", "--file", "--files", "-g") or word.startswith("--regexp=")
+        word in ("-e", "-f", "--regexp", "--file", "--files") or word.startswith("--regexp=")
         for word in args
     )
     return (program, "search", _first(operands if explicit else operands[1:]), None)
