@@ -308,8 +308,10 @@ def _segment_actions(script: _Script, segment: list, depth: int) -> list[Action]
     words: list[str] = []
     redirects: list[tuple[str, str]] = []
     operator = None
-    while len(segment) > 1 and segment[0][0] == "w" and segment[0][1] in _KEYWORDS:
+    while segment and segment[0][0] == "w" and segment[0][1] in _KEYWORDS:
         segment = segment[1:]  # `do`, `then`: the action's text starts at its program
+    if not segment:
+        return []
     for kind, value, _, _, subs in segment:
         for sub in subs:
             actions.extend(_script_actions(sub, depth + 1))
@@ -337,15 +339,11 @@ def _text(script: _Script, start: int, end: int) -> str:
 def _invocation(
     words: list[str], redirects: list[tuple[str, str]], text: str, depth: int
 ) -> list[Action]:
-    while words and words[0] in _KEYWORDS:
-        words = words[1:]
     if not words or words[0] in _HEADERS or words[0] in _ENDINGS:
         return []  # loop and case headers, `done`, `fi`: syntax, not programs
     words = _unwrap(words)
-    while words and _ASSIGNMENT.match(words[0]):
-        words = words[1:]
     if not words:
-        return []
+        return []  # assignments only
     head, args = words[0], words[1:]
     program = _program_name(head)
     if program in _SHELLS and (inner := _shell_string(args)) is not None:
@@ -550,7 +548,8 @@ def _python(program: str, args: list[str], redirects: list[tuple[str, str]]) -> 
 
 def _interpreter(program: str, args: list[str], redirects: list[tuple[str, str]]) -> Kind:
     """node, bash x.sh, ruby ...: an inline program (-e) has no path."""
-    if any(word in ("-e", "-p", "--eval", "--print", "-s") for word in args):
+    inline = ("-s",) if program in _SHELLS else ("-e", "-p", "--eval", "--print")
+    if any(word in inline for word in args):
         return (program, "script", None, None)
     operands = _operands(args, frozenset({"-r", "--require", "-o", "-O", "-I"}))
     if operands:

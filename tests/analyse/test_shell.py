@@ -96,6 +96,7 @@ COMMANDS = [
     ("python -W ignore -X dev tests/test_io.py", [("python", "test", "tests/test_io.py")]),
     ("node scripts/build.js", [("node", "script", "scripts/build.js")]),
     ("bash run.sh", [("bash", "script", "run.sh")]),
+    ("bash -ex scripts/ci.sh && node -e 'console.log(1)'", [("bash", "script", "scripts/ci.sh"), ("node", "script", None)]),
     ("chmod +x run.sh && ./run.sh", [("chmod", "other", None), ("bash", "script", "./run.sh")]),
     # search
     ("grep -rn 'def _eval_is' sympy/core/", [("grep", "search", "sympy/core/")]),
