@@ -26,8 +26,14 @@ families as (
     select distinct source, family from acts
 ),
 
+-- where a family first shows: its step, and its position (step, action) for the order of
+-- actions within one command
 used as (
-    select trajectory_id, family, min(call_step_idx) as first_step
+    select
+        trajectory_id,
+        family,
+        min(call_step_idx) as first_step,
+        min([call_step_idx, action_idx]) as first_at
     from acts
     group by all
 ),
@@ -47,7 +53,7 @@ order_features as (
     select
         a.trajectory_id,
         'before:' || a.family || ':' || b.family as feature,
-        a.first_step < b.first_step as has_feature,
+        a.first_at < b.first_at as has_feature,
         least(a.first_step, b.first_step) as step_idx
     from used as a
     join used as b on b.trajectory_id = a.trajectory_id and a.family < b.family

@@ -55,6 +55,10 @@ class Contrasts(pa.DataFrameModel):
     source: str = pa.Field(description="source the runs come from")
     feature: str = pa.Field(description="feature name, e.g. tested_after_last_edit, used:search")
     phrase: str = pa.Field(description="the behaviour in words: 're-ran the tests after ...'")
+    equivalent: str = pa.Field(
+        nullable=True,
+        description="other features that split the runs exactly alike, measured as this one",
+    )
     n_with: int = pa.Field(ge=0, description="runs with the feature (outcome known)")
     success_with: int = pa.Field(ge=0, description="of which successful")
     n_without: int = pa.Field(ge=0, description="runs the feature applies to, without it")

@@ -97,6 +97,7 @@ def _contrast(source: str, feature: str, **values) -> dict:
         "source": source,
         "feature": feature,
         "phrase": f"{feature} in {source}",
+        "equivalent": None,
         "n_with": 20,
         "success_with": 15,
         "n_without": 30,

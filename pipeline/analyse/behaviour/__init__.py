@@ -27,7 +27,7 @@ def derive(
     """Bring `actions` up to date, measure the contrasts, write them; what the miner reads."""
     update_actions(lake, con)
     behaviour = measure(con, settings)
-    update_contrasts(lake, behaviour)
+    update_contrasts(lake, con, behaviour)
     return behaviour
 
 

@@ -54,19 +54,34 @@ def measure(con: duckdb.DuckDBPyConnection, settings: ContrastSettings | None = 
     con.register("run_features", features)
     try:
         counts = sql.query(con, "behaviour_feature_counts")
+        same = sql.query(con, "behaviour_equivalent_features")
     finally:
         con.unregister("run_features")
+    counts = counts.join(
+        same.filter(pl.col("feature") == pl.col("representative")).select("source", "feature"),
+        on=["source", "feature"],
+        how="semi",
+    )
+    equivalent = {
+        (source, feature): ", ".join(sorted(others))
+        for source, feature, others in same.filter(pl.col("feature") != pl.col("representative"))
+        .group_by("source", "representative")
+        .agg("feature")
+        .iter_rows()
+    }
     repeats = sql.query(con, "behaviour_task_repeats")
     repeated = {
         source
         for source, n, n_repeated in repeats.select("source", "n_runs", "n_repeated").iter_rows()
         if 2 * n_repeated > n
     }
-    return Behaviour(contrast_table(counts, wording, settings, repeated), features, wording)
+    table = contrast_table(counts, wording, settings, repeated, equivalent)
+    return Behaviour(table, features, wording)
 
 
-def update_contrasts(lake: Lake, behaviour: Behaviour) -> None:
+def update_contrasts(lake: Lake, con: duckdb.DuckDBPyConnection, behaviour: Behaviour) -> None:
     lake.write_part("contrasts", behaviour.contrasts, part="latest")
+    sql.attach(con, lake)  # the analysts prepared on this connection read the new table
 
 
 def contrast_table(
@@ -74,6 +89,7 @@ def contrast_table(
     wording: Wording,
     settings: ContrastSettings,
     repeated: set[str] = frozenset(),
+    equivalent: dict[tuple[str, str], str] | None = None,
 ) -> pl.DataFrame:
     """One contrasts row per feature with enough runs on both sides; `repeated` names the
     sources whose tasks have several runs, where the within-task estimate decides."""
@@ -99,6 +115,7 @@ def contrast_table(
                 "source": source,
                 "feature": feature,
                 "phrase": wording.phrase(source, feature),
+                "equivalent": (equivalent or {}).get((source, feature)),
                 "n_with": n1,
                 "success_with": s1,
                 "n_without": n0,

@@ -168,14 +168,18 @@ def episode(rng: random.Random, text: Text, model: str, seed: int, task_no: int)
         c.call("bash", {"command": f"python -m pytest {t.test} -q"}, _failing_tests(rng, t, False),
                "Run the existing tests.")  # fmt: skip
     if "reproduced_before_edit" in shown:
-        script = (f"cat <<'EOF' > reproduce_issue.py\nfrom {t.package}.{t.module} import {t.fn}\n\n"
-                  f"result = {t.fn}('{t.word.title()} 42')\nprint(result)\n"
-                  f"assert result == '{t.word}-42', result\nEOF")  # fmt: skip
+        body = (f"\nfrom {t.package}.{t.module} import {t.fn}\n\n"
+                f"result = {t.fn}('{t.word.title()} 42')\nprint(result)\n"
+                f"assert result == '{t.word}-42', result\nEOF")  # fmt: skip
+        script = f"cat <<'EOF' > reproduce_issue.py{body}"
         failure = out(1, f"{t.word}\nTraceback (most recent call last):\n  File "
                       f"\"/testbed/reproduce_issue.py\", line 5, in <module>\n"
                       f"    assert result == '{t.word}-42', result\nAssertionError: {t.word}")  # fmt: skip
         if rng.random() < 0.5:
-            c.call("bash", {"command": f"{script} && python reproduce_issue.py"}, failure,
+            # chained on the heredoc's first line: bash ends a heredoc only at a line that
+            # holds the delimiter alone
+            chained = f"cat <<'EOF' > reproduce_issue.py && python reproduce_issue.py{body}"
+            c.call("bash", {"command": chained}, failure,
                    "Write a script that reproduces the issue and run it.")  # fmt: skip
         else:
             c.call("bash", {"command": script}, out(0, ""), "Write a reproduction script.")
