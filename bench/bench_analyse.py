@@ -5,12 +5,17 @@ new trajectory ids until it holds the target number of runs (small: ~5k, full: ~
 the same run: the miner's map end to end (pool statistics, rules, writing lessons and analyses),
 a rerun that finds everything done, and as the reference a plain DuckDB pass that reads every
 step and groups it by trajectory (the least any analysis of the steps has to do).
+
+The behaviour contrasts analyse derives before its map are measured on their own, on synthetic
+coding runs (`synth --family swebench`: shell commands with heredocs, chains and pipes): the
+command parser's throughput against reading the same calls, and measuring the contrasts.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import time
 from pathlib import Path
 
@@ -18,8 +23,11 @@ import polars as pl
 
 from bench.run import Measurement
 from pipeline import sql
+from pipeline.analyse.behaviour import measure
+from pipeline.analyse.behaviour.actions import update_actions
 from pipeline.analyse.run import analyse
 from pipeline.ingest.run import ingest_paths
+from pipeline.ingest.synth import write_synthetic
 from pipeline.lake import Lake
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +36,7 @@ DEMO = [
     ROOT / "data" / "reflexion-hotpotqa" / "100_questions_5_trials.txt",
 ]
 SIZES = {"small": 5_000, "full": 50_000}
+CODING_SIZES = {"small": 2_000, "full": 20_000}
 
 
 def build_pool(workdir: Path, n_target: int) -> Lake:
@@ -132,4 +141,52 @@ def run(size: str, workdir: Path) -> list[Measurement]:
             details=details,
         ),
         Measurement("analyse", "peak memory (RSS)", peak_mb, "MB", details=details),
+        *behaviour(size, workdir),
+    ]
+
+
+def behaviour(size: str, workdir: Path) -> list[Measurement]:
+    n_runs = CODING_SIZES[size]
+    raw = workdir / "coding-raw"
+    for old in (raw, workdir / "coding-lake"):
+        shutil.rmtree(old, ignore_errors=True)
+    write_synthetic(raw, n_runs, format="openai-chat", seed=3, family="swebench")
+    lake = Lake(workdir / "coding-lake")
+    ingest_paths(lake, [raw], source="swebench")
+    con = sql.connect(lake)
+    started = time.perf_counter()
+    n_calls = con.sql("select count(*) from steps where kind = 'tool_call'").fetchall()[0][0]
+    con.sql(
+        "select trajectory_id, step_idx, tool_name, tool_args from steps where kind = 'tool_call'"
+    ).fetchall()
+    read_s = time.perf_counter() - started
+    started = time.perf_counter()
+    n_actions = update_actions(lake, con)
+    parse_s = time.perf_counter() - started
+    started = time.perf_counter()
+    found = measure(con)
+    measure_s = time.perf_counter() - started
+    con.close()
+    details = {"runs": n_runs, "calls": n_calls, "actions": n_actions}
+    return [
+        Measurement(
+            "analyse",
+            "behaviour: shell calls parsed into actions and written",
+            n_calls / parse_s,
+            "calls/s",
+            reference_name="reading the same calls from the lake, calls/s",
+            reference_value=n_calls / read_s,
+            notes=f"{n_runs:,} synthetic coding runs, {n_calls:,} calls, {n_actions:,} actions "
+            f"in {parse_s:.1f}s (one process; identical commands parsed once)",
+            details=details,
+        ),
+        Measurement(
+            "analyse",
+            "behaviour: contrasts measured (features, counts, tests)",
+            measure_s,
+            "s",
+            notes=f"{found.contrasts.height} features compared over {n_runs:,} runs, "
+            f"{found.contrasts.filter(pl.col('is_finding')).height} findings",
+            details=details,
+        ),
     ]
