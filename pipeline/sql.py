@@ -7,15 +7,14 @@ inputs, ``$parameters``). Values go in as DuckDB named parameters, never by stri
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from pipeline import schemas
+from pipeline import resources, schemas
 from pipeline.lake import Lake
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = resources.SQL_DIR
 
 
 @cache

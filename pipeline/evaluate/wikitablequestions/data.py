@@ -19,8 +19,9 @@ import polars as pl
 
 from pipeline.evaluate.wikitablequestions.scorer import tsv_unescape, tsv_unescape_list
 from pipeline.ids import digest
+from pipeline.resources import WTQ_SAMPLE_DIR
 
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / "data" / "wikitablequestions"
+SAMPLE_DIR = WTQ_SAMPLE_DIR
 SPLITS = {"train": "training", "test": "pristine-unseen-tables", "dev": "pristine-seen-tables"}
 QUESTION_COLUMNS = ["id", "utterance", "context", "targetValue"]
 
