@@ -42,6 +42,7 @@ TRACE = (
             "AssertionError: assert <n> == <n>",
         ),
         ("bash: pytset: command not found", "bash: pytset: command not found"),
+        ("Traceback (most recent call last):\nAssertionError: span", "AssertionError: <value>"),
     ],
 )
 def test_error_pattern(message, pattern):
@@ -103,6 +104,9 @@ def test_shell_results_are_read_without_their_wrapper(result, line, pattern):
     "command,head",
     [
         ("python -m pytest -q tests/", "python -m pytest"),
+        ("cd /testbed && python -m pytest -x tests/a.py 2>&1 | tail -30", "python -m pytest"),
+        ("pytest -x tests/a.py | tail -30", "pytest"),
+        ("find . -name '*.py' | grep mod", "find"),
         ("pip install requests", "pip install"),
         ("cd /repo && pytest -x", "pytest"),
         ("FOO=1 pytest -x", "pytest"),
@@ -116,7 +120,10 @@ def test_shell_results_are_read_without_their_wrapper(result, line, pattern):
         ("grep -rn foo \\\n  src", "grep"),
         ("cd /repo", "cd"),
         # a heredoc's body is data: its words are not the commands that run
-        ("cat <<'EOF' > fix.py\nNo idea\nimport os; print(os)\nEOF\npython fix.py", "cat"),
+        # its status is the last program's: the script's, not the heredoc's
+        ("cat <<'EOF' > fix.py\nNo idea\nimport os; print(os)\nEOF\npython fix.py", "python"),
+        ("cat <<'EOF' > fix.py && python fix.py\nimport os\nEOF", "python"),
+        ("cat <<'EOF' > fix.py\nNo idea\nEOF", "cat"),
         ("python - <<EOF\nfrom x import y\nEOF", "python"),
         # prose is no command
         ("No changes are needed here. Let me submit.", ""),

@@ -10,6 +10,8 @@ import json
 import re
 from typing import Any
 
+from pipeline.analyse.shell import split_command
+
 _NUMBER = re.compile(r"(?<![A-Za-z_])-?\d+(?:[.,]\d+)*(?![A-Za-z_])")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b")
 _IDENT = re.compile(r"\b(?=[A-Za-z_./-]*\d)[A-Za-z0-9_./-]*[A-Za-z_][A-Za-z0-9_./-]*\b")
@@ -59,54 +61,41 @@ def main_string(args: Any) -> str | None:
     return None
 
 
-_SHELL_SPLIT = re.compile(r"\s*(?:&&|\|\||;|\||\n)\s*")
-# A heredoc's body is data fed to a command (a file being written, a script), not commands.
-_HEREDOC = re.compile(
-    r"(<<-?[ \t]*(['\"]?)(\w+)\2[^\n]*)\n.*?(?:\n[ \t]*\3[ \t]*(?=\n|$)|\Z)", re.S
-)
 # A program as a command line names it: lower-case, optionally by its path ('./run.sh').
 _PROGRAM_WORD = re.compile(r"^(?:[\w.~-]*/)*([a-z_][a-z0-9_.+-]*)$")
-_SUBCOMMAND = re.compile(r"^[a-z][a-z0-9-]*$")  # 'install', 'diff'; not 'reproduce.py' or 'src'
-_MODULE = re.compile(r"^[A-Za-z_][\w.]*$")
-_SETUP = {"cd", "pushd", "popd", "export", "unset", "source", ".", "set", "alias", "ulimit"}
-_PREFIXES = {"sudo", "env", "time", "nohup", "exec", "command", "then", "do", "else", "if"}
-_PREFIXES |= {"while", "until"}
 _NOT_COMMANDS = {"for", "case", "select", "function", "fi", "done", "esac"}
-
-
-def _segment_words(segment: str) -> list[str]:
-    """A segment's words from its program on: wrappers ('sudo', 'time', 'then', a subshell's
-    parenthesis) and variable assignments ('FOO=1') dropped."""
-    words = segment.split()
-    while words:
-        first = words[0].lstrip("({!").rstrip(")}")
-        if first and first not in _PREFIXES and ("=" not in first or first.startswith("-")):
-            return [first, *words[1:]]
-        words = words[1:]
-    return []
+_FILTERS = {"view", "search", "other"}  # families of programs that may read a pipe
+# An exception whose whole message is one word: the word is a value ('AssertionError: span').
+_LONE_VALUE = re.compile(r"^(\w*(?:Error|Exception)): *(\S+)$")
 
 
 def command_head(text: str) -> str:
-    """The program a command line runs, in its first words: 'pip install', 'python -m pytest'.
+    """The program a command line stands for, with its subcommand: 'pip install', 'git diff',
+    'pytest' (for `python -m pytest`), read by the shell parser (`pipeline.analyse.shell`).
 
-    In a chain ('cd repo && pytest -x') the first segment that is not set-up is taken. Only a
-    word shaped like a program counts, so a heredoc's body or a line of prose ('No changes are
-    needed') is no command, and text that holds none gives ''. The second word is kept when it
-    reads as a subcommand ('install'), not as an argument ('reproduce.py', '-x')."""
-    text = _HEREDOC.sub(r"\1", text.replace("\\\n", " ").strip())
-    commands = []
-    for segment in _SHELL_SPLIT.split(text):
-        words = _segment_words(segment)
-        program = _PROGRAM_WORD.match(words[0]) if words else None
-        if program and words[0] not in _NOT_COMMANDS:
-            commands.append([program.group(1), *words[1:]])
-    chosen = next((c for c in commands if c[0] not in _SETUP), commands[0] if commands else [])
-    head, rest = chosen[:1], chosen[1:]
-    if rest[:1] == ["-m"] and len(rest) > 1 and _MODULE.match(rest[1]):
-        return " ".join(head + rest[:2])
-    if rest and _SUBCOMMAND.match(rest[0]):
-        return " ".join(head + rest[:1])
-    return " ".join(head)
+    The call's exit status is its last program's (`a && b` ran b only after a worked), so the last
+    program is taken, passing over set-up (`cd`, `ls`) and filters that read a pipe (`| tail`,
+    `| grep x`). A heredoc's body is data, not commands; prose ('No changes are needed') names
+    no program and gives ''."""
+    actions = [
+        a
+        for a in split_command(text)
+        if _PROGRAM_WORD.match(a.program) and a.program not in _NOT_COMMANDS
+    ]
+    if not actions:
+        return ""
+    main = [
+        a
+        for i, a in enumerate(actions)
+        if a.family != "navigate" and not (i and a.family in _FILTERS and a.path is None)
+    ]
+    chosen = (main or actions)[-1]
+    if chosen.path and chosen.text.startswith(chosen.path):
+        return chosen.path.rsplit("/", 1)[-1]  # './run_tests.sh -x' runs run_tests.sh
+    words = chosen.text.split()
+    if words[1:3] == ["-m", chosen.program]:  # as written: 'python -m pytest'
+        return " ".join([words[0].rsplit("/", 1)[-1], "-m", chosen.program])
+    return f"{chosen.program} {chosen.subcommand}" if chosen.subcommand else chosen.program
 
 
 # Shell tools wrap a command's output in markers of their own: mini-swe-agent's <returncode> and
@@ -178,6 +167,7 @@ def error_pattern(text: str | None, max_chars: int = 90) -> str:
     if code is not None and _telling_line(lines) is None:
         return f"exit code {code}" + ("" if lines else ", no output")
     line = error_line(text)
+    line = _LONE_VALUE.sub(r"\1: <value>", line)
     line = _BRACKETED.sub("[...]", line)
     line = _BRACKETED.sub("[...]", line)
     line = _QUOTED.sub("'...'", line)
