@@ -101,8 +101,9 @@ def _lesson(ctx, row: dict, kind: str, step: int | None, n_tested: int) -> Lesso
             f"{row['within_ci_high'] * pts:+.0f})"
         )
     content += (
-        f". {n_tested} behaviours were compared; this one holds at a false-discovery "
-        f"rate of {row['q_value']:.2g}."
+        f". {n_tested} behaviours were compared in these runs; adjusted for all of them "
+        f"(Benjamini-Hochberg) this difference has q = {row['q_value']:.2g}, within the "
+        f"false-discovery rate of {row['fdr']:g}."
     )
     return ctx.lesson(
         kind=kind,
