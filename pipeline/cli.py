@@ -9,7 +9,7 @@ import click
 
 from pipeline import __version__
 from pipeline.console import Console
-from pipeline.lake import LakeError
+from pipeline.errors import UserError
 
 # Each subcommand and where it is defined. A command's module is imported only when that command
 # runs (or help lists them all): the stages import heavy libraries the others do not need.
@@ -56,10 +56,12 @@ class _Group(click.Group):
             gc.freeze()
 
     def invoke(self, ctx: click.Context):
-        # A storage fault mid-command (the object store went away) is a message, not a traceback.
+        # A problem the user can act on (an option, an input, the lake, a storage fault mid-command)
+        # is a message, not a traceback; commands that exit with a status of their own catch
+        # their errors first.
         try:
             return super().invoke(ctx)
-        except LakeError as exc:
+        except UserError as exc:
             raise click.ClickException(str(exc)) from None
 
 

@@ -32,12 +32,13 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline import schemas, writers
+from pipeline.errors import UserError
 
 PART_SUFFIX = ".parquet"
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-class LakeError(RuntimeError):
+class LakeError(UserError, RuntimeError):
     """The lake cannot be read or written as asked."""
 
 

@@ -26,11 +26,13 @@ from typing import Any
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.errors import UserError
+
 DEFAULT_SETTINGS_FILE = "trace2skill.toml"
 ENVIRONMENT = {"OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key", "T2S_MODEL": "model"}
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """Settings that cannot be used, with where they came from."""
 
 

@@ -25,10 +25,12 @@ from collections.abc import Iterable
 
 import duckdb
 
+from pipeline.errors import UserError
+
 SHOWN_CHARS = 80
 
 
-class SqlRefused(ValueError):
+class SqlRefused(UserError, ValueError):
     """SQL that a read-only surface does not run, with the reason."""
 
 

@@ -39,6 +39,7 @@ import pyarrow as pa
 
 from pipeline.analyse.analyst import Analyst, Batch, Usage
 from pipeline.console import Console
+from pipeline.errors import UserError
 from pipeline.lake import Lake
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ _NOT_SUMMED = {"analyst", "model", "prompt_version", "config_id", "n_selected", 
                "n_left", "stopped", "seconds", "errors", "tidied"}  # fmt: skip
 
 
-class RayUnavailable(RuntimeError):
+class RayUnavailable(UserError, RuntimeError):
     """The ray extra is not installed."""
 
 

@@ -19,12 +19,13 @@ import polars as pl
 from pipeline import ids, schemas
 from pipeline.analyse.analyst import Analyst, Batch, LessonDraft, Outcome, Usage
 from pipeline.analyse.redact import redact
+from pipeline.errors import UserError
 from pipeline.lake import Lake
 
 MAX_ERRORS = 20  # first failures a summary keeps, to show the user
 
 
-class AnalyseError(RuntimeError):
+class AnalyseError(UserError, RuntimeError):
     """The analyse run cannot start as asked (bad filter, unknown analyst, empty lake)."""
 
 

@@ -25,6 +25,7 @@ from pipeline import sql
 from pipeline.consolidate.lsh import pair_cosines, semantic_pairs
 from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
 from pipeline.consolidate.unionfind import components
+from pipeline.errors import UserError
 from pipeline.llm.embed import Embedder
 
 
@@ -42,7 +43,7 @@ FACT_COLUMNS = ("lesson_id, trajectory_id, kind, title, content, section, tool_n
                 "latest_config")  # fmt: skip
 
 
-class FilterError(ValueError):
+class FilterError(UserError, ValueError):
     """The --where filter is not a valid SQL expression over the lesson facts."""
 
 

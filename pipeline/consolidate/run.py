@@ -36,11 +36,11 @@ from pipeline.consolidate.render import Layout, RunIndex
 from pipeline.consolidate.sequential import run_sequential
 from pipeline.consolidate.settings import SettingsError, Thresholds
 from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
+from pipeline.errors import UserError
 from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
-from pipeline.settings import SettingsError as ModelSettingsError
 from pipeline.skill.document import slug
 from pipeline.skill.folder import (
     RUN_KEY,
@@ -58,7 +58,7 @@ MODES = ("parallel", "sequential")
 DUCKDB_MEMORY = "4GB"
 
 
-class ConsolidateError(RuntimeError):
+class ConsolidateError(UserError, RuntimeError):
     """Consolidation cannot run as asked, or its result failed a check."""
 
 
@@ -264,10 +264,7 @@ def consolidate(
         )
     except ValueError as exc:
         raise SettingsError(f"--embedder: {exc}") from None
-    try:
-        models = Models.of(settings, lake, console)
-    except ModelSettingsError as exc:
-        raise SettingsError(str(exc)) from None
+    models = Models.of(settings, lake, console)
     with closing(models), writer_lock(out):
         for done in recover(out):
             console.warn(done)

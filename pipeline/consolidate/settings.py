@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from pipeline.settings import SettingsError  # noqa: F401  (one error for every setting)
+
 # Which analyses of a run consolidation reads: each analyst's latest configuration's, or all.
 ANALYSES = ("latest", "all")
-
-
-class SettingsError(ValueError):
-    """A consolidation setting is unknown or out of range."""
 
 
 @dataclass(frozen=True)

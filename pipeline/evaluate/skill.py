@@ -16,15 +16,12 @@ import yaml
 
 from pipeline.evaluate.env import Tool, ToolError
 from pipeline.ids import digest
+from pipeline.skill.folder import SkillError
 
 MAX_FILE_BYTES = 200_000
 MAX_READ_CHARS = 20_000
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
-
-
-class SkillError(ValueError):
-    """A skill folder cannot be used; the message names the folder and the file."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.errors import UserError
 from pipeline.ingest.record import (
     FAILURE_WORDS,
     SUCCESS_REWARD,
@@ -35,7 +36,7 @@ from pipeline.ingest.record import (
 Label = tuple[str, float | None]  # (outcome, reward)
 
 
-class LabelsError(ValueError):
+class LabelsError(UserError, ValueError):
     """The labels file as a whole cannot be used."""
 
 

@@ -25,6 +25,7 @@ import polars as pl
 
 from pipeline import writers
 from pipeline.console import Console
+from pipeline.errors import UserError
 from pipeline.ids import digest
 from pipeline.ingest import formats
 from pipeline.ingest.discover import FileTask, discover
@@ -44,7 +45,7 @@ BATCH_BYTES = 16 << 20  # files read and checked together, up to this size ...
 BATCH_FILES = 256  # ... or this many files
 
 
-class IngestError(ValueError):
+class IngestError(UserError, ValueError):
     """The ingest cannot start (bad option, unreadable labels or mapping file)."""
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from pipeline.errors import UserError
+
 if TYPE_CHECKING:
     from pipeline.lake import Lake
     from pipeline.llm.client import LLM
@@ -67,7 +69,7 @@ class LexicalEmbedder:
         return out / np.where(norms == 0, 1.0, norms)
 
 
-class EmbeddingError(RuntimeError):
+class EmbeddingError(UserError, RuntimeError):
     """Some texts could not be embedded (their error rows are in llm_calls)."""
 
 

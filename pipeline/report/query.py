@@ -15,13 +15,14 @@ import duckdb
 import polars as pl
 
 from pipeline import sqlguard
+from pipeline.errors import UserError
 from pipeline.lake import Lake
 from pipeline.report.views import connect_views
 
 READ_ONLY = "`sql` only reads the lake"
 
 
-class QueryError(Exception):
+class QueryError(UserError):
     """A query refused (not read-only, or reaching outside the lake) or failed, with the reason."""
 
     def __init__(self, reason: str, *, refused: bool):

@@ -14,13 +14,14 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipeline.errors import UserError
 from pipeline.lake import Lake
 from pipeline.report import drift as drift_
 from pipeline.report.views import run_where
 from pipeline.skill.folder import RUN_KEY, folder_run
 
 
-class CoverageError(ValueError):
+class CoverageError(UserError, ValueError):
     """Coverage cannot be computed as asked (no run, bad option); the message says what to do."""
 
 

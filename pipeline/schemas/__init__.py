@@ -18,6 +18,8 @@ import pandera.polars as pa
 import polars as pl
 import pyarrow as pa_arrow
 
+from pipeline.errors import UserError
+
 SCHEMA_VERSION = 1
 
 
@@ -41,7 +43,7 @@ class Table:
         return {n: c.description or "" for n, c in self.model.to_schema().columns.items()}
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """A frame does not fit its table's schema."""
 
 

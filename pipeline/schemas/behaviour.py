@@ -87,9 +87,7 @@ class Contrasts(pa.DataFrameModel):
         description="Benjamini-Hochberg adjusted p of the deciding test, over the source's features",
     )
     fdr: float = pa.Field(ge=0, le=1, description="the false-discovery rate findings are held to")
-    is_finding: bool = pa.Field(
-        description="q_value <= fdr and the deciding interval excludes 0"
-    )
+    is_finding: bool = pa.Field(description="q_value <= fdr and the deciding interval excludes 0")
 
     class Config(Strict):
         pass

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from pipeline.errors import UserError
+
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _WS = re.compile(r"\s+")
 
 
-class FrontmatterError(ValueError):
+class FrontmatterError(UserError, ValueError):
     """SKILL.md's frontmatter is missing or is not a YAML mapping."""
 
 

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from pipeline.errors import UserError
 from pipeline.skill.document import Document, FrontmatterError, split_frontmatter
 
 SKILL_FILE = "SKILL.md"
@@ -24,7 +25,7 @@ class SkillPathError(ValueError):
     """A path would leave the skill folder (.., absolute, a symlink out)."""
 
 
-class SkillError(ValueError):
+class SkillError(UserError, ValueError):
     """A skill folder cannot be read or written as asked."""
 
 

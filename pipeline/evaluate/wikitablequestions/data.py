@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline.errors import UserError
 from pipeline.evaluate.wikitablequestions.scorer import tsv_unescape, tsv_unescape_list
 from pipeline.ids import digest
 from pipeline.resources import WTQ_SAMPLE_DIR
@@ -26,7 +27,7 @@ SPLITS = {"train": "training", "test": "pristine-unseen-tables", "dev": "pristin
 QUESTION_COLUMNS = ["id", "utterance", "context", "targetValue"]
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset file cannot be read; the message names the file and the record."""
 
 
