@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from pipeline.console import Console
+from pipeline.consolidate.settings import BATCH_SIZE, FAN_IN, MIN_SUPPORT
 from pipeline.lake import Lake
 from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 
@@ -46,11 +47,11 @@ def report_path(skill_dir: Path) -> Path:
               help="The skill folder to write (its folder name is the skill's name).")  # fmt: skip
 @click.option("--mode", type=click.Choice(["parallel", "sequential"]), default="parallel",
               show_default=True, help="Merge tree, or one batch of lessons at a time.")  # fmt: skip
-@click.option("--fan-in", type=click.IntRange(min=2), default=5, show_default=True,
+@click.option("--fan-in", type=click.IntRange(min=2), default=FAN_IN, show_default=True,
               help="Inputs per merge node.")  # fmt: skip
-@click.option("--min-support", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--min-support", type=click.IntRange(min=1), default=MIN_SUPPORT, show_default=True,
               help="Distinct runs a lesson needs to reach the skill.")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1), default=50, show_default=True,
+@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
               help="Lessons per edit in sequential mode.")  # fmt: skip
 @click.option("--max-lessons", type=click.IntRange(min=1), default=None,
               help="Model analysts: most lessons per run (default 3).")  # fmt: skip

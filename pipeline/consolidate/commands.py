@@ -9,7 +9,14 @@ from __future__ import annotations
 import click
 
 from pipeline.console import Console
-from pipeline.consolidate.settings import ANALYSES, SettingsError, Thresholds
+from pipeline.consolidate.settings import (
+    ANALYSES,
+    BATCH_SIZE,
+    FAN_IN,
+    MIN_SUPPORT,
+    SettingsError,
+    Thresholds,
+)
 from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
 from pipeline.skill.folder import SkillError, SkillPathError
 
@@ -53,20 +60,24 @@ D = Thresholds()
     help="parallel: cluster everything, then a merge tree; sequential: edit the skill one batch at a time (baseline).",
 )
 @click.option(
-    "--fan-in", default=5, show_default=True, type=int, help="Inputs per merge-tree node."
+    "--fan-in",
+    default=FAN_IN,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Inputs per merge-tree node.",
 )
 @click.option(
     "--min-support",
-    default=2,
+    default=MIN_SUPPORT,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Distinct trajectories a cluster needs to reach the skill.",
 )
 @click.option(
     "--batch-size",
-    default=50,
+    default=BATCH_SIZE,
     show_default=True,
-    type=int,
+    type=click.IntRange(min=1),
     help="Lessons per edit in --mode sequential.",
 )
 @click.option(

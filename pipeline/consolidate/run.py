@@ -34,7 +34,13 @@ from pipeline.consolidate.models import Models
 from pipeline.consolidate.parallel import run_parallel
 from pipeline.consolidate.render import Layout, RunIndex
 from pipeline.consolidate.sequential import run_sequential
-from pipeline.consolidate.settings import SettingsError, Thresholds
+from pipeline.consolidate.settings import (
+    BATCH_SIZE,
+    FAN_IN,
+    MIN_SUPPORT,
+    SettingsError,
+    Thresholds,
+)
 from pipeline.consolidate.write import apply_outcome, unaccounted_lessons, write_tables
 from pipeline.errors import UserError
 from pipeline.ids import digest
@@ -204,10 +210,10 @@ def consolidate(
     base_skill: str | Path | None = None,
     name: str | None = None,
     out_dir: str | Path | None = None,
-    fan_in: int = 5,
-    min_support: int = 2,
+    fan_in: int = FAN_IN,
+    min_support: int = MIN_SUPPORT,
     mode: str = "parallel",
-    batch_size: int = 50,
+    batch_size: int = BATCH_SIZE,
     where: str | None = None,
     analyses: str = "latest",
     settings: ModelSettings | None = None,

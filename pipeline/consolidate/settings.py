@@ -11,6 +11,11 @@ from dataclasses import asdict, dataclass, fields
 
 from pipeline.settings import SettingsError  # noqa: F401  (one error for every setting)
 
+# The defaults of the consolidation's options, for the function and both commands that take them.
+FAN_IN = 5  # inputs per merge-tree node, as in the method's reference code
+MIN_SUPPORT = 2  # distinct runs a cluster needs to reach the skill
+BATCH_SIZE = 50  # lessons per edit in sequential mode
+
 # Which analyses of a run consolidation reads: each analyst's latest configuration's, or all.
 ANALYSES = ("latest", "all")
 
