@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline.ingest.formats import (
     claude_code,
+    langsmith,
     mapping,
     mini_swe_agent,
     native,
@@ -35,6 +36,7 @@ ADAPTERS: dict[str, ModuleType] = {
         swe_agent,
         mini_swe_agent,
         claude_code,
+        langsmith,
         otel,
         openai_chat,
         react_text,
