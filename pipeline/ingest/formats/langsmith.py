@@ -1,14 +1,16 @@
 """LangSmith run exports: one trajectory per trace (``trace_id``), steps from its run tree.
 
-Shapes followed (LangSmith "Run (span) data format" and the SDK's ``Run`` / ``Feedback``
-schemas): runs with ``id``, ``name``, ``run_type`` (``llm``, ``tool``, ``chain``, ``retriever``,
+Shapes followed: LangSmith's "Run (span) data format" reference, the Python SDK's ``Run`` and
+``Feedback`` schemas (``langsmith/schemas.py``), LangChain's tracer (``langchain_core/tracers/
+core.py``: what chat model, tool and retriever runs keep as inputs and outputs) and the SDK's
+OpenAI wrapper (``langsmith/wrappers/_openai.py``). Runs with ``id``, ``name``, ``run_type`` (``llm``, ``tool``, ``chain``, ``retriever``,
 ...), ``inputs``, ``outputs``, ``error``, ``status``, ``start_time`` / ``end_time`` (ISO text or
 epoch milliseconds), ``extra.metadata``, ``tags``, ``trace_id``, ``parent_run_id``,
 ``dotted_order``, ``reference_example_id``, ``feedback_stats`` (``{key: {"n", "avg", "values"}}``)
 and token counts. A file holds them as JSON lines (``client.list_runs`` dumped one per line), a
 JSON list, an API answer ``{"runs": [...]}``, or run trees with nested ``child_runs``
 (``read_run(..., load_child_runs=True)``); feedback records (``run_id``, ``trace_id``, ``key``,
-``score``, ``value``) may sit among them.
+``score``, ``value``) may sit among them (reading the file: ``langsmith_runs``).
 
 Steps walk the tree depth first, children in ``dotted_order`` (else start time, else file
 order). An ``llm`` run gives the messages it was sent, then its answer (message shapes: see
