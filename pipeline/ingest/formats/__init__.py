@@ -16,6 +16,7 @@ from typing import Any
 from pipeline.ingest.formats import (
     claude_code,
     langfuse,
+    langsmith,
     mapping,
     mini_swe_agent,
     native,
@@ -37,6 +38,7 @@ ADAPTERS: dict[str, ModuleType] = {
         mini_swe_agent,
         claude_code,
         langfuse,
+        langsmith,
         otel,
         openai_chat,
         react_text,
