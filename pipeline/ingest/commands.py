@@ -20,7 +20,8 @@ from pipeline.options import lake_option, pass_console
 
 FORMAT_HELP = (
     "auto (detect from content), tau-bench, openai-chat, mini-swe-agent, swe-agent, claude-code, "
-    "otel, react-text, parquet, or mapping:FILE (a TOML/YAML mapping for any other JSON/JSONL)."
+    "langfuse, langsmith, phoenix, otel, react-text, parquet, or mapping:FILE (a TOML/YAML "
+    "mapping for any other JSON/JSONL)."
 )
 MAX_LISTED = 20
 

@@ -22,6 +22,7 @@ from pipeline.ingest.formats import (
     native,
     openai_chat,
     otel,
+    phoenix,
     react_text,
     swe_agent,
     taubench,
@@ -32,6 +33,7 @@ from pipeline.ingest.record import BadRecord
 ADAPTERS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
+        phoenix,
         native,
         taubench,
         swe_agent,

@@ -211,6 +211,12 @@ def _export(value: dict, where: str, top: tuple, scopes: tuple, leaf: str, read)
                     yield out
 
 
+def span_object(d: Any, record: str) -> Span:
+    """One flat span object (``traceId`` / ``context.trace_id``, plain or OTLP-typed attributes)
+    as a ``Span``; a SpanError says what is wrong with it."""
+    return _span(d, record, None, None)
+
+
 def _span(d: Any, record: str, resource: dict | None, scope: str | None) -> Span:
     if not isinstance(d, dict):
         raise SpanError(f"expected a span object, got {json_type(d)}")
