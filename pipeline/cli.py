@@ -27,6 +27,8 @@ COMMANDS = {
     "models": "pipeline.llm.models_command:models",
     "rollout": "pipeline.evaluate.commands:rollout",
     "eval": "pipeline.evaluate.commands:eval_",
+    "versions": "pipeline.skill.commands:versions",
+    "diff": "pipeline.skill.commands:diff",
 }
 
 
@@ -78,7 +80,8 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
 
     \b
     The flow:  ingest -> analyse -> consolidate -> (coverage, report)
-    `distill` runs all of it; `stats`, `sql` and `calls` look at the lake.
+    `distill` runs all of it; `stats`, `sql` and `calls` look at the lake; `versions` and
+    `diff` show the skill versions consolidations published and what changed between them.
     """
     ctx.obj = Console(0 if quiet else 2 if verbose else 1)
 

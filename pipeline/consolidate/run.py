@@ -7,8 +7,9 @@ other runs sit beside it), `llm_calls` through the model layer when a model summ
 merges (`models.py`; offline otherwise), and the skill folder OUT (named after the skill, as Agent Skills
 require), staged in a temporary sibling folder and linted. The tables are written first, then the
 folder is exposed at OUT in one atomic step (`pipeline.skill.publish`), so the run a folder names
-in its `consolidation-run` always has its rows. One run at a time writes OUT; a second fails at
-once naming it. A folder that fails lint goes to `OUT.rejected/` instead and the run fails listing
+in its `consolidation-run` always has its rows; the folder published is then recorded as a
+version in `skill_versions` and `skill_files` (`pipeline.skill.versions`). One run at a time
+writes OUT; a second fails at once naming it. A folder that fails lint goes to `OUT.rejected/` instead and the run fails listing
 the problems; the previous skill at OUT is left untouched.
 """
 
@@ -58,7 +59,8 @@ from pipeline.skill.folder import (
     swap_into_place,
 )
 from pipeline.skill.lint import KEBAB, LintProblem, lint_skill, review_skill
-from pipeline.skill.publish import publish, recover, writer_lock
+from pipeline.skill.publish import recover, writer_lock
+from pipeline.skill.versions import publish_version
 
 MODES = ("parallel", "sequential")
 DUCKDB_MEMORY = "4GB"
@@ -381,7 +383,7 @@ def consolidate(
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         if not problems:
-            publish(tmp, out, run_id)
+            publish_version(lake, tmp, out, run_id, name, console)
         else:
             shutil.rmtree(summary.out_dir, ignore_errors=True)
             swap_into_place(tmp, summary.out_dir)

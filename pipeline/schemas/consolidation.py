@@ -250,3 +250,51 @@ class Dropped(pa.DataFrameModel):
 
     class Config(Strict):
         pass
+
+
+@register("skill_versions", partition_by=("version_id",))
+class SkillVersions(pa.DataFrameModel):
+    """One row per version of a skill folder a consolidation published (its content, once)."""
+
+    version_id: str = pa.Field(
+        description="digest of the folder's files (sorted relative paths and their sha256)"
+    )
+    parent_version_id: str = pa.Field(
+        nullable=True, description="version live at `out` before this one; null for the first"
+    )
+    run_id: str = pa.Field(
+        nullable=True,
+        description="consolidation that wrote it (from its SKILL.md metadata for a folder found "
+        "at `out` unrecorded; null when that names none)",
+    )
+    skill_name: str = pa.Field(description="the skill's name (its folder's name)")
+    out: str = pa.Field(description="the skill folder path as given to consolidate")
+    created_at: pl.Datetime("us", "UTC") = pa.Field(
+        description="when it was published (a found folder: when its SKILL.md was written)"
+    )
+    created_by: str = pa.Field(
+        nullable=True,
+        description="user@host that published it, or T2S_ACTOR; null for a folder found at `out`",
+    )
+    n_statements: int = pa.Field(
+        ge=0, description="statements: lines sharing a lesson-backed item, and base-skill lines"
+    )
+    n_files: int = pa.Field(ge=1, description="files in the folder")
+
+    class Config(Strict):
+        pass
+
+
+@register("skill_files", partition_by=("version_id",))
+class SkillFiles(pa.DataFrameModel):
+    """One row per version of a skill folder and file in it: the file's text, to read it back."""
+
+    version_id: str = pa.Field(description="skill version (see skill_versions)")
+    file: str = pa.Field(description="path relative to the skill folder, '/' separated")
+    text: str = pa.Field(
+        description="the file's content (UTF-8; other bytes decoded with replacement)"
+    )
+    digest: str = pa.Field(description="sha256 of the file's bytes")
+
+    class Config(Strict):
+        pass
