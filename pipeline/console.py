@@ -131,3 +131,8 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 run', '3 runs' ('1 query', '2 queries' with `many`)."""
+    return f"{n} {word if n == 1 else many or word + 's'}"

@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from pipeline import sql as sqlfiles
+from pipeline.console import plural
 from pipeline.lake import Lake
 from pipeline.report import drift as drift_
 from pipeline.report.runs import (
@@ -280,24 +281,20 @@ def _new_batch(other: Lake) -> tuple[pl.DataFrame, pl.DataFrame, str]:
     return lessons, runs, f"against: {other.uri}"
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
-
-
 def _check_run(result: Coverage, held_out: pl.DataFrame) -> list[str]:
     """Faults worth a warning: held-out runs the skill was built from, unaccounted lessons."""
     out = []
     leaked = result.fate.join(held_out, on="trajectory_id", how="semi")
     if leaked.height:
         out.append(
-            f"{_n(leaked.height, 'lesson')} of held-out runs were read by run "
+            f"{plural(leaked.height, 'lesson')} of held-out runs were read by run "
             f"{result.run['run_id']}: "
             "the held-out split is not independent of the skill"
         )
     lost = result.fate.filter(pl.col("fate") == "unaccounted")
     if lost.height:
         out.append(
-            f"{_n(lost.height, 'lesson')} did not reach the skill and no drop row says why "
+            f"{plural(lost.height, 'lesson')} did not reach the skill and no drop row says why "
             f"(e.g. {', '.join(lost['lesson_id'].head(3).to_list())})"
         )
     gaps = result.statements.filter(pl.col("evidence") == "none")

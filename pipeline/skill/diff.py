@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 
 from pipeline import sql
+from pipeline.console import plural
 from pipeline.skill.document import Document
 from pipeline.skill.folder import SKILL_FILE, SkillFolder
 from pipeline.skill.provenance import line_rows
@@ -200,8 +201,8 @@ def evidence_text(statement: dict) -> str:
         return "base skill"
     e = evidence(statement)
     return (
-        f"{e['runs']} runs ({e['failures']} failed, {e['successes']} succeeded), "
-        f"{e['tasks']} tasks, {e['lessons']} lessons"
+        f"{plural(e['runs'], 'run')} ({e['failures']} failed, {e['successes']} succeeded), "
+        f"{plural(e['tasks'], 'task')}, {plural(e['lessons'], 'lesson')}"
     )
 
 

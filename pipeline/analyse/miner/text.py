@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from pipeline.analyse.shell import split_command
+from pipeline.console import plural  # noqa: F401  (the rules' wording)
 
 _NUMBER = re.compile(r"(?<![A-Za-z_])-?\d+(?:[.,]\d+)*(?![A-Za-z_])")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?)?\b")
@@ -195,10 +196,6 @@ def quote(value: Any, max_chars: int = 80) -> str:
     if not isinstance(value, str):
         return text
     return f'"{text}"' if "'" in text and '"' not in text else f"'{text}'"
-
-
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def words_of(text: str) -> list[str]:
