@@ -29,6 +29,7 @@ COMMANDS = {
     "eval": "pipeline.evaluate.commands:eval_",
     "versions": "pipeline.skill.commands:versions",
     "diff": "pipeline.skill.commands:diff",
+    "review": "pipeline.skill.review_command:review_command",
 }
 
 
@@ -81,7 +82,8 @@ def main(ctx: click.Context, quiet: bool, verbose: bool) -> None:
     \b
     The flow:  ingest -> analyse -> consolidate -> (coverage, report)
     `distill` runs all of it; `stats`, `sql` and `calls` look at the lake; `versions` and
-    `diff` show the skill versions consolidations published and what changed between them.
+    `diff` show the skill versions consolidations published and what changed between them;
+    `distill --propose` writes a change for `review` instead of publishing it.
     """
     ctx.obj = Console(0 if quiet else 2 if verbose else 1)
 

@@ -9,6 +9,7 @@ already answered, and rewrites the skill from the current lessons.
 
 from __future__ import annotations
 
+import datetime as dt
 from contextlib import suppress
 from pathlib import Path
 
@@ -17,7 +18,13 @@ import click
 from pipeline.console import Console
 from pipeline.consolidate.settings import BATCH_SIZE, FAN_IN, MIN_SUPPORT
 from pipeline.lake import Lake
-from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
+from pipeline.options import (
+    lake_option,
+    model_options,
+    pass_console,
+    propose_options,
+    resolve_model_settings,
+)
 
 EXIT_LINT = 5  # the skill was written but failed lint
 
@@ -59,11 +66,15 @@ def report_path(skill_dir: Path) -> Path:
               help="Agentic analyst: tool-using turns per run (default 12).")  # fmt: skip
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write the coverage report (HTML) beside the skill folder.")  # fmt: skip
+@click.option("--since", metavar="VERSION|TIME",
+              help="Analyse only runs ingested after this skill version (an id, latest, "
+                   "live:OUT) or time (ISO 8601); the proposal counts them as new.")  # fmt: skip
+@propose_options
 @model_options
 @pass_console
 def distill(console: Console, paths, lake: Lake, format_, source, labels, analyst, where,
             base_skill, name, out_dir, mode, fan_in, min_support, batch_size, max_lessons,
-            max_turns, report, model_overrides):  # fmt: skip
+            max_turns, report, since, propose, resurface, model_overrides):  # fmt: skip
     """Ingest, analyse and consolidate: trajectories in, a skill folder out.
 
     \b
@@ -75,6 +86,7 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
       trace2skill distill data/tau-bench-airline --lake lake \\
           --base-skill data/tau-bench-airline/base-skill --out out/airline-agent-policy
       trace2skill distill runs/ --lake lake --model gpt-4o-mini --out out/my-agent
+      trace2skill distill new-runs/ --lake lake --out out/my-agent --since latest --propose
 
     \b
     Exit status: 0 done; 3 some input or some trajectories were skipped (see the messages;
@@ -83,13 +95,14 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     from pipeline.analyse.commands import show as show_analyse
     from pipeline.analyse.run import AnalyseError, analyse
     from pipeline.consolidate.commands import show as show_consolidate
-    from pipeline.consolidate.commands import user_errors
+    from pipeline.consolidate.commands import show_proposal, user_errors
     from pipeline.consolidate.run import consolidate
     from pipeline.ingest.commands import print_summary as show_ingest
     from pipeline.ingest.run import EXIT_NOTHING, EXIT_OK, IngestError, ingest_paths
 
     settings = resolve_model_settings(model_overrides)
     status = EXIT_OK
+    since_at = since_time(lake, since, out_dir) if since else None
     if paths:
         console.info(f"== ingest {len(paths)} path(s) into {lake.uri}")
         try:
@@ -107,8 +120,8 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     try:
         options = {"max_lessons": max_lessons, "max_turns": max_turns}
         analysed = analyse(
-            lake, analyst=analyst, settings=settings, base_skill=base_skill, where=where,
-            console=console, options={k: v for k, v in options.items() if v is not None},
+            lake, analyst=analyst, settings=settings, base_skill=base_skill,
+            where=arrived_after(where, since_at), console=console, options={k: v for k, v in options.items() if v is not None},
         )  # fmt: skip
     except AnalyseError as exc:
         raise click.ClickException(str(exc)) from None
@@ -121,11 +134,13 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
         consolidated = consolidate(
             lake, base_skill=base_skill, name=name, out_dir=out_dir, fan_in=fan_in,
             min_support=min_support, mode=mode, batch_size=batch_size, where=where,
-            settings=settings, console=console,
+            settings=settings, console=console, propose=propose, since=since_at,
+            resurface=resurface,
         )  # fmt: skip
     except user_errors() as exc:
         raise click.ClickException(str(exc)) from None
     show_consolidate(console, consolidated)
+    show_proposal(console, consolidated.proposal, lake)
 
     written = None
     if report:
@@ -142,9 +157,36 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     raise SystemExit(status)
 
 
+def since_time(lake: Lake, since: str, out_dir: Path | None) -> dt.datetime:
+    """The time --since names: an ISO 8601 time (UTC unless it says), else a skill version's
+    publication time."""
+    try:
+        at = dt.datetime.fromisoformat(since)
+    except ValueError:
+        from pipeline.skill.versions import VersionError, resolve
+
+        try:
+            return resolve(lake, since, str(out_dir) if out_dir else None)["created_at"]
+        except VersionError as exc:
+            raise click.BadParameter(
+                f"{exc} (give a version or an ISO 8601 time)", param_hint="--since"
+            ) from None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def arrived_after(where: str | None, since: dt.datetime | None) -> str | None:
+    """`where` narrowed to runs ingested after `since`. The time is one this command parsed
+    and prints itself, so writing it into the filter cannot carry anything else."""
+    if since is None:
+        return where
+    after = f"ingested_at > timestamptz '{since.astimezone(dt.UTC).isoformat()}'"
+    return f"({where}) and {after}" if where and where.strip() else after
+
+
 def _next_steps(console: Console, lake: Lake, consolidated, report: Path | None) -> None:
     console.info("")
-    console.info(f"skill:  {consolidated.out_dir}/SKILL.md")
+    proposed = " (proposed, not published)" if consolidated.proposal is not None else ""
+    console.info(f"skill:  {consolidated.out_dir}/SKILL.md{proposed}")
     if report is not None:
         console.info(f"report: {report.as_uri()}")
     from pipeline.sql import SQL_DIR

@@ -127,3 +127,19 @@ def resolve_model_settings(model_overrides: dict, **extra):
         return ModelSettings.resolve(settings_file=settings_file, **overrides)
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def propose_options(f):
+    """--propose and --resurface: write a proposal for review instead of publishing."""
+    from pipeline.skill.proposals import RESURFACE
+
+    f = click.option(
+        "--resurface", type=click.FloatRange(min=1.0), default=RESURFACE, show_default=True,
+        help="A statement reviewers rejected is proposed again once its runs reach this "
+             "multiple of what they were when rejected.",
+    )(f)  # fmt: skip
+    return click.option(
+        "--propose", is_flag=True,
+        help="Do not touch the skill in use: write the change as a proposal to review "
+             "(`trace2skill review`), next to the folder in OUT.proposals/.",
+    )(f)  # fmt: skip

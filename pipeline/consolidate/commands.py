@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.console import Console
+from pipeline.console import Console, plural
 from pipeline.consolidate.settings import (
     ANALYSES,
     BATCH_SIZE,
@@ -17,7 +17,13 @@ from pipeline.consolidate.settings import (
     SettingsError,
     Thresholds,
 )
-from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
+from pipeline.options import (
+    lake_option,
+    model_options,
+    pass_console,
+    propose_options,
+    resolve_model_settings,
+)
 from pipeline.skill.folder import SkillError, SkillPathError
 
 
@@ -189,11 +195,14 @@ D = Thresholds()
     show_default=True,
     help="With a model: members of a cluster shown to it (nearest the centroid first).",
 )
+@propose_options
 @model_options
 @pass_console
 def consolidate(
     console: Console,
     lake,
+    propose,
+    resurface,
     base_skill,
     name,
     out_dir,
@@ -243,11 +252,14 @@ def consolidate(
             analyses=analyses,
             settings=settings,
             console=console,
+            propose=propose,
+            resurface=resurface,
             **thresholds,
         )
     except user_errors() as exc:
         raise click.ClickException(str(exc)) from None
     show(console, s)
+    show_proposal(console, s.proposal, lake)
 
 
 def show(console: Console, s) -> None:
@@ -274,6 +286,18 @@ def show(console: Console, s) -> None:
         console.warn(
             f"{missing} patch op(s) not applied: see the patch_ops table for run {s.run_id}"
         )
+
+
+def show_proposal(console: Console, p, lake) -> None:
+    """Where a proposal went, what it holds, and the commands that review and check it."""
+    if p is None:
+        return
+    counts = ", ".join(f"{p.counts.get(k, 0)} {k}" for k in ("added", "changed", "removed"))
+    held = f"; {p.n_held} held back by earlier rejections" if p.n_held else ""
+    new = f"; {plural(p.n_new_runs, 'run')} arrived since" if p.n_new_runs else ""
+    console.info(f"proposal {p.proposal_id[:12]}: {counts}{held}{new}")
+    console.info(f"review: {p.path / 'review.md'} (diff: {p.path / 'changes.diff'})")
+    console.info(f"then:   trace2skill review {p.proposal_id[:12]} --lake {lake.uri}")
 
 
 def _model_rows(s) -> list[tuple[str, str]]:

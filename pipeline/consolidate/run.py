@@ -59,6 +59,8 @@ from pipeline.skill.folder import (
     swap_into_place,
 )
 from pipeline.skill.lint import KEBAB, LintProblem, lint_skill, review_skill
+from pipeline.skill.proposals import RESURFACE
+from pipeline.skill.proposals import propose as make_proposal
 from pipeline.skill.publish import recover, writer_lock
 from pipeline.skill.versions import publish_version
 
@@ -97,6 +99,7 @@ class ConsolidateSummary:
     n_fallbacks: int = 0  # extractive summaries and offline merge steps standing in for the model
     n_omitted: int = 0  # merge inputs the model left out even after a re-ask
     budget_spent: bool = False
+    proposal: object | None = None  # ProposalSummary when proposed instead of published
 
     @property
     def lint_ok(self) -> bool:
@@ -220,6 +223,9 @@ def consolidate(
     analyses: str = "latest",
     settings: ModelSettings | None = None,
     console: Console | None = None,
+    propose: bool = False,
+    since: dt.datetime | None = None,
+    resurface: float | None = None,
     **thresholds,
 ) -> ConsolidateSummary:
     """Consolidate the lake's lessons into the skill folder `out_dir` (named after it).
@@ -228,7 +234,10 @@ def consolidate(
     `<source>-skill`. `analyses` is "latest" (for each run and analyst, the lessons of the
     analyst's latest configuration; different analysts add up) or "all" (every configuration's). `settings` picks the model that summarises and merges ('offline', the
     default, writes extractively) and, unless `embedder` is given, the embedder. See the module
-    docstring for what is read and written."""
+    docstring for what is read and written. With `propose`, the folder is not published: it
+    becomes a proposal against the version at OUT (`pipeline.skill.proposals`), its new runs
+    those ingested after `since`, and earlier rejections held back until their runs have grown
+    `resurface` times."""
     started = time.perf_counter()
     console = console or Console(0)
     if thresholds.get("embedder") is None and settings is not None:
@@ -382,7 +391,13 @@ def consolidate(
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if not problems:
+        if not problems and propose:
+            summary.proposal = make_proposal(
+                lake, tmp, out, run_id, name, console, since=since,
+                resurface=RESURFACE if resurface is None else resurface,
+            )  # fmt: skip
+            summary.out_dir = summary.proposal.skill_dir
+        elif not problems:
             publish_version(lake, tmp, out, run_id, name, console)
         else:
             shutil.rmtree(summary.out_dir, ignore_errors=True)

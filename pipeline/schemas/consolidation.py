@@ -298,3 +298,91 @@ class SkillFiles(pa.DataFrameModel):
 
     class Config(Strict):
         pass
+
+
+EDIT_KINDS = ["added", "changed", "removed"]
+
+
+@register("proposals", partition_by=("proposal_id",))
+class Proposals(pa.DataFrameModel):
+    """One row per proposal: a consolidation's skill set against the version in use, for review."""
+
+    proposal_id: str = pa.Field(description="digest of the base version, the run and its edits")
+    out: str = pa.Field(description="the skill folder the proposal would change")
+    skill_name: str = pa.Field(description="the skill's name")
+    base_version_id: str = pa.Field(
+        nullable=True, description="version in use at `out` when proposed; null: none yet"
+    )
+    candidate_version_id: str = pa.Field(
+        description="the folder the consolidation wrote, every edit in (files in skill_files)"
+    )
+    proposed_version_id: str = pa.Field(
+        description="the folder proposed: the candidate without the edits held back"
+    )
+    run_id: str = pa.Field(description="consolidation run that wrote the candidate")
+    since: pl.Datetime("us", "UTC") = pa.Field(
+        nullable=True, description="runs ingested after this are new (distill --since)"
+    )
+    n_new_runs: int = pa.Field(ge=0, description="runs ingested after `since` (0 without)")
+    n_edits: int = pa.Field(ge=0, description="statement edits proposed")
+    n_held: int = pa.Field(ge=0, description="edits held back by earlier rejections")
+    path: str = pa.Field(description="folder holding the proposed skill, its diff and review file")
+    created_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
+    created_by: str = pa.Field(description="user@host, or T2S_ACTOR")
+
+    class Config(Strict):
+        pass
+
+
+@register("proposal_edits", partition_by=("proposal_id",))
+class ProposalEdits(pa.DataFrameModel):
+    """One row per statement edit of a proposal, with its evidence and any earlier decision."""
+
+    proposal_id: str = pa.Field(description="proposal")
+    edit_id: str = pa.Field(description="e1, e2, ... in file and line order")
+    kind: str = pa.Field(isin=EDIT_KINDS, description="added, changed or removed")
+    section: str = pa.Field(nullable=True, description="heading it sits under")
+    file: str = pa.Field(description="file of the statement shown (the new one, else the old)")
+    text: str = pa.Field(description="the statement proposed (removed: the one it would remove)")
+    old_text: str = pa.Field(nullable=True, description="the statement it replaces (changed)")
+    old_key: str = pa.Field(nullable=True, description="statement key in the base version")
+    new_key: str = pa.Field(nullable=True, description="statement key in the candidate")
+    lesson_ids: pl.List(pl.String) = pa.Field(description="lessons behind the statement shown")
+    n_trajectories: int = pa.Field(ge=0, description="distinct runs behind it")
+    n_tasks: int = pa.Field(ge=0, description="distinct tasks")
+    n_failures: int = pa.Field(ge=0, description="distinct failed runs")
+    n_successes: int = pa.Field(ge=0, description="distinct successful runs")
+    old_n_trajectories: int = pa.Field(
+        nullable=True, description="runs behind the statement it replaces or removes"
+    )
+    n_new_runs: int = pa.Field(ge=0, description="of its runs, those ingested after `since`")
+    held_by: str = pa.Field(
+        nullable=True, description="decision that holds it back (rejected before, evidence short)"
+    )
+    note: str = pa.Field(nullable=True, description="an earlier decision on the same statement")
+
+    class Config(Strict):
+        pass
+
+
+@register("decisions", partition_by=("proposal_id",))
+class Decisions(pa.DataFrameModel):
+    """One row per reviewed edit: accepted or rejected, by whom, why, on what evidence."""
+
+    decision_id: str = pa.Field(description="digest of the proposal and edit")
+    proposal_id: str = pa.Field(description="proposal reviewed")
+    edit_id: str = pa.Field(description="edit of that proposal")
+    kind: str = pa.Field(isin=EDIT_KINDS, description="added, changed or removed")
+    section: str = pa.Field(nullable=True, description="heading it sits under")
+    text: str = pa.Field(description="the statement (removed: the one it would remove)")
+    old_text: str = pa.Field(nullable=True, description="the statement it replaces (changed)")
+    lesson_ids: pl.List(pl.String) = pa.Field(description="lessons behind it when decided")
+    n_trajectories: int = pa.Field(ge=0, description="distinct runs behind it when decided")
+    verdict: str = pa.Field(isin=["accept", "reject"], description="accept or reject")
+    reason: str = pa.Field(nullable=True, description="why, as the reviewer wrote it")
+    decided_by: str = pa.Field(description="user@host, or T2S_ACTOR")
+    decided_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
+    version_id: str = pa.Field(description="the version the review published")
+
+    class Config(Strict):
+        pass

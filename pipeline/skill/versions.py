@@ -27,7 +27,7 @@ from pipeline import sql
 from pipeline.console import Console
 from pipeline.ids import digest
 from pipeline.lake import Lake, LakeError
-from pipeline.skill.diff import file_statements, run_statements
+from pipeline.skill.diff import EVIDENCE, file_statements, run_statements
 from pipeline.skill.folder import SKILL_FILE, folder_run
 from pipeline.skill.publish import publish
 
@@ -107,6 +107,42 @@ def version_statements(con: duckdb.DuckDBPyConnection, version: dict) -> pl.Data
     return file_statements(version_files(con, version["version_id"]))
 
 
+LINE_COLUMNS = {
+    "statement_key": pl.String,
+    "file": pl.String,
+    "line_no": pl.Int64,
+    "section": pl.String,
+    "text": pl.String,
+    "origin": pl.String,
+    "item_id": pl.String,
+    "cluster_ids": pl.List(pl.String),
+    "lesson_ids": pl.List(pl.String),
+    "merge_node_id": pl.String,
+    **{c: pl.Int64 for c in EVIDENCE},
+}
+
+
+def run_lines(con: duckdb.DuckDBPyConnection, run_id: str | None) -> pl.DataFrame:
+    """Every `skill_lines` row of a run, with the key of the statement it belongs to."""
+    if run_id is None:
+        return pl.DataFrame(schema=LINE_COLUMNS)
+    lines = sql.query(con, "skill_run_lines", run_id=run_id)
+    return lines.select([pl.col(c).cast(t) for c, t in LINE_COLUMNS.items()])
+
+
+def version_lines(con: duckdb.DuckDBPyConnection, version: dict | None) -> pl.DataFrame:
+    """A recorded version's statement lines: its run's, else each line of its files alone."""
+    if version is None:
+        return pl.DataFrame(schema=LINE_COLUMNS)
+    lines = run_lines(con, version["run_id"])
+    if lines.height:
+        return lines
+    alone = file_statements(version_files(con, version["version_id"]))
+    return alone.with_columns(
+        cluster_ids=pl.lit([], pl.List(pl.String)), merge_node_id=pl.lit(None, pl.String)
+    ).select([pl.col(c).cast(t) for c, t in LINE_COLUMNS.items()])
+
+
 def resolve(lake: Lake, ref: str, out: str | None = None) -> dict:
     """The recorded version `ref` names: an id or a unique prefix of one, `live:OUT` (the one
     the folder OUT shows), or `latest` / `previous` (the newest at `out` and its parent)."""
@@ -145,29 +181,57 @@ def resolve(lake: Lake, ref: str, out: str | None = None) -> dict:
     raise VersionError(f"{ref!r} names {len(matches)} versions ({listed}): give more of the id")
 
 
+def record_files(lake: Lake, files: dict[str, bytes]) -> str:
+    """Keep a folder's files in `skill_files` under its version id (no version row): a proposal's
+    folders can then be read back whatever becomes of them on disk."""
+    vid = version_id(files)
+    frame = pl.DataFrame(
+        {
+            "version_id": vid,
+            "file": list(files),
+            "text": [data.decode("utf-8", errors="replace") for data in files.values()],
+            "digest": [file_digest(data) for data in files.values()],
+        },
+        schema={"version_id": pl.String, "file": pl.String, "text": pl.String, "digest": pl.String},
+    )
+    lake.replace_partition("skill_files", frame, {"version_id": vid})
+    return vid
+
+
 def _record(lake: Lake, files: dict[str, bytes], row: dict, known: set[str]) -> str:
     """Write one version (its files first, then its row) unless it is known; returns its id."""
     vid = version_id(files)
     if vid in known:
         return vid
-    texts = {p: data.decode("utf-8", errors="replace") for p, data in files.items()}
     with sql.connect(lake) as con:
         statements = run_statements(con, row["run_id"])
     if statements.height == 0:
+        texts = {p: data.decode("utf-8", errors="replace") for p, data in files.items()}
         statements = file_statements(texts)
-    frame = pl.DataFrame(
-        {
-            "version_id": vid,
-            "file": list(files),
-            "text": list(texts.values()),
-            "digest": [file_digest(data) for data in files.values()],
-        }
-    )
-    lake.replace_partition("skill_files", frame, {"version_id": vid})
+    record_files(lake, files)
     version = row | {"version_id": vid, "n_statements": statements.height, "n_files": len(files)}
     lake.replace_partition("skill_versions", pl.DataFrame([version]), {"version_id": vid})
     known.add(vid)
     return vid
+
+
+def record_live(lake: Lake, out: Path, skill_name: str, console: Console) -> str | None:
+    """The version OUT shows, recorded first (as found) when the lake does not know it; else,
+    with no folder at OUT, the newest recorded there; None when there is neither."""
+    versions = recorded(lake)
+    known = set(versions["version_id"].to_list())
+    at_out = published_at(versions, str(out))
+    parent = at_out["version_id"][0] if at_out.height else None
+    files = live_files(out)
+    if files is None:
+        return parent
+    if version_id(files) in known:
+        return version_id(files)
+    console.info(f"recording the skill found at {out} as a version")
+    found_at = dt.datetime.fromtimestamp((out / SKILL_FILE).stat().st_mtime, dt.UTC)
+    found = {"parent_version_id": parent, "run_id": folder_run(out), "created_at": found_at,
+             "created_by": None, "skill_name": skill_name, "out": str(out)}  # fmt: skip
+    return _record(lake, files, found, known)
 
 
 def publish_version(
@@ -175,24 +239,18 @@ def publish_version(
 ) -> str | None:
     """Publish `staged` at OUT (holding `writer_lock`) and record it; returns its version id.
 
-    The folder is live once published: a lake that cannot be written then costs the record,
-    with a warning, not the run (the next run records the folder it finds)."""
-    previous = live_files(out)
-    if previous is not None:  # read before the link moves on
-        previous_run = folder_run(out)
-        found_at = dt.datetime.fromtimestamp((out / SKILL_FILE).stat().st_mtime, dt.UTC)
+    The folder is live once published: a lake that cannot be written costs the record, with a
+    warning, not the run (the next run records the folder it finds)."""
+    try:
+        parent = record_live(lake, out, skill_name, console)
+    except (LakeError, OSError) as exc:
+        parent, failed = None, exc
+    else:
+        failed = None
     publish(staged, out, run_id)
     try:
-        versions = recorded(lake)
-        known = set(versions["version_id"].to_list())
-        at_out = published_at(versions, str(out))
-        parent = at_out["version_id"][0] if at_out.height else None
-        if previous is not None:
-            found = {"parent_version_id": parent, "run_id": previous_run, "created_at": found_at,
-                     "created_by": None, "skill_name": skill_name, "out": str(out)}  # fmt: skip
-            if version_id(previous) not in known:
-                console.info(f"recording the skill found at {out} as a version")
-            parent = _record(lake, previous, found, known)
+        if failed is not None:
+            raise failed
         row = {
             "parent_version_id": parent,
             "run_id": run_id,
@@ -206,7 +264,7 @@ def publish_version(
         if vid == parent:
             console.info(f"skill unchanged: version {vid}")
             return vid
-        _record(lake, current, row, known)
+        _record(lake, current, row, set(recorded(lake)["version_id"].to_list()))
         console.info(f"skill version {vid}" + (f", after {parent}" if parent else ", the first"))
         return vid
     except (LakeError, OSError) as exc:
