@@ -11,7 +11,8 @@ Reads `skill_versions`, `skill_files`, `skill_lines`, `lessons`, `trajectories`,
 `proposals`; writes `proposals` and `proposal_edits` (partitioned by proposal id), the candidate's
 and the proposed folder's files to `skill_files`, and the proposal folder `OUT.proposals/<id>/`:
 the proposed skill (named after it, so `eval` and `lint` read it as any skill), `changes.diff`
-(a unified diff against the live version) and `review.md`, the file a reviewer marks.
+(a unified diff against the live version), `review.md`, the file a reviewer marks, and
+`review.html`, the edits with the evidence beside each.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from pipeline.skill.versions import (
     run_lines,
     run_statements,
     version_files,
-    version_id,
     version_lines,
     version_statements,
 )
@@ -177,6 +177,30 @@ def _holds(
     )
 
 
+def _page(
+    d: StatementDiff, edits: pl.DataFrame, base: dict | None, row: dict, changes: str, uri: str
+) -> str:
+    """The proposal as a page: its open edits with their evidence, then the files' diff."""
+    from pipeline.skill.diff_html import render
+
+    held = edits.filter(pl.col("held_by").is_not_null())
+    keys = set(held["old_key"].drop_nulls()) | set(held["new_key"].drop_nulls())
+    shown = StatementDiff(
+        added=[s for s in d.added if s["statement_key"] not in keys],
+        removed=[s for s in d.removed if s["statement_key"] not in keys],
+        changed=[c for c in d.changed if c["new"]["statement_key"] not in keys],
+        n_unchanged=d.n_unchanged,
+    )
+    proposed = {
+        "version_id": row["proposed_version_id"],
+        "run_id": row["run_id"],
+        "created_at": row["created_at"],
+        "created_by": f"proposal {row['proposal_id'][:12]} by {row['created_by']}",
+        "n_statements": None,
+    }
+    return render(shown, base or {"version_id": "none"}, proposed, files=changes, lake_uri=uri)
+
+
 def edits_of(edits: pl.DataFrame) -> list[Edit]:
     return [
         Edit(r["edit_id"], r["kind"], r["old_key"], r["new_key"])
@@ -235,9 +259,8 @@ def propose(
     problems = lint_skill(skill_dir, folder_name=skill_name)
     for p in problems:
         console.warn(f"proposal {proposal_id[:ID_SHOWN]}: {p}")
-    (path / "changes.diff").write_text(
-        file_diff(a_files, proposed.files, "live", "proposed"), encoding="utf-8"
-    )
+    changes = file_diff(a_files, proposed.files, "live", "proposed")
+    (path / "changes.diff").write_text(changes, encoding="utf-8")
     open_edits = edits.filter(pl.col("held_by").is_null())
     new_runs = 0
     if since is not None:
@@ -267,6 +290,8 @@ def propose(
         {"proposal_id": proposal_id},
     )
     lake.replace_partition("proposals", pl.DataFrame([row]), {"proposal_id": proposal_id})
+    page = _page(d, edits, base, row, changes, lake.uri)
+    (path / "review.html").write_text(page, encoding="utf-8")
     review_path = path / review_file.NAME
     if review_file.has_verdicts(review_path):
         console.warn(f"{review_path} already holds verdicts: kept as it is")
@@ -301,17 +326,3 @@ def find(lake: Lake, ref: str) -> dict:
     if not hits:
         raise ProposalError(f"no proposal {ref!r} in {lake.uri} (`trace2skill review` lists them)")
     raise ProposalError(f"{ref!r} names {len(hits)} proposals: give more of the id")
-
-
-def candidate_files(lake: Lake, proposal: dict) -> tuple[dict[str, str], dict[str, str]]:
-    """The base version's files and the candidate's, read back from the lake."""
-    with sql.connect(lake) as con:
-        base = proposal["base_version_id"]
-        return (
-            version_files(con, base) if base else {},
-            version_files(con, proposal["candidate_version_id"]),
-        )
-
-
-def proposed_id(files: dict[str, str]) -> str:
-    return version_id({p: t.encode() for p, t in files.items()})

@@ -6,6 +6,7 @@ that refuses a proposal stops its review."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import shutil
@@ -108,6 +109,8 @@ def test_a_proposal_leaves_the_live_skill_alone_and_says_what_it_would_change(lo
     first_added = edits.filter(pl.col("kind") == "added").row(0, named=True)
     assert f"+{first_added['text']}" in diff
     assert (folder / "airline-agent-policy" / "SKILL.md").is_file()
+    page = (folder / "review.html").read_text()
+    assert first_added["text"] in html.unescape(page)
     assert "consolidation-run" in (out / "SKILL.md").read_text()
     assert v1["run_id"] in (out / "SKILL.md").read_text()  # the live folder is still v1
 
