@@ -396,7 +396,8 @@ def consolidate(
                 lake, tmp, out, run_id, name, console, since=since,
                 resurface=RESURFACE if resurface is None else resurface,
             )  # fmt: skip
-            summary.out_dir = summary.proposal.skill_dir
+            if summary.proposal is not None:
+                summary.out_dir = summary.proposal.skill_dir
         elif not problems:
             publish_version(lake, tmp, out, run_id, name, console)
         else:

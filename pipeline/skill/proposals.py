@@ -234,9 +234,10 @@ def propose(
     *,
     since: dt.datetime | None = None,
     resurface: float = RESURFACE,
-) -> ProposalSummary:
+) -> ProposalSummary | None:
     """Write the staged candidate as a proposal against the version live at OUT (call it
-    holding `writer_lock(out)`); the staged folder is consumed, OUT is not touched."""
+    holding `writer_lock(out)`); the staged folder is consumed, OUT is not touched. None when
+    there is nothing to propose (no edit, or only edits held back)."""
     candidate = folder_files(staged)
     shutil.rmtree(staged, ignore_errors=True)
     base_id = record_live(lake, out, skill_name, console)
@@ -250,6 +251,12 @@ def propose(
         edits = _holds(con, edits, _past_decisions(con, out), resurface)
         a_lines, c_lines = version_lines(con, base), run_lines(con, run_id)
     held = set(edits.filter(pl.col("held_by").is_not_null())["edit_id"])
+    if edits.height == len(held):
+        console.info(
+            f"nothing to propose: every statement of the consolidation is already at {out}"
+            + (f" or held back ({len(held)})" if held else "")
+        )
+        return None
     proposed = assemble(a_files, a_lines, _texts(candidate), c_lines, edits_of(edits), held)
 
     proposal_id = digest("proposal", base_id, run_id, str(out), sorted(held))
