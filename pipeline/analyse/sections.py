@@ -3,11 +3,11 @@
 Reads a skill folder's ``SKILL.md`` (frontmatter skipped) and splits it at its headings of levels
 1 to 3, read by `pipeline.skill.document` (fenced code ignored); a section's body runs to the
 next such heading, so a subsection's words count for it alone. `skill_sections(dir)` gives the
-headings in order; the consolidate stage uses the same function to place patches. `SectionMatcher` scores a lesson's
-words (the tool it is about, the error text, the task family) against each section's heading and
-body, weighting words by how few sections use them (so "flight" in every section counts for
-little and "cancel" or "baggage" decides), and answers the best section or None when nothing
-matches well: the caller then derives a section name of its own (`derived_section`).
+headings in order. `SectionMatcher` scores a lesson's words (the tool it is about, the error
+text, the task family) against each section's heading and body, weighting words by how few
+sections use them (so "flight" in every section counts for little and "cancel" or "baggage"
+decides), and answers the best section or None when nothing matches well: the caller then
+derives a section name of its own (`derived_section`).
 """
 
 from __future__ import annotations
