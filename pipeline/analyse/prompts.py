@@ -1,11 +1,11 @@
 """Prompt files of the model analysts, the structured answer they ask for, and its checks.
 
-Prompts live in ``pipeline/analyse/prompts/<name>-v<N>.md``: ``## <section>`` headings (``system``,
-``user``, ...) with ``{placeholder}`` fields, HTML comments for notes, and ``@include <file>`` lines
-that pull in the sections of a shared file (``lessons-v1.md``: the lesson format and the task of
-each case). A prompt's version is its file's ``vN`` plus a digest of its text and of every file it
-includes, so any edit changes the analysts' configuration id and the cache key of their requests:
-the map re-analyses rather than mixing lessons from two prompts.
+Prompts live in ``pipeline/analyse/prompts/<name>-v<N>.md`` and are read by `pipeline.prompts`
+(sections, ``{placeholder}`` fields, HTML comments for notes, ``@include <file>`` lines): the
+analysts' files include ``lessons-v1.md``, the lesson format and the task of each case. A
+prompt's version is its file's ``vN`` plus a digest of its text and of every file it includes, so
+any edit changes the analysts' configuration id and the cache key of their requests: the map
+re-analyses rather than mixing lessons from two prompts.
 
 `answer_model(max_lessons, judged)` is the pydantic model a model analyst sends as its
 ``response_format``; `check_lessons` holds an answer against the run (evidence steps must exist
@@ -16,7 +16,6 @@ into drafts, counting what it rejects by reason.
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import cache
@@ -25,68 +24,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, create_model, field_validator
 
-from pipeline import ids
+from pipeline import prompts
 from pipeline.analyse.analyst import LessonDraft
 from pipeline.analyse.redact import redact
 from pipeline.llm.fields import Title, at_least
+from pipeline.prompts import Prompt
+from pipeline.skill.document import norm_title
 
 PROMPTS = Path(__file__).resolve().parent / "prompts"
-_SECTION = re.compile(r"^## ([a-z_]+)\s*$", re.M)
-_COMMENT = re.compile(r"<!--.*?-->\s*", re.S)
-_INCLUDE = re.compile(r"^@include ([A-Za-z0-9_.-]+\.md)\s*$", re.M)
-
-
-@dataclass(frozen=True)
-class Prompt:
-    name: str
-    version: str  # "v1-<digest>": the file's version and a digest of its text and includes
-    sections: dict[str, str]
-
-    @property
-    def tag(self) -> str:
-        """``<name>-<version>``: what analyses rows and request cache keys carry."""
-        return f"{self.name}-{self.version}"
-
-    def text(self, section: str, **values: object) -> str:
-        """One section with its placeholders filled (every placeholder must be given)."""
-        if section not in self.sections:
-            raise KeyError(f"prompt {self.name} has no section {section!r}")
-        return self.sections[section].format(**values)
-
-    def messages(self, **values: object) -> list[dict[str, str]]:
-        """The system and user messages with their placeholders filled."""
-        return [
-            {"role": "system", "content": self.text("system", **values)},
-            {"role": "user", "content": self.text("user", **values)},
-        ]
-
-
-def _sections(path: Path, text: str) -> dict[str, str]:
-    parts = _SECTION.split(_INCLUDE.sub("", _COMMENT.sub("", text)))
-    return {parts[i]: parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 
 
 def load_prompt(name: str) -> Prompt:
-    """The newest version of prompt `name` (``single`` -> ``single-v<N>.md``, highest N)."""
-    files = sorted(PROMPTS.glob(f"{name}-v*.md"), key=lambda p: int(p.stem.rsplit("-v", 1)[1] or 0))
-    if not files:
-        raise FileNotFoundError(f"no prompt {name!r} in {PROMPTS}")
-    path = files[-1]
-    text = path.read_text(encoding="utf-8")
-    sections: dict[str, str] = {}
-    texts = [text]
-    for included in _INCLUDE.findall(_COMMENT.sub("", text)):
-        inc = PROMPTS / included
-        if not inc.is_file():
-            raise FileNotFoundError(f"{path} includes {included}, which is not in {PROMPTS}")
-        inc_text = inc.read_text(encoding="utf-8")
-        texts.append(inc_text)
-        sections |= _sections(inc, inc_text)
-    sections |= _sections(path, text)
-    if not {"system", "user"} <= set(sections):
-        raise ValueError(f"{path} needs a '## system' and a '## user' section")
-    version = f"{path.stem.rsplit('-', 1)[1]}-{ids.digest(*texts, length=8)}"
-    return Prompt(name, version, sections)
+    """The newest version of the analysts' prompt `name` (``single`` -> ``single-v<N>.md``)."""
+    return prompts.load_prompt(PROMPTS, name)
 
 
 # -- the structured answer ------------------------------------------------------------------
@@ -183,7 +133,7 @@ NO_SECTION = "remove of a section the base skill lacks"
 
 
 def _key(heading: str) -> str:
-    return " ".join(heading.lstrip("#").split()).casefold()
+    return norm_title(heading.lstrip("#"))
 
 
 SIMILAR = 0.75  # how close a named section must be to a heading to be read as that heading

@@ -1,12 +1,13 @@
 """Sections of a base skill, and matching a lesson to the section it belongs in.
 
-Reads a skill folder's ``SKILL.md`` (frontmatter skipped) and splits it at Markdown headings
-(levels 1 to 3, fenced code ignored). `skill_sections(dir)` gives the headings in order; the
-consolidate stage uses the same function to place patches. `SectionMatcher` scores a lesson's
-words (the tool it is about, the error text, the task family) against each section's heading and
-body, weighting words by how few sections use them (so "flight" in every section counts for
-little and "cancel" or "baggage" decides), and answers the best section or None when nothing
-matches well: the caller then derives a section name of its own (`derived_section`).
+Reads a skill folder's ``SKILL.md`` (frontmatter skipped) and splits it at its headings of levels
+1 to 3, read by `pipeline.skill.document` (fenced code ignored); a section's body runs to the
+next such heading, so a subsection's words count for it alone. `skill_sections(dir)` gives the
+headings in order. `SectionMatcher` scores a lesson's words (the tool it is about, the error
+text, the task family) against each section's heading and body, weighting words by how few
+sections use them (so "flight" in every section counts for little and "cancel" or "baggage"
+decides), and answers the best section or None when nothing matches well: the caller then
+derives a section name of its own (`derived_section`).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_HEADING = re.compile(r"^(#{1,3})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
+from pipeline.skill.document import Document, split_frontmatter_text
+
+MAX_LEVEL = 3  # deeper headings are details inside a section, not places for a lesson
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _STOP = frozenset(
@@ -96,29 +98,15 @@ def words(text: str | None) -> list[str]:
 
 def parse_sections(markdown: str) -> list[Section]:
     """Split Markdown at headings (levels 1-3); text before the first heading is dropped."""
-    if markdown.startswith("---"):
-        end = markdown.find("\n---", 3)
-        if end != -1:
-            markdown = markdown[markdown.find("\n", end + 4) + 1 :]
-    sections: list[Section] = []
-    body: list[str] = []
-    in_fence = False
-    for line in markdown.splitlines():
-        if _FENCE.match(line):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
-        if match:
-            if sections:
-                sections[-1].body = "\n".join(body).strip()
-            sections.append(Section(match.group(2).strip(), len(match.group(1))))
-            body = []
-        elif sections:
-            body.append(line)
-    if sections:
-        sections[-1].body = "\n".join(body).strip()
-    for s in sections:
-        s.heading_words = set(words(s.heading))
-        s.body_words = Counter(words(s.body))
+    doc = Document.parse(split_frontmatter_text(markdown)[1])
+    heads = [h for h in doc.headings() if h.level <= MAX_LEVEL]
+    ends = [h.index for h in heads[1:]] + [len(doc.lines)]
+    sections = []
+    for head, end in zip(heads, ends, strict=True):
+        text = "\n".join(ln.text for ln in doc.lines[head.index + 1 : end]).strip()
+        sections.append(
+            Section(head.title, head.level, text, set(words(head.title)), Counter(words(text)))
+        )
     return sections
 
 

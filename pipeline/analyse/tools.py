@@ -25,6 +25,7 @@ from pipeline.analyse.redact import redact
 from pipeline.analyse.render import cut_middle, render_trajectory, step_parts
 from pipeline.analyse.sections import Section
 from pipeline.llm.tools import Tool, ToolError, unknown
+from pipeline.skill.document import norm_title
 
 TOOLS_VERSION = "tools-1"  # part of the agentic analyst's configuration
 TOOL_CHARS = 8000
@@ -253,9 +254,9 @@ class RunTools:
         return "\n".join(lines)
 
     def read_skill(self, a: ReadSkill) -> str:
-        want = " ".join(a.section.lstrip("#").split()).casefold()
+        want = norm_title(a.section.lstrip("#"))
         for s in self.sections or []:
-            if " ".join(s.heading.split()).casefold() == want:
+            if norm_title(s.heading) == want:
                 return f"{'#' * s.level} {s.heading}\n{s.body or '(empty)'}"
         names = ", ".join(repr(s.heading) for s in self.sections or [])
         raise ToolProblem(f"no section {a.section!r}; the sections are {names}")

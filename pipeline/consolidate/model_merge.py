@@ -122,7 +122,7 @@ class ModelMerger:
         self.skill_name = skill_name
         self.name = llm.settings.model
         self.prompt = load_prompt("merge")
-        self.prompt_version = self.prompt.version
+        self.prompt_version = self.prompt.tag
         self.offline = OfflineMerger()
 
     def ask(self, job: MergeJob) -> _Ask:

@@ -52,7 +52,7 @@ class ModelEditor:
         self.skill_name = skill_name
         self.name = llm.settings.model
         self.prompt = load_prompt("sequential")
-        self.prompt_version = self.prompt.version
+        self.prompt_version = self.prompt.tag
 
     def _section(self, st: State, sid: int) -> str:
         s = st.stmts[sid]

@@ -50,7 +50,7 @@ class ModelSummariser:
         self.llm = llm
         self.name = llm.settings.model
         self.prompt = load_prompt("summarise")
-        self.prompt_version = self.prompt.version
+        self.prompt_version = self.prompt.tag
         self.sample_size = sample_size
 
     def ask(self, row: dict, lessons: list[dict]) -> _Ask:

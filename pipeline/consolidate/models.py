@@ -65,7 +65,7 @@ class Models:
         s = self.llm.settings
         prompts = ["summarise", "merge"] if mode == "parallel" else ["sequential"]
         return {
-            "prompts": [load_prompt(p).version for p in prompts],
+            "prompts": [load_prompt(p).tag for p in prompts],
             "summary_sample": sample_size if mode == "parallel" else None,
             "temperature": s.temperature,
             "model_seed": s.seed,

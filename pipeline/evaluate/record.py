@@ -8,6 +8,7 @@ as they read any other source.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,13 +17,21 @@ import polars as pl
 from pipeline import schemas
 from pipeline.evaluate.agent import PROMPT_VERSION, Episode
 from pipeline.evaluate.env import Score
-from pipeline.evaluate.skill import READ_TOOL, Skill, normalise_title
+from pipeline.evaluate.skill import READ_TOOL, Skill
 from pipeline.ids import digest
 from pipeline.ingest.frames import build_frames, trajectory_id
 from pipeline.ingest.record import Run
 
 AGENT = "trace2skill-agent"
 MIN_CITED_CHARS = 4  # shorter titles ("Io") match too much prose to count as a citation
+# A title is cited when its words appear in a row in what the agent wrote, punctuation aside:
+# both sides are lower-cased and every run of other characters read as one space.
+NOT_A_WORD = r"[^0-9a-z]+"
+
+
+def cited_words(text: str) -> str:
+    """A title or path as the words a citation of it must contain."""
+    return " ".join(re.sub(NOT_A_WORD, " ", text.lower()).split())
 
 
 @dataclass(frozen=True)
@@ -190,10 +199,10 @@ def usage(steps: pl.DataFrame, results: pl.DataFrame, ctx: Context) -> pl.DataFr
     )
     needles = pl.DataFrame(
         [
-            {"item_kind": "section", "item": s.title, "needle": normalise_title(s.title)}
+            {"item_kind": "section", "item": s.title, "needle": cited_words(s.title)}
             for s in skill.sections()
         ]
-        + [{"item_kind": "file", "item": f, "needle": normalise_title(f)} for f in skill.files],
+        + [{"item_kind": "file", "item": f, "needle": cited_words(f)} for f in skill.files],
         schema={"item_kind": pl.String, "item": pl.String, "needle": pl.String},
     ).filter(pl.col("needle").str.len_chars() >= MIN_CITED_CHARS)
     said = (
@@ -201,7 +210,7 @@ def usage(steps: pl.DataFrame, results: pl.DataFrame, ctx: Context) -> pl.DataFr
         .with_columns(
             text=pl.concat_str(
                 pl.lit(" "),
-                pl.col("content").str.to_lowercase().str.replace_all(r"[^0-9a-z]+", " "),
+                pl.col("content").str.to_lowercase().str.replace_all(NOT_A_WORD, " "),
                 pl.lit(" "),
             )
         )

@@ -3,33 +3,28 @@
 ``Skill.load(dir)`` reads SKILL.md (frontmatter + body) and every other text file of the folder
 into memory, so the ``read_skill_file`` tool can only ever return files of the skill. A skill
 splits into ablation units: the sections of SKILL.md (its most-used heading level) and its files;
-``without(unit)`` is the skill with one unit left out, for leave-one-out attribution.
+``without(unit)`` is the skill with one unit left out, for leave-one-out attribution. Headings,
+sections and frontmatter are read by `pipeline.skill.document`; this module picks the units.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
 from pipeline.evaluate.env import Tool, ToolError
 from pipeline.ids import digest
+from pipeline.skill.document import (
+    FrontmatterError,
+    Section,
+    find_sections,
+    parse_frontmatter,
+    split_frontmatter_text,
+)
 from pipeline.skill.folder import SkillError
 
 MAX_FILE_BYTES = 200_000
 MAX_READ_CHARS = 20_000
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    level: int
-    start: int  # first line (the heading), 0-based in the body
-    end: int  # one past the last line
 
 
 @dataclass(frozen=True)
@@ -53,13 +48,11 @@ class Skill:
             text = skill_md.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise SkillError(f"{skill_md}: not UTF-8 text: {exc}") from exc
-        frontmatter, body = split_frontmatter(text)
+        frontmatter, body = split_frontmatter_text(text)
         try:
-            meta = yaml.safe_load(frontmatter) if frontmatter else {}
-        except yaml.YAMLError as exc:
-            raise SkillError(f"{skill_md}: frontmatter is not valid YAML: {exc}") from exc
-        if not isinstance(meta, dict):
-            raise SkillError(f"{skill_md}: frontmatter must be a mapping")
+            meta = parse_frontmatter(frontmatter)
+        except FrontmatterError as exc:
+            raise SkillError(f"{skill_md}: {exc}") from exc
         resolved = root.resolve()
         files = {}
         for path in sorted(root.rglob("*")):
@@ -96,27 +89,14 @@ class Skill:
 
     # -- structure -------------------------------------------------------------------------
     def sections(self) -> list[Section]:
-        """Sections at the shallowest heading level used at least twice (fenced code skipped)."""
-        lines = self.body.split("\n")
-        heads, fenced = [], False
-        for i, line in enumerate(lines):
-            if _FENCE.match(line):
-                fenced = not fenced
-                continue
-            m = None if fenced else _HEADING.match(line)
-            if m:
-                heads.append((i, len(m.group(1)), m.group(2).strip()))
-        if not heads:
+        """Sections at the shallowest heading level used at least twice (fenced code skipped);
+        lines are counted in the body."""
+        every = find_sections(self.body.split("\n"))
+        if not every:
             return []
-        levels = sorted({lvl for _, lvl, _ in heads})
-        level = next((lv for lv in levels if sum(h[1] == lv for h in heads) >= 2), levels[0])
-        out = []
-        for k, (i, lvl, title) in enumerate(heads):
-            if lvl != level:
-                continue
-            end = next((j for j, lv, _ in heads[k + 1 :] if lv <= level), len(lines))
-            out.append(Section(title, lvl, i, end))
-        return out
+        levels = sorted({s.level for s in every})
+        level = next((lv for lv in levels if sum(s.level == lv for s in every) >= 2), levels[0])
+        return [s for s in every if s.level == level]
 
     def units(self) -> list[str]:
         """Ablation units: section titles, then file paths."""
@@ -179,18 +159,3 @@ class Skill:
 
 
 READ_TOOL = "read_skill_file"
-
-
-def split_frontmatter(text: str) -> tuple[str, str]:
-    """(YAML between the leading --- lines, the rest); ('', text) when there is none."""
-    if text.startswith("---"):
-        lines = text.split("\n")
-        for i in range(1, len(lines)):
-            if lines[i].strip() == "---":
-                return "\n".join(lines[1:i]), "\n".join(lines[i + 1 :])
-    return "", text
-
-
-def normalise_title(text: str) -> str:
-    """Lower-case words only: how a title is matched against what the agent wrote."""
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())

@@ -5,8 +5,18 @@ dict). Every line carries an `origin` (base, added, revised, structure) and an o
 the id of the consolidated statement that wrote it, so provenance survives every edit and can be
 read off the finished file line by line.
 
-Headings are ATX headings (`#` to `######`) outside fenced code blocks. A section is a heading
-and everything after it up to the next heading of the same or a higher level.
+This module is the one reader of Markdown structure for the whole pipeline (writing skills,
+analysts listing a base skill's sections, the evaluation ablating them), so the rules live here:
+
+- Headings are ATX headings, `#` to `######` then at least one space or tab (`#Title` is text),
+  with optional closing `#`s; setext headings (a title underlined with `===`) are not read.
+- Lines inside fenced code blocks (opened and closed by a line starting with ``` or ~~~) are
+  never headings, and the fence lines themselves are not either.
+- A section is a heading and everything after it up to the next heading of the same or a higher
+  level.
+- Frontmatter is a leading block between two lines that are `---` (surrounding spaces allowed);
+  a file whose first line is anything else has none.
+- Titles compare by `norm_title`: case- and space-insensitively.
 """
 
 from __future__ import annotations
@@ -41,9 +51,46 @@ class Heading:
     title: str
 
 
+@dataclass(frozen=True)
+class Section:
+    title: str
+    level: int
+    start: int  # index of the heading line
+    end: int  # one past the section's last line
+
+
 def norm_title(title: str) -> str:
     """Headings compare case- and space-insensitively."""
     return _WS.sub(" ", title).strip().lower()
+
+
+def find_headings(lines: list[str]) -> list[Heading]:
+    """The headings among `lines`, in order; fenced code is skipped."""
+    out, fenced = [], False
+    for i, text in enumerate(lines):
+        if _FENCE.match(text):
+            fenced = not fenced
+            continue
+        m = None if fenced else _HEADING.match(text)
+        if m:
+            out.append(Heading(i, len(m.group(1)), m.group(2).strip()))
+    return out
+
+
+def section_end(heads: list[Heading], k: int, n_lines: int) -> int:
+    """One past the last line of the section opened by heads[k]: the next heading of the same
+    or a higher level, else the end of the lines."""
+    level = heads[k].level
+    return next((h.index for h in heads[k + 1 :] if h.level <= level), n_lines)
+
+
+def find_sections(lines: list[str]) -> list[Section]:
+    """Every heading's section, in order (a section holds its subsections)."""
+    heads = find_headings(lines)
+    return [
+        Section(h.title, h.level, h.index, section_end(heads, k, len(lines)))
+        for k, h in enumerate(heads)
+    ]
 
 
 @dataclass
@@ -71,15 +118,7 @@ class Document:
         return len(render_frontmatter(self.frontmatter)) if self.frontmatter is not None else 0
 
     def headings(self) -> list[Heading]:
-        out, fenced = [], False
-        for i, ln in enumerate(self.lines):
-            if _FENCE.match(ln.text):
-                fenced = not fenced
-                continue
-            m = None if fenced else _HEADING.match(ln.text)
-            if m:
-                out.append(Heading(i, len(m.group(1)), m.group(2).strip()))
-        return out
+        return find_headings([ln.text for ln in self.lines])
 
     def find_section(self, title: str) -> tuple[Heading, int] | None:
         """The heading titled `title` and the index one past its section's last line."""
@@ -87,8 +126,7 @@ class Document:
         want = norm_title(title)
         for k, h in enumerate(heads):
             if norm_title(h.title) == want:
-                end = next((o.index for o in heads[k + 1 :] if o.level <= h.level), len(self.lines))
-                return h, end
+                return h, section_end(heads, k, len(self.lines))
         return None
 
     def section_of(self) -> list[str | None]:
@@ -109,20 +147,46 @@ class Document:
         return start - 1
 
 
-def split_frontmatter(raw: list[str]) -> tuple[dict, list[str]]:
-    if not raw or raw[0].strip() != "---":
-        raise FrontmatterError("SKILL.md must start with a '---' YAML frontmatter block")
+def _opens_frontmatter(raw: list[str]) -> bool:
+    return bool(raw) and raw[0].strip() == "---"
+
+
+def frontmatter_end(raw: list[str]) -> int | None:
+    """Index of the `---` line closing the leading frontmatter block; None without one."""
+    if not _opens_frontmatter(raw):
+        return None
+    return next((i for i in range(1, len(raw)) if raw[i].strip() == "---"), None)
+
+
+def parse_frontmatter(text: str) -> dict:
+    """The YAML between the `---` lines as a mapping (empty when blank)."""
     try:
-        end = next(i for i in range(1, len(raw)) if raw[i].strip() == "---")
-    except StopIteration:
-        raise FrontmatterError("SKILL.md frontmatter has no closing '---'") from None
-    try:
-        meta = yaml.safe_load("\n".join(raw[1:end])) or {}
+        meta = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise FrontmatterError(f"SKILL.md frontmatter is not valid YAML: {exc}") from None
     if not isinstance(meta, dict):
         raise FrontmatterError("SKILL.md frontmatter must be a YAML mapping")
-    return meta, raw[end + 1 :]
+    return meta
+
+
+def split_frontmatter(raw: list[str]) -> tuple[dict, list[str]]:
+    """(metadata, body lines) of a SKILL.md that must have frontmatter."""
+    if not _opens_frontmatter(raw):
+        raise FrontmatterError("SKILL.md must start with a '---' YAML frontmatter block")
+    end = frontmatter_end(raw)
+    if end is None:
+        raise FrontmatterError("SKILL.md frontmatter has no closing '---'")
+    return parse_frontmatter("\n".join(raw[1:end])), raw[end + 1 :]
+
+
+def split_frontmatter_text(text: str) -> tuple[str, str]:
+    """(the raw YAML of the frontmatter, the rest of the text); ('', text) when there is none.
+    Text in, text out, untouched: digests taken of either part stay those of the file."""
+    lines = text.split("\n")
+    end = frontmatter_end(lines)
+    if end is None:
+        return "", text
+    return "\n".join(lines[1:end]), "\n".join(lines[end + 1 :])
 
 
 def render_frontmatter(meta: dict) -> list[str]:

@@ -33,6 +33,7 @@ from pipeline.skill.document import (
     FrontmatterError,
     Line,
     norm_title,
+    section_end,
     split_frontmatter,
 )
 
@@ -139,7 +140,7 @@ def _structure(rel: str, doc: Document, offset: int) -> list[LintProblem]:
                 )
             )
         seen.setdefault(key, no)
-        end = next((o.index for o in heads[k + 1 :] if o.level <= h.level), len(lines))
+        end = section_end(heads, k, len(lines))
         if not any(ln.text.strip() for ln in lines[h.index + 1 : end]):
             out.append(LintProblem(rel, no, "empty-section", f"section {h.title!r} has no content"))
         if h.index + 1 < len(lines) and lines[h.index + 1].text.strip():

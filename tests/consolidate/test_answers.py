@@ -73,7 +73,7 @@ def test_answers_are_validated_by_their_schemas():
 def test_prompts_fill_every_placeholder_and_are_versioned():
     p = load_prompt("merge")
     assert p.fields() == {"skill_name", "skill", "n_inputs", "inputs"}
-    assert p.version.startswith("merge-") and len(p.version) == len("merge-") + 8
+    assert p.tag.startswith("merge-") and len(p.tag) == len("merge-") + 8
     messages = p.messages(skill_name="s", skill="k", n_inputs=1, inputs="[S1] x")
     assert [m["role"] for m in messages] == ["system", "user"] and "[S1] x" in messages[1][
         "content"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.evaluate.env import ToolError
-from pipeline.evaluate.skill import Skill, SkillError, split_frontmatter
+from pipeline.evaluate.skill import Skill, SkillError
 
 
 def test_load(skill_dir):
@@ -71,8 +71,3 @@ def test_bad_folders(tmp_path):
         Skill.load(tmp_path)
     (tmp_path / "SKILL.md").write_text("no frontmatter\n")
     assert Skill.load(tmp_path).name == tmp_path.name
-
-
-def test_split_frontmatter():
-    assert split_frontmatter("---\na: 1\n---\nbody") == ("a: 1", "body")
-    assert split_frontmatter("body only") == ("", "body only")
