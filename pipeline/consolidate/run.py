@@ -393,7 +393,7 @@ def consolidate(
             raise
         if not problems and propose:
             summary.proposal = make_proposal(
-                lake, tmp, out, run_id, name, console, since=since,
+                lake, tmp, out, run_id, name, console, since=since, base_skill=base_dir,
                 resurface=RESURFACE if resurface is None else resurface,
             )  # fmt: skip
             if summary.proposal is not None:

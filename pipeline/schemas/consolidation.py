@@ -313,6 +313,11 @@ class Proposals(pa.DataFrameModel):
     base_version_id: str = pa.Field(
         nullable=True, description="version in use at `out` when proposed; null: none yet"
     )
+    against_files_id: str = pa.Field(
+        nullable=True,
+        description="files the edits are read against (skill_files): the base version's, or "
+        "the base skill's when nothing was live; null: neither",
+    )
     candidate_version_id: str = pa.Field(
         description="the folder the consolidation wrote, every edit in (files in skill_files)"
     )

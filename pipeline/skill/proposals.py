@@ -33,11 +33,19 @@ from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.skill import review_file
 from pipeline.skill.assemble import Edit, assemble
-from pipeline.skill.diff import MIN_JACCARD, StatementDiff, diff_statements, file_diff, normalise
+from pipeline.skill.diff import (
+    MIN_JACCARD,
+    StatementDiff,
+    diff_statements,
+    file_diff,
+    file_statements,
+    normalise,
+)
 from pipeline.skill.lint import lint_skill
 from pipeline.skill.versions import (
     actor,
     folder_files,
+    lines_alone,
     record_files,
     record_live,
     recorded,
@@ -156,7 +164,7 @@ def _holds(
             continue
         when = f"{m['decided_at']:%Y-%m-%d} by {m['decided_by']}"
         why = f" ({m['reason']})" if m["reason"] else ""
-        need = int(-(-m["n_trajectories"] * resurface // 1))  # ceiling
+        need = int(-(-max(m["n_trajectories"], 1) * resurface // 1))  # ceiling, at least 1 run
         if e["kind"] == "removed":
             held.append(m["decision_id"])
             notes.append(f"its removal was rejected {when}{why}: kept")
@@ -201,6 +209,24 @@ def _page(
     return render(shown, base or {"version_id": "none"}, proposed, files=changes, lake_uri=uri)
 
 
+def against(
+    con: duckdb.DuckDBPyConnection, base: dict | None, files_id: str | None
+) -> tuple[dict[str, str], pl.DataFrame, pl.DataFrame]:
+    """What a proposal's edits are read against (files, statements, lines): the version live
+    when it was made; with none, the base skill's files (`files_id` in skill_files), each line
+    a statement of its own, so a first proposal shows what the lessons add; else nothing."""
+    if base is not None:
+        return (
+            version_files(con, base["version_id"]),
+            version_statements(con, base),
+            version_lines(con, base),
+        )
+    if files_id is not None:
+        files = version_files(con, files_id)
+        return files, file_statements(files), lines_alone(files)
+    return {}, run_statements(con, None), run_lines(con, None)
+
+
 def edits_of(edits: pl.DataFrame) -> list[Edit]:
     return [
         Edit(r["edit_id"], r["kind"], r["old_key"], r["new_key"])
@@ -234,6 +260,7 @@ def propose(
     *,
     since: dt.datetime | None = None,
     resurface: float = RESURFACE,
+    base_skill: Path | None = None,
 ) -> ProposalSummary | None:
     """Write the staged candidate as a proposal against the version live at OUT (call it
     holding `writer_lock(out)`); the staged folder is consumed, OUT is not touched. None when
@@ -243,13 +270,15 @@ def propose(
     base_id = record_live(lake, out, skill_name, console)
     versions = {r["version_id"]: r for r in recorded(lake).iter_rows(named=True)}
     base = versions.get(base_id)
+    against_id = base_id if base else None
+    if base is None and base_skill is not None:  # nothing live: the edits are the lessons'
+        against_id = record_files(lake, folder_files(Path(base_skill)))
     with sql.connect(lake) as con:
-        a_files = version_files(con, base_id) if base else {}
-        a_statements = version_statements(con, base) if base else run_statements(con, None)
+        a_files, a_statements, a_lines = against(con, base, against_id)
         d = diff_statements(con, a_statements, run_statements(con, run_id))
         edits = _new_runs(con, edit_rows(d), since)
         edits = _holds(con, edits, _past_decisions(con, out), resurface)
-        a_lines, c_lines = version_lines(con, base), run_lines(con, run_id)
+        c_lines = run_lines(con, run_id)
     held = set(edits.filter(pl.col("held_by").is_not_null())["edit_id"])
     if edits.height == len(held):
         console.info(
@@ -278,6 +307,7 @@ def propose(
         "out": str(out),
         "skill_name": skill_name,
         "base_version_id": base_id,
+        "against_files_id": against_id,
         "candidate_version_id": record_files(lake, candidate),
         "proposed_version_id": record_files(
             lake, {p: t.encode() for p, t in proposed.files.items()}

@@ -33,7 +33,7 @@ from pipeline.skill import review_file
 from pipeline.skill.assemble import assemble
 from pipeline.skill.folder import SKILL_FILE
 from pipeline.skill.lint import lint_skill
-from pipeline.skill.proposals import edits_of, write_folder
+from pipeline.skill.proposals import against, edits_of, write_folder
 from pipeline.skill.publish import recover, writer_lock
 from pipeline.skill.versions import (
     actor,
@@ -44,7 +44,6 @@ from pipeline.skill.versions import (
     run_lines,
     version_files,
     version_id,
-    version_lines,
 )
 
 _RUN_LINE = re.compile(r"^(\s*consolidation-run:\s*)(\S+)\s*$", re.MULTILINE)
@@ -170,9 +169,7 @@ def review(
             )
         versions = {r["version_id"]: r for r in recorded(lake).iter_rows(named=True)}
         with sql.connect(lake) as con:
-            base = versions.get(live)
-            a_files = version_files(con, live) if base else {}
-            a_lines = version_lines(con, base)
+            a_files, _, a_lines = against(con, versions.get(live), proposal["against_files_id"])
             c_files = version_files(con, proposal["candidate_version_id"])
             c_lines = run_lines(con, proposal["run_id"])
         revert = set(edits["edit_id"]) - set(summary.accepted)

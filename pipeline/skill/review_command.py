@@ -76,10 +76,12 @@ def _list(console: Console, lake: Lake) -> None:
 @click.option("--force", is_flag=True, help="Publish even if the evaluation gate refused.")
 @click.option("--require-eval", is_flag=True,
               help="Refuse a proposal no evaluation has played (a CI gate).")  # fmt: skip
+@click.option("--ask/--no-ask", default=None,
+              help="Ask for the verdicts the file leaves open (default: on a terminal).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @pass_console
 def review_command(console: Console, lake: Lake, proposal, decisions_file, accept_all, force,
-                   require_eval, as_json) -> None:  # fmt: skip
+                   require_eval, ask, as_json) -> None:  # fmt: skip
     """Accept or reject a proposal's edits; the accepted ones become the next skill version.
 
     \b
@@ -103,7 +105,7 @@ def review_command(console: Console, lake: Lake, proposal, decisions_file, accep
         marked = {} if accept_all or not path.exists() else marked_in(path)
         if decisions_file is not None and not decisions_file.exists():
             raise ReviewError(f"no decisions file {decisions_file}")
-        interactive = sys.stdin.isatty() and not accept_all
+        interactive = (sys.stdin.isatty() if ask is None else ask) and not accept_all
         done = review(
             lake, found, accept_all=accept_all, marked=marked,
             ask=_ask(console) if interactive else None, force=force,

@@ -137,7 +137,12 @@ def version_lines(con: duckdb.DuckDBPyConnection, version: dict | None) -> pl.Da
     lines = run_lines(con, version["run_id"])
     if lines.height:
         return lines
-    alone = file_statements(version_files(con, version["version_id"]))
+    return lines_alone(version_files(con, version["version_id"]))
+
+
+def lines_alone(files: dict[str, str]) -> pl.DataFrame:
+    """The lines of Markdown files as statements of their own, with no lessons behind them."""
+    alone = file_statements(files)
     return alone.with_columns(
         cluster_ids=pl.lit([], pl.List(pl.String)), merge_node_id=pl.lit(None, pl.String)
     ).select([pl.col(c).cast(t) for c, t in LINE_COLUMNS.items()])

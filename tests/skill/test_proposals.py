@@ -242,3 +242,31 @@ def test_the_gate_refuses_a_proposal_that_loses_to_the_skill_in_use(batches, ser
     assert "gate: eval" in forced.output and "refuse" in forced.output
     assert recorded(Lake(root / "lake")).height == 2
     assert "## Misleading" in (root / "out" / "airline-agent-policy" / "SKILL.md").read_text()
+
+
+def test_a_first_skill_proposed_and_reviewed_at_a_terminal(batches, tmp_path):
+    _, (b1, _, _) = batches
+    proposed = distill(tmp_path, b1, "--propose")
+    assert proposed.exit_code == 0, proposed.output
+    out = tmp_path / "out" / "airline-agent-policy"
+    assert not out.exists()  # nothing was live, and nothing is yet
+    lake = Lake(tmp_path / "lake")
+    row, edits = proposal_of(lake, proposal_id(proposed.output))
+    assert row["base_version_id"] is None and set(edits["kind"]) == {"added"}
+    answers = "r\nnot for new agents\n" + "a\n\n" * (edits.height - 1)
+    done = CliRunner().invoke(
+        main, ["review", row["proposal_id"], "--lake", str(lake.uri), "--ask"], input=answers
+    )
+    assert done.exit_code == 0, done.output
+    assert f"{edits.height - 1} edits accepted, 1 rejected" in done.output
+    first = edits.row(0, named=True)
+    assert f"{first['edit_id']} · added" in done.output and "evidence:" in done.output
+    v1 = resolve(lake, "latest")
+    assert v1["parent_version_id"] is None and (out / "SKILL.md").is_file()
+    assert normalise(first["text"]) not in normalise((out / "SKILL.md").read_text())
+    no = lake.read("decisions").filter(pl.col("verdict") == "reject").row(0, named=True)
+    assert no["edit_id"] == first["edit_id"] and no["reason"] == "not for new agents"
+
+    again = distill(tmp_path, b1, "--propose")  # the same runs: only the rejected one differs
+    assert again.exit_code == 0, again.output
+    assert "nothing to propose" in again.output and "held back (1)" in again.output
