@@ -14,12 +14,13 @@ BASE_SKILL ?= data/tau-bench-airline/base-skill
 OUT        ?= out/airline-agent-policy
 ARGS       ?=
 
-.PHONY: help venv distill distill-hotpotqa test lint golden bench sql clean chromium realmodel
+.PHONY: help venv distill distill-hotpotqa test test-core lint golden bench sql clean chromium realmodel
 
 help:
 	@echo "make distill   ingest the tau-bench demo runs, analyse, deepen the airline policy into OUT"
 	@echo "make distill-hotpotqa   a new skill from the ReAct HotPotQA logs, same lake"
 	@echo "make test      run the test suite"
+	@echo "make test-core the suite without the browser, Ray, local-embedding and real-model tiers"
 	@echo "make bench     run the benchmarks, write bench/results.json and bench/results.md"
 	@echo "make sql       interactive SQL over the lake (LAKE=...)"
 	@echo "make golden    regenerate golden files used by the tests"
@@ -79,6 +80,11 @@ chromium:
 
 test: $(TEST_STAMP) chromium realmodel
 	$(BIN)/python -m pytest $(ARGS)
+
+# The fast inner loop: needs neither Chromium, Ray, the local model nor the llama.cpp build.
+CORE := not browser and not ray and not embeddings and not realmodel
+test-core: $(STAMP)
+	$(BIN)/python -m pytest -m "$(CORE)" $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline tests

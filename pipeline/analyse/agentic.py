@@ -31,7 +31,7 @@ import duckdb
 import polars as pl
 
 from pipeline import sql
-from pipeline.analyse.analyst import Batch, Outcome, Usage, error_reason, now
+from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, Batch, error_reason, now
 from pipeline.analyse.lakeview import LakeView
 from pipeline.analyse.miner.gold import Call, GoldAction
 from pipeline.analyse.miner.pool import calls_by_run, gold_of
@@ -87,7 +87,7 @@ class AgenticAnalyst(ModelAnalyst):
             self.view.close()
             self.view = None
 
-    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+    def analyse_batch(self, batch: Batch) -> list[AnalysisResult]:
         if self.llm is None or self.view is None:
             raise RuntimeError("AgenticAnalyst.prepare must run before analyse_batch")
         gold, calls = _gold_and_calls(batch)
@@ -99,14 +99,16 @@ class AgenticAnalyst(ModelAnalyst):
         ]
         return self.run(gather_bounded(self.model_settings.concurrency, conversations))
 
-    async def _guarded(self, row, steps, gold, calls) -> Outcome:
+    async def _guarded(self, row, steps, gold, calls) -> AnalysisResult:
         started = now()
         try:
             return await self.converse(row, steps, gold, calls)
         except PromptTooLong as exc:
-            return Outcome(row["trajectory_id"], error=f"[context] {exc}", started_at=started)
+            return AnalysisResult(
+                row["trajectory_id"], error=f"[context] {exc}", started_at=started
+            )
         except Exception as exc:  # one broken conversation must not end the batch
-            return Outcome(row["trajectory_id"], error=error_reason(exc), started_at=started)
+            return AnalysisResult(row["trajectory_id"], error=error_reason(exc), started_at=started)
         finally:
             self.tick()
 
@@ -116,7 +118,7 @@ class AgenticAnalyst(ModelAnalyst):
         steps: pl.DataFrame,
         gold: list[GoldAction] | None = None,
         calls: list[Call] | None = None,
-    ) -> Outcome:
+    ) -> AnalysisResult:
         """One run's conversation, to its outcome (see the module docstring)."""
         started = now()
         tid = row["trajectory_id"]
@@ -125,7 +127,7 @@ class AgenticAnalyst(ModelAnalyst):
         messages = self.opening(row, steps, tools)
         specs = tools.specs()
         answer_type = self.answer_type(case)
-        usage, n_tools, spent = Usage(), 0, 0
+        usage, n_tools, spent = AnalysisUsage(), 0, 0
         answer, why = None, f"the turn limit ({self.max_turns})"
         for turn in range(self.max_turns):
             prompt_tokens = estimate_tokens(json.dumps(messages, ensure_ascii=False))
@@ -243,8 +245,10 @@ class AgenticAnalyst(ModelAnalyst):
             tag=tid,
         )
 
-    def _failed(self, tid: str, usage: Usage, started, n_tools: int, reason: str) -> Outcome:
-        return Outcome(
+    def _failed(
+        self, tid: str, usage: AnalysisUsage, started, n_tools: int, reason: str
+    ) -> AnalysisResult:
+        return AnalysisResult(
             tid, [], usage, f"model call failed at {reason}", started, now(), n_tool_calls=n_tools
         )
 

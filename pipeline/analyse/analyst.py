@@ -7,7 +7,7 @@ analysed ok under the same configuration is skipped by the map.
 
 The map calls `prepare(lake, con)` once per run (pool-level work: the miner's statistics over
 the whole lake; a model analyst would open its client), then `analyse_batch(batch)` for each batch
-of trajectories, which returns one `Outcome` per trajectory: lessons, usage (model calls, tokens,
+of trajectories, which returns one `AnalysisResult` per trajectory: lessons, usage (model calls, tokens,
 cost), or an error. An exception inside one trajectory's analysis must become that trajectory's
 error outcome; `BaseAnalyst` does that for analysts that work one trajectory at a time.
 
@@ -51,14 +51,18 @@ class LessonDraft:
 
 
 @dataclass
-class Usage:
+class AnalysisUsage:
+    """Model use of an analysis (one trajectory's, or summed over a run), as the `analyses` table
+    records it. Not `pipeline.llm.Usage`: there `n_calls` counts requests sent to the server,
+    here every answer the analysis used, cached ones included."""
+
     n_calls: int = 0  # model calls, cache hits included
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
     cache_hits: int = 0
 
-    def add(self, other: Usage) -> None:
+    def add(self, other: AnalysisUsage) -> None:
         self.n_calls += other.n_calls
         self.tokens_in += other.tokens_in
         self.tokens_out += other.tokens_out
@@ -71,12 +75,12 @@ def now() -> dt.datetime:
 
 
 @dataclass
-class Outcome:
+class AnalysisResult:
     """One trajectory's analysis: lessons and usage, or the error that stopped it."""
 
     trajectory_id: str
     lessons: list[LessonDraft] = field(default_factory=list)
-    usage: Usage = field(default_factory=Usage)
+    usage: AnalysisUsage = field(default_factory=AnalysisUsage)
     error: str | None = None
     started_at: dt.datetime = field(default_factory=now)
     finished_at: dt.datetime = field(default_factory=now)
@@ -113,7 +117,7 @@ class Analyst(Protocol):
 
     def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None: ...
 
-    def analyse_batch(self, batch: Batch) -> list[Outcome]: ...
+    def analyse_batch(self, batch: Batch) -> list[AnalysisResult]: ...
 
 
 def error_reason(exc: BaseException) -> str:
@@ -145,18 +149,22 @@ class BaseAnalyst:
 
     def analyse_one(
         self, trajectory: dict[str, Any], steps: pl.DataFrame
-    ) -> tuple[list[LessonDraft], Usage]:
+    ) -> tuple[list[LessonDraft], AnalysisUsage]:
         raise NotImplementedError
 
-    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+    def analyse_batch(self, batch: Batch) -> list[AnalysisResult]:
         outcomes = []
         for row, steps in batch.items():
             started = now()
             try:
                 lessons, usage = self.analyse_one(row, steps)
-                outcomes.append(Outcome(row["trajectory_id"], lessons, usage, None, started, now()))
+                outcomes.append(
+                    AnalysisResult(row["trajectory_id"], lessons, usage, None, started, now())
+                )
             except Exception as exc:  # one bad trajectory must not stop the batch
                 outcomes.append(
-                    Outcome(row["trajectory_id"], [], Usage(), error_reason(exc), started, now())
+                    AnalysisResult(
+                        row["trajectory_id"], [], AnalysisUsage(), error_reason(exc), started, now()
+                    )
                 )
         return outcomes

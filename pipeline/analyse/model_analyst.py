@@ -1,5 +1,5 @@
 """What the `single` and `agentic` analysts share: the model client, the prompt, the base skill,
-the case of each run, and the checks that turn a model's answer into an `Outcome`.
+the case of each run, and the checks that turn a model's answer into an `AnalysisResult`.
 
 Reads a run (its `trajectories` row and `steps`) and, when deepening, the base skill's SKILL.md;
 writes nothing itself (the map writes `lessons` and `analyses`; the model layer logs every call in
@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from pipeline import ids
-from pipeline.analyse.analyst import Outcome, Usage, now
+from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, now
 from pipeline.analyse.prompts import answer_model, check_lessons, load_prompt
 from pipeline.analyse.redact import redact
 from pipeline.analyse.render import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, cut_middle
@@ -65,8 +65,8 @@ def case_of(outcome: str | None) -> str:
     return CASES.get(outcome or "", "judge")
 
 
-def usage_of(result: ChatResult) -> Usage:
-    return Usage(
+def usage_of(result: ChatResult) -> AnalysisUsage:
+    return AnalysisUsage(
         n_calls=1,
         tokens_in=result.tokens_in,
         tokens_out=result.tokens_out,
@@ -280,10 +280,10 @@ class ModelAnalyst:
         steps: pl.DataFrame,
         case: str,
         answer: BaseModel,
-        usage: Usage,
+        usage: AnalysisUsage,
         started,
         n_tool_calls: int | None = None,
-    ) -> Outcome:
+    ) -> AnalysisResult:
         """The outcome of an answer: checked lessons, judgement, usage; an error when the model
         proposed lessons and every one was rejected."""
         judged = getattr(answer, "judgement", None)
@@ -295,7 +295,7 @@ class ModelAnalyst:
             headings=self.headings,
             rule=f"{self.name}:{label}",
         )
-        outcome = Outcome(
+        outcome = AnalysisResult(
             row["trajectory_id"],
             checked.drafts,
             usage,

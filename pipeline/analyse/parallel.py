@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import TypeVar
 
-from pipeline.analyse.analyst import Analyst, Batch, Outcome
+from pipeline.analyse.analyst import AnalysisResult, Analyst, Batch
 from pipeline.pool import process_pool
 
 T = TypeVar("T")
@@ -27,14 +27,14 @@ def _init(analyst: Analyst) -> None:
     _ANALYST = analyst
 
 
-def _work(batch: Batch) -> list[Outcome]:
+def _work(batch: Batch) -> list[AnalysisResult]:
     assert _ANALYST is not None
     return _ANALYST.analyse_batch(batch)
 
 
 def map_batches(
     analyst: Analyst, batches: Iterable[tuple[T, Batch]], workers: int
-) -> Iterator[tuple[T, Batch, list[Outcome]]]:
+) -> Iterator[tuple[T, Batch, list[AnalysisResult]]]:
     """(key, batch, outcomes) for every batch, in the order given; `workers` > 1 uses processes."""
     if workers <= 1:
         for key, batch in batches:

@@ -37,7 +37,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from pipeline.analyse.analyst import Analyst, Batch, Usage
+from pipeline.analyse.analyst import AnalysisUsage, Analyst, Batch
 from pipeline.console import Console
 from pipeline.errors import UserError
 from pipeline.lake import Lake
@@ -189,7 +189,7 @@ def _merge(summary: AnalyseSummary, part: AnalyseSummary) -> None:
         mine, theirs = getattr(summary, f.name), getattr(part, f.name)
         if isinstance(theirs, Counter):
             mine.update(theirs)
-        elif isinstance(theirs, Usage):
+        elif isinstance(theirs, AnalysisUsage):
             mine.add(theirs)
         elif isinstance(theirs, int | float):
             setattr(summary, f.name, mine + theirs)

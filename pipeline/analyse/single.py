@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import polars as pl
 
-from pipeline.analyse.analyst import Batch, Outcome, error_reason, now
+from pipeline.analyse.analyst import AnalysisResult, Batch, error_reason, now
 from pipeline.analyse.model_analyst import ModelAnalyst, PromptTooLong, case_of, usage_of
 from pipeline.analyse.render import render_trajectory
 from pipeline.llm import ChatRequest, ChatResult
@@ -58,12 +58,12 @@ class SingleAnalyst(ModelAnalyst):
         )
         return request, budget
 
-    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+    def analyse_batch(self, batch: Batch) -> list[AnalysisResult]:
         if self.llm is None:
             raise RuntimeError("SingleAnalyst.prepare must run before analyse_batch")
         started = now()
         items = list(batch.items())
-        outcomes: dict[int, Outcome] = {}
+        outcomes: dict[int, AnalysisResult] = {}
         requests, budgets, slots = [], [], []
         for i, (row, steps) in enumerate(items):
             try:
@@ -72,10 +72,10 @@ class SingleAnalyst(ModelAnalyst):
                 budgets.append(budget)
                 slots.append(i)
             except PromptTooLong as exc:
-                outcomes[i] = Outcome(row["trajectory_id"], error=f"[context] {exc}")
+                outcomes[i] = AnalysisResult(row["trajectory_id"], error=f"[context] {exc}")
                 self.tick()
             except Exception as exc:  # a run that cannot be rendered fails alone
-                outcomes[i] = Outcome(row["trajectory_id"], error=error_reason(exc))
+                outcomes[i] = AnalysisResult(row["trajectory_id"], error=error_reason(exc))
                 self.tick()
         results: list[ChatResult] = self.run(self.llm.amap(requests)) if requests else []
         results = self._fit_again(items, slots, requests, budgets, results)
@@ -119,7 +119,9 @@ class SingleAnalyst(ModelAnalyst):
         return again
 
     def analyse_stream(
-        self, batches: Iterable[tuple[K, Batch]], done: Callable[[K, Batch, list[Outcome]], bool]
+        self,
+        batches: Iterable[tuple[K, Batch]],
+        done: Callable[[K, Batch, list[AnalysisResult]], bool],
     ) -> None:
         """Analyse `batches` as one stream of requests; `done(key, batch, outcomes)` is called for
         each batch, in order, once all its runs are answered, and returns True to stop. On a stop,
@@ -163,9 +165,9 @@ class SingleAnalyst(ModelAnalyst):
             try:
                 return self.request(row, steps)
             except PromptTooLong as exc:
-                b.put(i, Outcome(row["trajectory_id"], error=f"[context] {exc}"))
+                b.put(i, AnalysisResult(row["trajectory_id"], error=f"[context] {exc}"))
             except Exception as exc:
-                b.put(i, Outcome(row["trajectory_id"], error=error_reason(exc)))
+                b.put(i, AnalysisResult(row["trajectory_id"], error=error_reason(exc)))
             self.tick()
             return None
 
@@ -238,19 +240,21 @@ class SingleAnalyst(ModelAnalyst):
 
     def read(
         self, row: dict[str, Any], steps: pl.DataFrame, result: ChatResult, started
-    ) -> Outcome:
+    ) -> AnalysisResult:
         usage = usage_of(result)
         tid = row["trajectory_id"]
         if not result.ok or result.parsed is None:
             reason = result.error or "the model gave no answer"
             kind = f"[{result.error_kind}] " if result.error_kind else ""
-            return Outcome(tid, [], usage, f"model call failed: {kind}{reason}", started, now())
+            return AnalysisResult(
+                tid, [], usage, f"model call failed: {kind}{reason}", started, now()
+            )
         try:
             return self.finish(
                 row, steps, case_of(row.get("outcome")), result.parsed, usage, started
             )
         except Exception as exc:
-            return Outcome(tid, [], usage, error_reason(exc), started, now())
+            return AnalysisResult(tid, [], usage, error_reason(exc), started, now())
 
 
 def refitted(first: ChatResult, answer: ChatResult) -> ChatResult:
@@ -275,10 +279,10 @@ class _Pending:
 
     def __init__(self, key, batch: Batch, started):
         self.key, self.batch, self.started = key, batch, started
-        self.outcomes: list[Outcome | None] = [None] * batch.trajectories.height
+        self.outcomes: list[AnalysisResult | None] = [None] * batch.trajectories.height
         self.left = len(self.outcomes)
 
-    def put(self, i: int, outcome: Outcome) -> None:
+    def put(self, i: int, outcome: AnalysisResult) -> None:
         self.outcomes[i] = outcome
         self.left -= 1
 

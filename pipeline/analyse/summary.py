@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from pipeline import ids, schemas
-from pipeline.analyse.analyst import Analyst, Batch, LessonDraft, Outcome, Usage
+from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, Analyst, Batch, LessonDraft
 from pipeline.analyse.redact import redact
 from pipeline.errors import UserError
 from pipeline.lake import Lake
@@ -42,7 +42,7 @@ class AnalyseSummary:
     n_lessons: int = 0
     n_left: int = 0  # selected, not attempted: the run stopped early (a spent model budget)
     stopped: str | None = None  # why the run stopped early
-    usage: Usage = field(default_factory=Usage)
+    usage: AnalysisUsage = field(default_factory=AnalysisUsage)
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # first failures: (id, reason)
     lessons_by_rule: Counter = field(default_factory=Counter)
@@ -71,7 +71,9 @@ def _lesson_fields(lesson: LessonDraft) -> dict:
     return fields | {k: redact(fields[k]) for k in _LESSON_TEXT}
 
 
-def rows(analyst: Analyst, cid: str, outcomes: list[Outcome]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def rows(
+    analyst: Analyst, cid: str, outcomes: list[AnalysisResult]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(analyses, lessons) of a batch's outcomes under configuration `cid`."""
     analyses, lessons = [], []
     for o in outcomes:
@@ -135,7 +137,7 @@ def write_batch(
     cid: str,
     picked: pl.DataFrame,
     batch: Batch,
-    outcomes: list[Outcome],
+    outcomes: list[AnalysisResult],
     summary: AnalyseSummary,
 ) -> None:
     """Write the batch `picked` (trajectory ids) as a lessons part then an analyses part, and
@@ -144,7 +146,7 @@ def write_batch(
         batch.trajectories.get_column("trajectory_id")
     )
     outcomes = outcomes + [
-        Outcome(tid, error="trajectory vanished from the lake during the run")
+        AnalysisResult(tid, error="trajectory vanished from the lake during the run")
         for tid in sorted(missing)
     ]
     analyses, lessons = rows(worker, cid, outcomes)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from pipeline.console import Console
 from pipeline.consolidate.merge import OfflineMerger
-from pipeline.consolidate.outcome import Outcome
+from pipeline.consolidate.outcome import MergeOutcome
 from pipeline.consolidate.render import Layout
 from pipeline.consolidate.summarise import ExtractiveSummariser
 from pipeline.lake import Lake
@@ -94,7 +94,7 @@ class Models:
         if self.llm is not None:
             self.llm.close()
 
-    def report(self, outcome: Outcome, console: Console) -> tuple[int, int]:
+    def report(self, outcome: MergeOutcome, console: Console) -> tuple[int, int]:
         """Warn about the model's fallbacks; returns (fallbacks, omitted inputs)."""
         if self.llm is None:
             return 0, 0

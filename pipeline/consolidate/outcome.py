@@ -1,6 +1,6 @@
 """What a consolidation mode hands to the skill writer: tables so far, statements, the patch.
 
-Both modes (parallel merge tree, sequential batches) produce an `Outcome`; `run.py` applies its
+Both modes (parallel merge tree, sequential batches) produce a `MergeOutcome`; `run.py` applies its
 patch to the skill, derives provenance and writes every table.
 """
 
@@ -43,7 +43,9 @@ DROPPED_COLUMNS = {
 
 
 @dataclass
-class Outcome:
+class MergeOutcome:
+    """The merge's result in either mode: clusters, merge tree, final statements and patch."""
+
     clusters: pl.DataFrame  # CLUSTER_COLUMNS
     members: pl.DataFrame  # lesson_id, cluster_id, stage, representative_lesson_id, similarity
     dropped: pl.DataFrame  # DROPPED_COLUMNS (support, summary, merge so far)

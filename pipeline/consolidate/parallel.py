@@ -1,7 +1,7 @@
 """The parallel mode (the Trace2Skill method): cluster all lessons, summarise, merge as a tree.
 
 Reads `lesson_facts`; runs dedupe/clustering (SQL + LSH), support and the support filter, one
-consolidated lesson per cluster, then the merge tree over the kept clusters. Returns an `Outcome`.
+consolidated lesson per cluster, then the merge tree over the kept clusters. Returns a `MergeOutcome`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pipeline.consolidate.clusters import build_clusters
 from pipeline.consolidate.conflicts import Item
 from pipeline.consolidate.dedupe import cluster_lessons
 from pipeline.consolidate.merge import Merger, build_tree
-from pipeline.consolidate.outcome import CLUSTER_COLUMNS, Outcome, lesson_drops
+from pipeline.consolidate.outcome import CLUSTER_COLUMNS, MergeOutcome, lesson_drops
 from pipeline.consolidate.render import Layout, render_patch
 from pipeline.consolidate.settings import Thresholds
 from pipeline.consolidate.summarise import ExtractiveSummariser, Summariser, samples_for
@@ -71,7 +71,7 @@ def run_parallel(
     min_support: int,
     merger: Merger,
     summariser: Summariser | None = None,
-) -> Outcome:
+) -> MergeOutcome:
     seconds: dict[str, float] = {}
     clustering = cluster_lessons(con, facts, embedder, t)
     seconds.update(clustering.seconds)
@@ -107,7 +107,7 @@ def run_parallel(
     seconds["merge"] = time.perf_counter() - clock
 
     dropped = pl.concat([cl.dropped, lesson_drops(cl.members, tree.dropped, "merge")])
-    return Outcome(
+    return MergeOutcome(
         clusters=table.select(CLUSTER_COLUMNS),
         members=cl.members,
         dropped=dropped,

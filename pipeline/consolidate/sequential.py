@@ -25,7 +25,7 @@ import polars as pl
 
 from pipeline.consolidate.clusters import cluster_support
 from pipeline.consolidate.merge import Merger
-from pipeline.consolidate.outcome import CLUSTER_COLUMNS, Outcome, lesson_drops
+from pipeline.consolidate.outcome import CLUSTER_COLUMNS, MergeOutcome, lesson_drops
 from pipeline.consolidate.render import Layout, render_patch
 from pipeline.consolidate.settings import Thresholds
 from pipeline.consolidate.statements import Edit, State
@@ -44,7 +44,7 @@ def run_sequential(
     min_support: int,
     merger: Merger,
     editor=None,
-) -> Outcome:
+) -> MergeOutcome:
     """`editor` (a `model_sequential.ModelEditor`) edits each batch through a model; without
     one, every batch is edited offline."""
     clock = time.perf_counter()
@@ -104,7 +104,7 @@ def run_sequential(
 
 def _finish(
     con, facts, st: State, nodes, edges, n_ops, n_conflicts, layout, min_support, seconds
-) -> Outcome:
+) -> MergeOutcome:
     ids, drops = st.ids, st.drops
     # every lesson needs a cluster: statements, plus one singleton per lesson dropped alone
     stmts = [s for s in st.stmts if s.merged_into is None]
@@ -163,7 +163,7 @@ def _finish(
     merge_drops = {cluster_of_first[r]: v for r, v in drops.items()}
     merge_drops |= {cluster_of_first[s.first]: s.removed for s in stmts if s.removed is not None}
     patch = render_patch(items, layout)
-    return Outcome(
+    return MergeOutcome(
         clusters=clusters,
         members=members,
         dropped=pl.concat(

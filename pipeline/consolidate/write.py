@@ -1,6 +1,6 @@
 """Apply the final patch to the starting skill and derive `patch_ops`, `skill_lines`, drops.
 
-Reads an `Outcome` and the starting `SkillFolder` (a copy of the base skill, or an empty one);
+Reads a `MergeOutcome` and the starting `SkillFolder` (a copy of the base skill, or an empty one);
 applies the patch by code (`pipeline.skill.patch`), records every op's status (an anchor that does
 not match is `anchor_missing`, logged, never skipped silently), reads provenance off the patched
 files line by line and joins it with the clusters and lessons behind each statement
@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 
 from pipeline import schemas, sql
-from pipeline.consolidate.outcome import Outcome, lesson_drops
+from pipeline.consolidate.outcome import MergeOutcome, lesson_drops
 from pipeline.lake import Lake
 from pipeline.skill.folder import SkillFolder
 from pipeline.skill.patch import OpResult, apply_patch
@@ -32,7 +32,7 @@ class Written:
     dropped: pl.DataFrame  # apply-stage drops
 
 
-def patch_rows(outcome: Outcome, results: list[OpResult]) -> pl.DataFrame:
+def patch_rows(outcome: MergeOutcome, results: list[OpResult]) -> pl.DataFrame:
     return pl.DataFrame(
         [
             {
@@ -67,7 +67,7 @@ def patch_rows(outcome: Outcome, results: list[OpResult]) -> pl.DataFrame:
 def apply_outcome(
     con: duckdb.DuckDBPyConnection,
     start: SkillFolder,
-    outcome: Outcome,
+    outcome: MergeOutcome,
     facts: pl.DataFrame,
 ) -> Written:
     results = apply_patch(start, outcome.patch)
@@ -165,7 +165,12 @@ TABLES = ("clusters", "cluster_members", "merge_nodes", "merge_edges", "patch_op
 
 
 def write_tables(
-    lake: Lake, run_id: str, outcome: Outcome, written: Written, dropped: pl.DataFrame, row: dict
+    lake: Lake,
+    run_id: str,
+    outcome: MergeOutcome,
+    written: Written,
+    dropped: pl.DataFrame,
+    row: dict,
 ) -> None:
     """Every consolidation table's rows for `run_id`, replacing that run's earlier rows."""
 

@@ -6,7 +6,7 @@ import polars as pl
 
 from pipeline import sql
 from pipeline.console import Console
-from pipeline.evaluate.stages import Outcome
+from pipeline.evaluate.stages import EvalRunResult
 from pipeline.lake import Lake
 
 
@@ -18,7 +18,7 @@ def _skill(role: str, label: str) -> str:
     return label if role in ("rollout", "candidate") else f"{role}: {label}"
 
 
-def arms(console: Console, outcome: Outcome) -> None:
+def arms(console: Console, outcome: EvalRunResult) -> None:
     order = {"baseline": 0, "incumbent": 1, "candidate": 2, "rollout": 2}
     rows = sorted(
         outcome.arms.filter(pl.col("role") != "ablation").iter_rows(named=True),
@@ -56,7 +56,7 @@ def arms(console: Console, outcome: Outcome) -> None:
     )
 
 
-def comparisons(console: Console, outcome: Outcome) -> None:
+def comparisons(console: Console, outcome: EvalRunResult) -> None:
     rows = outcome.comparisons.filter(pl.col("kind") != "ablation").sort("model", "kind", "label")
     if rows.height:
         console.table(
@@ -96,7 +96,7 @@ def comparisons(console: Console, outcome: Outcome) -> None:
         )
 
 
-def transfer(console: Console, outcome: Outcome) -> None:
+def transfer(console: Console, outcome: EvalRunResult) -> None:
     arms = outcome.arms.filter(pl.col("role") != "ablation")
     if arms.get_column("model").n_unique() < 2:
         return

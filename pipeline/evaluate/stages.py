@@ -30,7 +30,9 @@ NO_SKILL = "no skill"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class EvalRunResult:
+    """One rollout or evaluation: its ``eval_runs`` row with the arms and comparisons it wrote."""
+
     eval_id: str
     played: int  # episodes played now (the rest were in the lake already)
     run: pl.DataFrame  # eval_runs row
@@ -74,7 +76,7 @@ def _execute(
     extra: dict,
     tasks: list[Task] | None,
     console: Console,
-) -> Outcome:
+) -> EvalRunResult:
     started = time.perf_counter()
     if tasks is None:
         tasks = env.tasks(split, limit, settings.seed)
@@ -117,7 +119,7 @@ def _execute(
     lake.write_part("eval_arms", arm_frame, part=eval_id)
     lake.write_part("eval_comparisons", comparisons, part=eval_id)
     lake.write_part("eval_runs", run, part=eval_id)
-    return Outcome(eval_id, played, run, arm_frame, comparisons)
+    return EvalRunResult(eval_id, played, run, arm_frame, comparisons)
 
 
 def rollout(
@@ -132,7 +134,7 @@ def rollout(
     tasks: list[Task] | None = None,
     settings: RunSettings | None = None,
     console: Console,
-) -> Outcome:
+) -> EvalRunResult:
     """Run ``model`` (with ``skill`` if given) on the split's tasks (or ``tasks``, already drawn
     from it); episodes go to the lake."""
     settings = settings or RunSettings()
@@ -170,7 +172,7 @@ def evaluate(
     tasks: list[Task] | None = None,
     settings: RunSettings | None = None,
     console: Console,
-) -> Outcome:
+) -> EvalRunResult:
     """Every model with the baseline, each skill, the incumbent and (``ablate``) each skill
     without one of its sections or files, on the same tasks; paired comparisons; the guard."""
     settings = settings or RunSettings()

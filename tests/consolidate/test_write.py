@@ -5,7 +5,7 @@ import pipeline.consolidate.parallel as parallel
 from pipeline import sql
 from pipeline.console import Console
 from pipeline.consolidate.conflicts import Item
-from pipeline.consolidate.outcome import Outcome, empty_dropped
+from pipeline.consolidate.outcome import MergeOutcome, empty_dropped
 from pipeline.consolidate.run import consolidate
 from pipeline.consolidate.write import apply_outcome
 from pipeline.skill.folder import load_skill
@@ -64,7 +64,7 @@ def test_a_statement_none_of_whose_ops_applied_is_dropped_at_apply(lake, fixture
         runs=np.array([0]),
         n_lessons=members.height,
     )
-    outcome = Outcome(
+    outcome = MergeOutcome(
         clusters=pl.DataFrame(),
         members=members,
         dropped=empty_dropped(),

@@ -5,6 +5,8 @@ import pytest
 
 from pipeline.llm import LLM, ModelSettings, get_embedder
 
+pytestmark = pytest.mark.embeddings
+
 pytest.importorskip("tokenizers")
 local = pytest.importorskip("pipeline.llm.local")
 try:

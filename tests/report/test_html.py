@@ -107,10 +107,12 @@ def check_drawn(chromium: str, page: Path, work: Path, plots: list[str]) -> None
     assert (margin.min(axis=2) > 240).mean() > 0.99
 
 
+@pytest.mark.browser
 def test_report_renders_its_plots_in_chromium(report, chromium, tmp_path):
     check_drawn(chromium, report, tmp_path, PLOTS)
 
 
+@pytest.mark.browser
 def test_demo_report_renders_in_chromium(demo_lake, chromium, tmp_path):
     """The report of the airline skill built on tasks < 35, with drift on the other tasks."""
     cov = coverage(demo_lake.lake, run_id=demo_lake.runs["split"], where=demo.HELD_OUT)

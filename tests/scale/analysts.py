@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline.analyse.analyst import BaseAnalyst, LessonDraft, Usage
+from pipeline.analyse.analyst import AnalysisUsage, BaseAnalyst, LessonDraft
 from pipeline.analyse.miner import MinerAnalyst
 
 
@@ -64,4 +64,4 @@ class Asking(BaseAnalyst):
             evidence_steps=[],
         )
         usage = reply.usage
-        return [lesson], Usage(1, usage.prompt_tokens, usage.completion_tokens, 0.0)
+        return [lesson], AnalysisUsage(1, usage.prompt_tokens, usage.completion_tokens, 0.0)

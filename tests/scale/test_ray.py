@@ -35,7 +35,10 @@ else:
 from tests.analyse import scripted  # noqa: E402
 from tests.scale import analysts  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")  # Ray's own settings
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),  # Ray's own settings
+]
 
 DEMO = [
     DATA / "tau-bench-airline" / "gpt-4o-airline.json",

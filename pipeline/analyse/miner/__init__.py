@@ -22,16 +22,16 @@ import duckdb
 
 from pipeline import sql
 from pipeline.analyse.analyst import (
+    AnalysisResult,
+    AnalysisUsage,
     BaseAnalyst,
     Batch,
     LessonDraft,
-    Outcome,
-    Usage,
     error_reason,
     now,
 )
 from pipeline.analyse.miner.context import RunContext, batch_parts, build_context
-from pipeline.analyse.miner.pool import Pool, Thresholds, build_pool
+from pipeline.analyse.miner.pool import MinerThresholds, Pool, build_pool
 from pipeline.analyse.miner.rules_contrast import contrast_rule, load_facts
 from pipeline.analyse.miner.rules_flow import final_call_rule, loop_rules, path_rules, recovery_rule
 from pipeline.analyse.miner.rules_grader import answer_rule, gold_rules, handoff_rule, outputs_rule
@@ -73,8 +73,8 @@ class MinerAnalyst(BaseAnalyst):
             settings["base_skill_text"] = skill_file(base_skill).read_text(encoding="utf-8")
         super().__init__(settings)
         self.matcher = SectionMatcher.from_skill(base_skill) if base_skill else None
-        self.thresholds = Thresholds(
-            **{k: v for k, v in settings.items() if k in Thresholds.__dataclass_fields__}
+        self.thresholds = MinerThresholds(
+            **{k: v for k, v in settings.items() if k in MinerThresholds.__dataclass_fields__}
         )
         self.pool: Pool | None = None
         self.runs: dict[str, dict] = {}
@@ -86,7 +86,7 @@ class MinerAnalyst(BaseAnalyst):
             r["trajectory_id"]: r for r in sql.query(con, "miner_runs").iter_rows(named=True)
         }
 
-    def analyse_batch(self, batch: Batch) -> list[Outcome]:
+    def analyse_batch(self, batch: Batch) -> list[AnalysisResult]:
         if self.pool is None:
             raise RuntimeError("MinerAnalyst.prepare must run before analyse_batch")
         con = duckdb.connect(":memory:")
@@ -109,9 +109,11 @@ class MinerAnalyst(BaseAnalyst):
                     self.matcher,
                 )
                 lessons = self.lessons_for(ctx)
-                outcomes.append(Outcome(tid, lessons, Usage(), None, started, now()))
+                outcomes.append(AnalysisResult(tid, lessons, AnalysisUsage(), None, started, now()))
             except Exception as exc:  # one bad trajectory becomes an error row, the batch goes on
-                outcomes.append(Outcome(tid, [], Usage(), error_reason(exc), started, now()))
+                outcomes.append(
+                    AnalysisResult(tid, [], AnalysisUsage(), error_reason(exc), started, now())
+                )
         return outcomes
 
     def lessons_for(self, ctx: RunContext) -> list[LessonDraft]:

@@ -17,7 +17,7 @@ import polars as pl
 from pipeline.analyse.miner.gold import Call
 
 if TYPE_CHECKING:
-    from pipeline.analyse.miner.pool import Thresholds
+    from pipeline.analyse.miner.pool import MinerThresholds
 
 
 @dataclass
@@ -40,7 +40,7 @@ def shared_paths(
     families: dict[str, str],
     anchors: dict[str, set[str]],
     terminal: dict[str, set[str]],
-    th: Thresholds,
+    th: MinerThresholds,
 ) -> dict[tuple[str, str], FamilyPath]:
     """Shared solution path per (source, family) from its successful runs."""
     groups: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
@@ -85,7 +85,7 @@ def shared_paths(
 
 
 def precedence(
-    by_run: dict[str, list[Call]], wins: list[str], anchors: set[str], th: Thresholds
+    by_run: dict[str, list[Call]], wins: list[str], anchors: set[str], th: MinerThresholds
 ) -> dict[str, list[tuple[str, float]]]:
     """For each anchor (write or final tool): tools that nearly all winning runs call first."""
     out = {}

@@ -40,7 +40,9 @@ _PROGRAM = re.compile(r"^[a-z][a-z0-9_.+-]*$")
 
 
 @dataclass
-class Thresholds:
+class MinerThresholds:
+    """The miner's cut-offs for pool statistics (not consolidate's `Thresholds`)."""
+
     terminal_rate: float = 0.8  # share of a tool's calls that end the run
     min_calls: int = 3  # calls before a tool's profile is trusted
     command_distinct: float = 0.35  # distinct programs / calls for a shell-like tool
@@ -51,7 +53,7 @@ class Thresholds:
 
 @dataclass
 class Pool:
-    thresholds: Thresholds
+    thresholds: MinerThresholds
     tools: pl.DataFrame  # one row per (source, tool_name): the profile
     read_only: dict[str, set[str]]
     write_tools: dict[str, set[str]]
@@ -108,7 +110,7 @@ def gold_of(gold_json: str | None) -> list[GoldAction] | None:
     ]
 
 
-def _tool_profile(calls: pl.DataFrame, runs: pl.DataFrame, th: Thresholds) -> pl.DataFrame:
+def _tool_profile(calls: pl.DataFrame, runs: pl.DataFrame, th: MinerThresholds) -> pl.DataFrame:
     heads = calls.select(
         "source",
         "tool_name",
@@ -255,9 +257,9 @@ def run_flags(
     return flags
 
 
-def build_pool(con: duckdb.DuckDBPyConnection, th: Thresholds | None = None) -> Pool:
+def build_pool(con: duckdb.DuckDBPyConnection, th: MinerThresholds | None = None) -> Pool:
     """Every statistic above, over all runs the connection's lake holds."""
-    th = th or Thresholds()
+    th = th or MinerThresholds()
     runs = sql.query(con, "miner_runs")
     calls = sql.query(con, "miner_calls", result_chars=0)
     by_run = calls_by_run(calls)
