@@ -1,5 +1,7 @@
 -- run_trajectories: the runs each consolidation was built from (its scope): coverage counts these.
--- grain: one row per consolidation run and trajectory in its scope. scope says how it was found:
+-- grain: one row per consolidation run and trajectory in its scope: as the run recorded it in
+--   consolidation_scope, or, for runs consolidated before scopes were recorded, found from the
+--   lake as it is now (pipeline/scope.py). scope says how it was found:
 --     where     the run's --where (recorded in consolidations.settings) selects it; the condition
 --               is applied to the run columns (source, task_id, outcome, model or run_model,
 --               agent, reward)
@@ -9,7 +11,7 @@
 --               this view was defined, e.g. in a warehouse file built before it)
 --   The conditions differ per run, so the body of `scoped` is written when the view is defined:
 --   one select per run with a --where (pipeline/report/views.py, `scope_branches`).
--- inputs: trajectories, consolidations, cluster_members, dropped, lessons
+-- inputs: consolidation_scope, trajectories, consolidations, cluster_members, dropped, lessons
 -- parameters: none
 create or replace view run_trajectories as
 with
@@ -40,8 +42,14 @@ sources_read as (
     inner join trajectories as t on t.trajectory_id = l.trajectory_id
 ),
 
-scoped as (
+legacy as (
 {branches}
+),
+
+scoped as (
+    select run_id, trajectory_id, scope from consolidation_scope
+    union all
+    select run_id, trajectory_id, scope from legacy
 ),
 
 final as (

@@ -48,6 +48,7 @@ from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
+from pipeline.scope import scope_rows
 from pipeline.skill.document import slug
 from pipeline.skill.folder import (
     RUN_KEY,
@@ -387,7 +388,8 @@ def consolidate(
             "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
         }  # fmt: skip
         try:  # the rows first: a folder on view always names a run whose rows exist
-            write_tables(lake, run_id, outcome, written, dropped, row)
+            scope = scope_rows(con, where, sources)
+            write_tables(lake, run_id, outcome, written, dropped, scope, row)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

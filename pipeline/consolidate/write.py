@@ -161,7 +161,7 @@ def unaccounted_lessons(
 
 
 TABLES = ("clusters", "cluster_members", "merge_nodes", "merge_edges", "patch_ops",
-          "skill_lines", "dropped", "consolidations")  # fmt: skip
+          "skill_lines", "dropped", "consolidation_scope", "consolidations")  # fmt: skip
 
 
 def write_tables(
@@ -170,6 +170,7 @@ def write_tables(
     outcome: MergeOutcome,
     written: Written,
     dropped: pl.DataFrame,
+    scope: pl.DataFrame,
     row: dict,
 ) -> None:
     """Every consolidation table's rows for `run_id`, replacing that run's earlier rows."""
@@ -188,6 +189,7 @@ def write_tables(
         "patch_ops": frame(written.patch_ops, "patch_ops"),
         "skill_lines": frame(written.skill_lines, "skill_lines"),
         "dropped": frame(dropped, "dropped"),
+        "consolidation_scope": frame(scope, "consolidation_scope"),
         "consolidations": frame([row], "consolidations"),
     }
     lake.ensure()

@@ -24,6 +24,7 @@ import polars as pl
 from pipeline import schemas, sqlguard
 from pipeline import sql as sqlfiles
 from pipeline.lake import Lake, LakeError
+from pipeline.scope import RUN_FACTS
 
 # Order matters: a view binds the views it reads when it is created.
 VIEW_FILES = (
@@ -34,13 +35,6 @@ VIEW_FILES = (
     "views_latest",
     "views_run_scope",
 )
-# Columns a consolidation's --where may name that are columns of its runs (the rest, e.g. kind or
-# rule, are lesson columns): the `facts` of sql/views_run_scope.sql.
-RUN_FACTS = (
-    "select trajectory_id, source, task_id, outcome, model, model as run_model, agent, reward "
-    "from trajectories"
-)
-
 _VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([a-z_][a-z0-9_]*)", re.IGNORECASE)
 _GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
@@ -86,11 +80,13 @@ def run_where(settings: str | None) -> str | None:
 
 
 def scope_branches(con: duckdb.DuckDBPyConnection) -> str:
-    """The body of run_trajectories: one select per consolidation run with a --where, then every
-    run of the lake for the runs without one (or consolidated later)."""
+    """The scope of runs consolidated before scopes were recorded (`pipeline.scope`): one select
+    per such run with a --where, then every run of the lake for those without one (or
+    consolidated after the view was defined without recording a scope)."""
     branches, listed = [], []
     for run_id, settings in con.sql(
-        "select run_id, settings from consolidations order by run_id"
+        "select run_id, settings from consolidations "
+        "where run_id not in (select run_id from consolidation_scope) order by run_id"
     ).fetchall():
         where = run_where(settings)
         if where is None or ";" in where:
@@ -109,10 +105,11 @@ def scope_branches(con: duckdb.DuckDBPyConnection) -> str:
         branches.append(
             f"select {rid} as run_id, trajectory_id, 'where' as scope from facts where ({where}\n)"
         )
-    unlisted = f"where c.run_id not in ({', '.join(listed)})" if listed else ""
+    unlisted = f"and c.run_id not in ({', '.join(listed)})" if listed else ""
     branches.append(
         "select c.run_id, f.trajectory_id, 'lake' as scope "
-        f"from consolidations as c cross join facts as f {unlisted}"
+        "from consolidations as c cross join facts as f "
+        f"where c.run_id not in (select run_id from consolidation_scope) {unlisted}"
     )
     return "\n    union all\n".join("    " + b for b in branches)
 

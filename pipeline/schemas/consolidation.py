@@ -235,6 +235,22 @@ class SkillLines(pa.DataFrameModel):
         pass
 
 
+@register("consolidation_scope", partition_by=("run_id",))
+class ConsolidationScope(pa.DataFrameModel):
+    """One row per consolidation run and trajectory in its scope, as it was when the run was made."""
+
+    run_id: str = pa.Field(description="consolidation run")
+    trajectory_id: str = pa.Field(description="a run it was built from")
+    scope: str = pa.Field(
+        isin=["where", "sources", "lake"],
+        description="how: its --where selects the run; its --where names lesson columns, so "
+        "every run of the sources it read; no --where, every run of the lake",
+    )
+
+    class Config(Strict):
+        pass
+
+
 @register("dropped", partition_by=("run_id",))
 class Dropped(pa.DataFrameModel):
     """One row per lesson that did not reach the skill: where and why."""

@@ -7,6 +7,7 @@ import json
 import shutil
 
 import duckdb
+import polars as pl
 import pytest
 
 from pipeline.lake import Lake
@@ -130,3 +131,33 @@ def test_a_run_newer_than_the_warehouse_counts_the_whole_lake(scoped_lake, tmp_p
 )
 def test_run_where_reads_the_settings(settings, where):
     assert run_where(settings) == where
+
+
+def test_a_consolidation_records_its_scope_and_keeps_it(tmp_path):
+    """Runs ingested after a consolidation do not join its scope, though its --where selects
+    them: the scope was recorded when it ran."""
+    from pipeline.analyse.run import analyse
+    from pipeline.console import Console
+    from pipeline.consolidate.run import consolidate
+    from pipeline.ingest.run import ingest_paths
+    from tests.conftest import DATA
+
+    records = json.loads((DATA / "tau-bench-airline" / "gpt-4o-airline.json").read_text())
+    halves = [tmp_path / "a.json", tmp_path / "b.json"]
+    halves[0].write_text(json.dumps(records[:30]))
+    halves[1].write_text(json.dumps(records[30:60]))
+    lake, console = Lake(tmp_path / "lake"), Console(0)
+    ingest_paths(lake, [halves[0]], source="airline", console=console)
+    analyse(lake, console=console)
+    where = "source = 'airline' and outcome = 'failure'"
+    run = consolidate(
+        lake, where=where, min_support=1, out_dir=tmp_path / "s" / "x", console=console
+    )
+    failed = set(lake.read("trajectories").filter(pl.col("outcome") == "failure")["trajectory_id"])
+    recorded = lake.read("consolidation_scope")
+    assert set(recorded["trajectory_id"]) == failed and set(recorded["scope"]) == {"where"}
+
+    ingest_paths(lake, [halves[1]], source="airline", console=console)
+    con = connect_views(lake)
+    assert scope_of(con, run.run_id) == (failed, {"where"})  # not the new failures
+    con.close()
