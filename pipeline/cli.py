@@ -30,6 +30,7 @@ COMMANDS = {
     "versions": "pipeline.skill.commands:versions",
     "diff": "pipeline.skill.commands:diff",
     "review": "pipeline.skill.review_command:review_command",
+    "export": "pipeline.skill.commands:export_command",
 }
 
 

@@ -95,10 +95,11 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     from pipeline.analyse.commands import show as show_analyse
     from pipeline.analyse.run import AnalyseError, analyse
     from pipeline.consolidate.commands import show as show_consolidate
-    from pipeline.consolidate.commands import show_proposal, user_errors
+    from pipeline.consolidate.commands import user_errors
     from pipeline.consolidate.run import consolidate
     from pipeline.ingest.commands import print_summary as show_ingest
     from pipeline.ingest.run import EXIT_NOTHING, EXIT_OK, IngestError, ingest_paths
+    from pipeline.skill.review_command import show_proposal
 
     settings = resolve_model_settings(model_overrides)
     status = EXIT_OK

@@ -5,7 +5,7 @@
 with
 
 final as (
-    select file, text, digest
+    select file, text, data, digest
     from skill_files
     where version_id = $version_id
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from pipeline.console import Console, plural
+from pipeline.console import Console
 from pipeline.consolidate.settings import (
     ANALYSES,
     BATCH_SIZE,
@@ -259,6 +259,8 @@ def consolidate(
     except user_errors() as exc:
         raise click.ClickException(str(exc)) from None
     show(console, s)
+    from pipeline.skill.review_command import show_proposal
+
     show_proposal(console, s.proposal, lake)
 
 
@@ -286,18 +288,6 @@ def show(console: Console, s) -> None:
         console.warn(
             f"{missing} patch op(s) not applied: see the patch_ops table for run {s.run_id}"
         )
-
-
-def show_proposal(console: Console, p, lake) -> None:
-    """Where a proposal went, what it holds, and the commands that review and check it."""
-    if p is None:
-        return
-    counts = ", ".join(f"{p.counts.get(k, 0)} {k}" for k in ("added", "changed", "removed"))
-    held = f"; {p.n_held} held back by earlier rejections" if p.n_held else ""
-    new = f"; {plural(p.n_new_runs, 'run')} arrived since" if p.n_new_runs else ""
-    console.info(f"proposal {p.proposal_id[:12]}: {counts}{held}{new}")
-    console.info(f"review: {p.path / 'review.md'} (diff: {p.path / 'changes.diff'})")
-    console.info(f"then:   trace2skill review {p.proposal_id[:12]} --lake {lake.uri}")
 
 
 def _model_rows(s) -> list[tuple[str, str]]:

@@ -1,16 +1,16 @@
-"""`consolidate()`: lessons in the lake -> a linted skill folder + the consolidation tables.
+"""`consolidate()`: lessons in the lake -> the consolidation tables, then the skill exported.
 
 Reads `lessons` and `trajectories`; writes `consolidations`, `clusters`, `cluster_members`,
-`merge_nodes`, `merge_edges`, `patch_ops`, `skill_lines` and `dropped`, each partitioned by the
-run id (a digest of the input lesson ids and every setting, so a rerun replaces its own rows and
-other runs sit beside it), `llm_calls` through the model layer when a model summarises and
-merges (`models.py`; offline otherwise), and the skill folder OUT (named after the skill, as Agent Skills
-require), staged in a temporary sibling folder and linted. The tables are written first, then the
-folder is exposed at OUT in one atomic step (`pipeline.skill.publish`), so the run a folder names
-in its `consolidation-run` always has its rows; the folder published is then recorded as a
-version in `skill_versions` and `skill_files` (`pipeline.skill.versions`). One run at a time
-writes OUT; a second fails at once naming it. A folder that fails lint goes to `OUT.rejected/` instead and the run fails listing
-the problems; the previous skill at OUT is left untouched.
+`merge_nodes`, `merge_edges`, `patch_ops`, `skill_lines`, `dropped` and `consolidation_scope`,
+each partitioned by the run id (a digest of the input lesson ids and every setting, so a rerun
+replaces its own rows and other runs sit beside it), the folder's files in `skill_files` (the
+run's row names them), and `llm_calls` through the model layer when a model summarises and
+merges (`models.py`; offline otherwise). The tables are written first; then, unless told not
+to, `pipeline.skill.export` reads the folder back from them, lints it and publishes it at OUT
+(named after the skill, as Agent Skills require) as the next version, or proposes it, or leaves
+it in `OUT.rejected/` when lint fails and the run fails listing the problems (the skill in use
+is left untouched). So the run a folder names in its `consolidation-run` always has its rows.
+One run at a time writes OUT; a second fails at once naming it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import copy
 import datetime as dt
 import hashlib
 import json
-import shutil
 import tempfile
 import time
 from contextlib import closing
@@ -50,20 +49,18 @@ from pipeline.llm import ModelSettings
 from pipeline.llm.embed import get_embedder
 from pipeline.scope import scope_rows
 from pipeline.skill.document import slug
+from pipeline.skill.export import ExportError, export, lint_files
 from pipeline.skill.folder import (
     RUN_KEY,
     SkillFolder,
     check_target,
     empty_skill,
     load_skill,
-    stage_skill,
-    swap_into_place,
 )
-from pipeline.skill.lint import KEBAB, LintProblem, lint_skill, review_skill
+from pipeline.skill.lint import KEBAB, LintProblem
 from pipeline.skill.proposals import RESURFACE
-from pipeline.skill.proposals import propose as make_proposal
 from pipeline.skill.publish import recover, writer_lock
-from pipeline.skill.versions import publish_version
+from pipeline.skill.versions import record_files
 
 MODES = ("parallel", "sequential")
 DUCKDB_MEMORY = "4GB"
@@ -225,6 +222,7 @@ def consolidate(
     settings: ModelSettings | None = None,
     console: Console | None = None,
     propose: bool = False,
+    export_folder: bool = True,
     since: dt.datetime | None = None,
     resurface: float | None = None,
     **thresholds,
@@ -340,10 +338,8 @@ def consolidate(
                 f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
             )
 
-        tmp = stage_skill(written.folder, out)
-        problems = lint_skill(tmp, folder_name=name)
-        for warning in review_skill(tmp):  # worded like a prompt injection: for a person to check
-            console.warn(f"review {warning}")
+        files = written.folder.render()
+        problems = lint_files(files, out, name, console)
         outcome.seconds["write"] = time.perf_counter() - clock
 
         status = written.patch_ops.group_by("status").len().sort("status")
@@ -386,28 +382,18 @@ def consolidate(
             "n_fallbacks": summary.n_fallbacks,
             "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
             "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
+            "skill_files_id": record_files(lake, files),
         }  # fmt: skip
-        try:  # the rows first: a folder on view always names a run whose rows exist
-            scope = scope_rows(con, where, sources)
-            write_tables(lake, run_id, outcome, written, dropped, scope, row)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if not problems and propose:
-            summary.proposal = make_proposal(
-                lake, tmp, out, run_id, name, console, since=since, base_skill=base_dir,
-                resurface=RESURFACE if resurface is None else resurface,
+        # the rows first: a folder on view always names a run whose rows exist
+        write_tables(lake, run_id, outcome, written, dropped, scope_rows(con, where, sources), row)
+        if not export_folder:
+            return summary
+        try:
+            exported = export(
+                lake, run_id, out, propose_change=propose, since=since, console=console,
+                resurface=RESURFACE if resurface is None else resurface, locked=True,
             )  # fmt: skip
-            if summary.proposal is not None:
-                summary.out_dir = summary.proposal.skill_dir
-        elif not problems:
-            publish_version(lake, tmp, out, run_id, name, console)
-        else:
-            shutil.rmtree(summary.out_dir, ignore_errors=True)
-            swap_into_place(tmp, summary.out_dir)
-            listed = "\n".join(f"  {p}" for p in problems[:50])
-            raise ConsolidateError(
-                f"the written skill failed lint ({len(problems)} problem(s)); it was left in "
-                f"{summary.out_dir} for inspection:\n{listed}"
-            )
+        except ExportError as exc:
+            raise ConsolidateError(str(exc)) from None
+        summary.out_dir, summary.proposal = exported.out_dir, exported.proposal
         return summary

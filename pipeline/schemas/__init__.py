@@ -114,6 +114,7 @@ def arrow_type(dtype: pl.DataType) -> pa_arrow.DataType:
         pl.Float32: pa_arrow.float32(),
         pl.Float64: pa_arrow.float64(),
         pl.Date: pa_arrow.date32(),
+        pl.Binary: pa_arrow.binary(),
     }
     if isinstance(dtype, pl.Datetime):
         return pa_arrow.timestamp(dtype.time_unit or "us", tz=dtype.time_zone)

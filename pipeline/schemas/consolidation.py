@@ -61,6 +61,11 @@ class Consolidations(pa.DataFrameModel):
         description="edits made to the skill: ops of the final patch (parallel), or ops over every batch edit (sequential)",
     )
     lint_ok: bool = pa.Field(description="the written folder passed lint")
+    skill_files_id: str = pa.Field(
+        nullable=True,
+        description="the folder it wrote, in skill_files (export reads it from there); null "
+        "for runs made before folders were kept",
+    )
     created_at: pl.Datetime("us", "UTC") = pa.Field(description="when")
 
     class Config(Strict):
@@ -309,6 +314,9 @@ class SkillFiles(pa.DataFrameModel):
     file: str = pa.Field(description="path relative to the skill folder, '/' separated")
     text: str = pa.Field(
         description="the file's content (UTF-8; other bytes decoded with replacement)"
+    )
+    data: pl.Binary = pa.Field(
+        nullable=True, description="the file's bytes when they are not UTF-8 text; else null"
     )
     digest: str = pa.Field(description="sha256 of the file's bytes")
 

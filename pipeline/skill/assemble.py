@@ -49,7 +49,7 @@ class Edit:
 
 @dataclass
 class Assembled:
-    files: dict[str, str]
+    files: dict[str, str | bytes]
     lines: pl.DataFrame  # skill_lines rows of the assembled folder (with statement_key)
     problems: list[str] = field(default_factory=list)  # edits that could not be taken back whole
 
@@ -71,6 +71,17 @@ def _rows(files: dict[str, str], lines: pl.DataFrame) -> dict[str, list[Row]]:
 
 def _markdown(files: dict[str, str]) -> dict[str, str]:
     return {p: t for p, t in files.items() if p.endswith(".md")}
+
+
+def as_files(raw: dict[str, bytes]) -> dict[str, str | bytes]:
+    """A folder's files as `assemble` takes them: Markdown as text, the rest as bytes."""
+    return {
+        p: d.decode("utf-8", errors="replace") if p.endswith(".md") else d for p, d in raw.items()
+    }
+
+
+def as_bytes(files: dict[str, str | bytes]) -> dict[str, bytes]:
+    return {p: d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}
 
 
 def _heading(text: str) -> tuple[int, str] | None:
@@ -249,7 +260,7 @@ def assemble(
                 rows.append(r.line | {"file": path, "line_no": i + 1})
     for path, data in c_files.items():
         if not path.endswith(".md") and path not in texts:
-            texts[path] = data  # files that hold no statements pass through
+            texts[path] = data  # files that hold no statements pass through, bytes and all
     schema = c_lines.schema if c_lines.width else a_lines.schema
     lines = pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
     return Assembled(dict(sorted(texts.items())), lines)

@@ -181,3 +181,34 @@ def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+@click.command("export")
+@lake_option()
+@click.argument("run_id")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Skill folder to write (default: the one the run was consolidated to).")  # fmt: skip
+@click.option("--propose", is_flag=True, help="Write it as a proposal to review instead.")
+@pass_console
+def export_command(console: Console, lake: Lake, run_id: str, out_dir, propose: bool) -> None:
+    """Write a consolidation run's skill folder from the lake: linted, then published (or proposed).
+
+    \b
+    Every consolidation keeps its folder's files in the lake, so any run can be put back: an
+    earlier run's skill becomes the next version at OUT (a rollback that keeps the history), or
+    goes to another folder. RUN_ID as `trace2skill sql "select run_id, created_at from
+    consolidations"` lists them.
+      trace2skill export 1ee3adddf95a7646f66f --lake lake --out out/airline-agent-policy
+    """
+    from pipeline.skill.export import ExportError, export
+
+    require_lake(lake)
+    try:
+        done = export(lake, run_id, out_dir, propose_change=propose, console=console)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    if done.proposal is not None:
+        from pipeline.skill.review_command import show_proposal
+
+        show_proposal(console, done.proposal, lake)
+    console.info(f"skill: {done.out_dir}/SKILL.md")

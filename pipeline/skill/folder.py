@@ -150,11 +150,17 @@ def write_files(files: dict[str, bytes], directory: Path) -> None:
 
 def stage_skill(folder: SkillFolder, out_dir: Path) -> Path:
     """Write the folder to a temporary sibling of `out_dir`; returns that temporary path."""
+    return stage_files(folder.render(), out_dir)
+
+
+def stage_files(files: dict[str, bytes], out_dir: Path) -> Path:
+    """Write the files to a temporary sibling of `out_dir` (`.OUT.tmp-*`, which `recover` clears
+    after a crash); returns that temporary path."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        write_files(folder.render(), tmp)
+        write_files(files, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -32,7 +32,7 @@ from pipeline.console import Console
 from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.skill import review_file
-from pipeline.skill.assemble import Edit, assemble
+from pipeline.skill.assemble import Edit, as_bytes, as_files, assemble
 from pipeline.skill.diff import (
     MIN_JACCARD,
     StatementDiff,
@@ -41,6 +41,7 @@ from pipeline.skill.diff import (
     file_statements,
     normalise,
 )
+from pipeline.skill.folder import write_files
 from pipeline.skill.lint import lint_skill
 from pipeline.skill.versions import (
     actor,
@@ -234,17 +235,12 @@ def edits_of(edits: pl.DataFrame) -> list[Edit]:
     ]
 
 
-def _texts(files: dict[str, bytes]) -> dict[str, str]:
-    return {p: data.decode("utf-8", errors="replace") for p, data in files.items()}
-
-
-def write_folder(files: dict[str, str], target: Path) -> None:
+def write_folder(files: dict[str, str] | dict[str, bytes], target: Path) -> None:
     """Write the files as the folder `target`, whole: staged beside it, then renamed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
-    for path, text in files.items():
-        (tmp / path).parent.mkdir(parents=True, exist_ok=True)
-        (tmp / path).write_text(text, encoding="utf-8")
+    tmp.mkdir()
+    write_files({p: d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}, tmp)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
@@ -286,7 +282,7 @@ def propose(
             + (f" or held back ({len(held)})" if held else "")
         )
         return None
-    proposed = assemble(a_files, a_lines, _texts(candidate), c_lines, edits_of(edits), held)
+    proposed = assemble(a_files, a_lines, as_files(candidate), c_lines, edits_of(edits), held)
 
     proposal_id = digest("proposal", base_id, run_id, str(out), sorted(held))
     path = proposals_dir(out) / proposal_id[:ID_SHOWN]
@@ -295,7 +291,11 @@ def propose(
     problems = lint_skill(skill_dir, folder_name=skill_name)
     for p in problems:
         console.warn(f"proposal {proposal_id[:ID_SHOWN]}: {p}")
-    changes = file_diff(a_files, proposed.files, "live", "proposed")
+    shown = {
+        p: d if isinstance(d, str) else d.decode("utf-8", "replace")
+        for p, d in proposed.files.items()
+    }
+    changes = file_diff(a_files, shown, "live", "proposed")
     (path / "changes.diff").write_text(changes, encoding="utf-8")
     open_edits = edits.filter(pl.col("held_by").is_null())
     new_runs = 0
@@ -309,9 +309,7 @@ def propose(
         "base_version_id": base_id,
         "against_files_id": against_id,
         "candidate_version_id": record_files(lake, candidate),
-        "proposed_version_id": record_files(
-            lake, {p: t.encode() for p, t in proposed.files.items()}
-        ),
+        "proposed_version_id": record_files(lake, as_bytes(proposed.files)),
         "run_id": run_id,
         "since": since,
         "n_new_runs": new_runs,

@@ -30,10 +30,10 @@ from pipeline.errors import UserError
 from pipeline.ids import digest
 from pipeline.lake import Lake
 from pipeline.skill import review_file
-from pipeline.skill.assemble import assemble
-from pipeline.skill.folder import SKILL_FILE
+from pipeline.skill.assemble import as_bytes, as_files, assemble
+from pipeline.skill.folder import SKILL_FILE, stage_files
 from pipeline.skill.lint import lint_skill
-from pipeline.skill.proposals import against, edits_of, write_folder
+from pipeline.skill.proposals import against, edits_of
 from pipeline.skill.publish import recover, writer_lock
 from pipeline.skill.versions import (
     actor,
@@ -42,7 +42,7 @@ from pipeline.skill.versions import (
     record_live,
     recorded,
     run_lines,
-    version_files,
+    version_bytes,
     version_id,
 )
 
@@ -170,13 +170,12 @@ def review(
         versions = {r["version_id"]: r for r in recorded(lake).iter_rows(named=True)}
         with sql.connect(lake) as con:
             a_files, _, a_lines = against(con, versions.get(live), proposal["against_files_id"])
-            c_files = version_files(con, proposal["candidate_version_id"])
+            c_files = as_files(version_bytes(con, proposal["candidate_version_id"]))
             c_lines = run_lines(con, proposal["run_id"])
         revert = set(edits["edit_id"]) - set(summary.accepted)
         built = assemble(a_files, a_lines, c_files, c_lines, edits_of(edits), revert)
         review_id = digest("review", pid, sorted(decided.items()))
-        staged = out.with_name(f".{out.name}.tmp-review-{review_id[:8]}")
-        write_folder(_with_run(built.files, review_id), staged)
+        staged = stage_files(as_bytes(_with_run(built.files, review_id)), out)
         try:
             problems = lint_skill(staged, folder_name=name)
             if problems:

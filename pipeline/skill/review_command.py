@@ -25,6 +25,18 @@ from pipeline.skill.review import GateRefused, ReviewError, marked_in, review
 EXIT_REFUSED = 3  # as `eval` when its guard refuses
 
 
+def show_proposal(console: Console, p, lake) -> None:
+    """Where a proposal went, what it holds, and the commands that review and check it."""
+    if p is None:
+        return
+    counts = ", ".join(f"{p.counts.get(k, 0)} {k}" for k in ("added", "changed", "removed"))
+    held = f"; {p.n_held} held back by earlier rejections" if p.n_held else ""
+    new = f"; {plural(p.n_new_runs, 'run')} arrived since" if p.n_new_runs else ""
+    console.info(f"proposal {p.proposal_id[:12]}: {counts}{held}{new}")
+    console.info(f"review: {p.path / 'review.md'} (diff: {p.path / 'changes.diff'})")
+    console.info(f"then:   trace2skill review {p.proposal_id[:12]} --lake {lake.uri}")
+
+
 def _ask(console: Console):
     def ask(edit: dict) -> tuple[str | None, str | None]:
         console.out.print(

@@ -186,21 +186,47 @@ def resolve(lake: Lake, ref: str, out: str | None = None) -> dict:
     raise VersionError(f"{ref!r} names {len(matches)} versions ({listed}): give more of the id")
 
 
+def _text(data: bytes) -> tuple[str, bytes | None]:
+    """A file as text, and its bytes too when they are not UTF-8 (kept whole)."""
+    try:
+        return data.decode("utf-8"), None
+    except UnicodeDecodeError:
+        return data.decode("utf-8", errors="replace"), data
+
+
 def record_files(lake: Lake, files: dict[str, bytes]) -> str:
-    """Keep a folder's files in `skill_files` under its version id (no version row): a proposal's
-    folders can then be read back whatever becomes of them on disk."""
+    """Keep a folder's files in `skill_files` under its version id (no version row): a
+    consolidation's folder and a proposal's can then be read back whatever becomes of them on
+    disk."""
     vid = version_id(files)
+    texts = [_text(data) for data in files.values()]
     frame = pl.DataFrame(
         {
             "version_id": vid,
             "file": list(files),
-            "text": [data.decode("utf-8", errors="replace") for data in files.values()],
+            "text": [t for t, _ in texts],
+            "data": [b for _, b in texts],
             "digest": [file_digest(data) for data in files.values()],
         },
-        schema={"version_id": pl.String, "file": pl.String, "text": pl.String, "digest": pl.String},
+        schema={
+            "version_id": pl.String,
+            "file": pl.String,
+            "text": pl.String,
+            "data": pl.Binary,
+            "digest": pl.String,
+        },  # fmt: skip
     )
     lake.replace_partition("skill_files", frame, {"version_id": vid})
     return vid
+
+
+def version_bytes(con: duckdb.DuckDBPyConnection, version: str) -> dict[str, bytes]:
+    """A recorded folder's files as they were, byte for byte."""
+    files = sql.query(con, "skill_versions_files", version_id=version)
+    return {
+        f: data if data is not None else text.encode("utf-8")
+        for f, text, data in files.select("file", "text", "data").iter_rows()
+    }
 
 
 def _record(lake: Lake, files: dict[str, bytes], row: dict, known: set[str]) -> str:

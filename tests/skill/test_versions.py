@@ -247,3 +247,15 @@ def test_version_ids_and_file_diff():
     patch = file_diff({"SKILL.md": "a\nb\n"}, {"SKILL.md": "a\nc\n", "new.md": "n"}, "v1", "v2")
     assert "--- v1/SKILL.md\n+++ v2/SKILL.md\n" in patch and "-b\n+c\n" in patch
     assert "--- /dev/null\n+++ v2/new.md\n" in patch and patch.endswith("+n\n")
+
+
+def test_export_writes_any_run_s_folder_from_the_lake(demo, tmp_path):
+    lake, out, runs, versions = demo
+    first = versions.row(0, named=True)
+    elsewhere = tmp_path / "old" / "airline-agent-policy"
+    done = cli("export", runs[0].run_id, "--lake", lake.uri, "--out", elsewhere)
+    assert f"skill: {elsewhere}/SKILL.md" in done.output
+    assert version_id(folder_files(elsewhere)) == first["version_id"]  # the first run's folder
+    assert version_id(folder_files(out)) == versions["version_id"][1]  # OUT untouched
+    missing = CliRunner().invoke(main, ["export", "nope", "--lake", str(lake.uri)])
+    assert missing.exit_code == 1 and "no consolidation run 'nope'" in missing.output
