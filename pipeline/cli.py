@@ -14,7 +14,7 @@ from pipeline.errors import UserError
 # Each subcommand and where it is defined. A command's module is imported only when that command
 # runs (or help lists them all): the stages import heavy libraries the others do not need.
 COMMANDS = {
-    "distill": "pipeline.distill:distill",
+    "distill": "pipeline.distill_command:distill",
     "ingest": "pipeline.ingest.commands:ingest",
     "stats": "pipeline.ingest.commands:stats",
     "synth": "pipeline.ingest.commands:synth",

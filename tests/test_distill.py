@@ -63,3 +63,35 @@ def test_rerun_resumes_and_writes_the_same_skill(distilled):
     assert "0 to analyse" in second.output
     runs = lake.read("consolidations")
     assert runs["run_id"].n_unique() == 1
+
+
+def test_distill_from_python_gives_each_stage_its_options(tmp_path):
+    from pipeline.distill import NothingToDistill, distill
+
+    lake, out = Lake(tmp_path / "lake"), tmp_path / "out" / "airline-agent-policy"
+    seen = []
+    done = distill(
+        lake,
+        [AIRLINE / "gpt-4o-airline.json"],
+        base_skill=AIRLINE / "base-skill",
+        report=False,
+        ingest={"source": "airline-py"},
+        analyse={"options": {"max_lessons": 1}},
+        consolidate={"out_dir": out, "min_support": 3},
+        on_stage=lambda name, summary: seen.append(name),
+    )
+    assert seen == ["ingest", "analyse", "consolidate"] and done.exit_code == 0
+    assert set(lake.read("trajectories")["source"]) == {"airline-py"}
+    per_run = lake.read("lessons").group_by("trajectory_id").len()["len"]
+    assert per_run.max() == 1  # the analyst's option reached it
+    settings = lake.read("consolidations")["settings"][0]
+    assert '"min_support": 3' in settings and done.consolidated.out_dir == out
+    assert done.report is None and lint_skill(out) == []
+    from pipeline.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"unknown setting\(s\) \['fan_out'\]"):
+        distill(lake, consolidate={"fan_out": 3}, report=False)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(NothingToDistill, match="nothing to distill"):
+        distill(Lake(tmp_path / "other"), [empty], report=False)
