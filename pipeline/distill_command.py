@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from pipeline.console import Console
-from pipeline.consolidate.settings import BATCH_SIZE, FAN_IN, MIN_SUPPORT
+from pipeline.consolidate.commands import consolidate_options
 from pipeline.distill import EXIT_LINT, EXIT_NOTHING, NothingToDistill
 from pipeline.distill import distill as run_distill
 from pipeline.errors import UserError
@@ -43,17 +43,6 @@ from pipeline.options import (
                    "task_id, outcome): analysed, and their lessons consolidated.")  # fmt: skip
 @click.option("--base-skill", type=click.Path(exists=True, path_type=Path),
               help="Skill folder to deepen; without it a new skill is created.")  # fmt: skip
-@click.option("--name", help="Skill name (kebab-case); default: the base skill's, or from --out.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The skill folder to write (its folder name is the skill's name).")  # fmt: skip
-@click.option("--mode", type=click.Choice(["parallel", "sequential"]), default="parallel",
-              show_default=True, help="Merge tree, or one batch of lessons at a time.")  # fmt: skip
-@click.option("--fan-in", type=click.IntRange(min=2), default=FAN_IN, show_default=True,
-              help="Inputs per merge node.")  # fmt: skip
-@click.option("--min-support", type=click.IntRange(min=1), default=MIN_SUPPORT, show_default=True,
-              help="Distinct runs a lesson needs to reach the skill.")  # fmt: skip
-@click.option("--batch-size", type=click.IntRange(min=1), default=BATCH_SIZE, show_default=True,
-              help="Lessons per edit in sequential mode.")  # fmt: skip
 @click.option("--max-lessons", type=click.IntRange(min=1), default=None,
               help="Model analysts: most lessons per run (default 3).")  # fmt: skip
 @click.option("--max-turns", type=click.IntRange(min=1), default=None,
@@ -63,12 +52,13 @@ from pipeline.options import (
 @click.option("--since", metavar="VERSION|TIME",
               help="Analyse only runs ingested after this skill version (an id, latest, "
                    "live:OUT) or time (ISO 8601); the proposal counts them as new.")  # fmt: skip
+@consolidate_options
 @propose_options
 @model_options
 @pass_console
 def distill(console: Console, paths, lake: Lake, format_, source, labels, analyst, where,
-            base_skill, name, out_dir, mode, fan_in, min_support, batch_size, max_lessons,
-            max_turns, report, since, propose, resurface, model_overrides):  # fmt: skip
+            base_skill, max_lessons, max_turns, report, since, model_overrides,
+            **consolidate_options):  # fmt: skip
     """Ingest, analyse and consolidate: trajectories in, a skill folder out.
 
     \b
@@ -98,7 +88,7 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
         if stage == "consolidate":
             show_proposal(console, summary.proposal, lake)
 
-    since_at = since_time(lake, since, out_dir) if since else None
+    since_at = since_time(lake, since, consolidate_options["out_dir"]) if since else None
     analyst_options = {"max_lessons": max_lessons, "max_turns": max_turns}
     try:
         done = run_distill(
@@ -108,9 +98,7 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
             ingest={"format": format_, "source": source, "labels": labels},
             analyse={"analyst": analyst,
                      "options": {k: v for k, v in analyst_options.items() if v is not None}},
-            consolidate={"name": name, "out_dir": out_dir, "fan_in": fan_in,
-                         "min_support": min_support, "mode": mode, "batch_size": batch_size,
-                         "propose": propose, "resurface": resurface},
+            consolidate=consolidate_options,
         )  # fmt: skip
     except NothingToDistill as exc:
         console.error(str(exc))

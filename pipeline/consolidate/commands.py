@@ -37,6 +37,165 @@ def user_errors() -> tuple[type[Exception], ...]:
 D = Thresholds()
 
 
+# The consolidation's own options, shared by `consolidate` and `distill` (the options the stages
+# share, --lake, --base-skill, --where and the model's, are each command's).
+CONSOLIDATE_OPTIONS = [
+    click.option(
+        "--name",
+        default=None,
+        help="Skill name (kebab-case), when --out is not given. Default: the base skill's name, "
+        "else <source>-skill.",
+    ),
+    click.option(
+        "--out",
+        "out_dir",
+        default=None,
+        type=click.Path(file_okay=False),
+        help="The skill folder to write; its name is the skill's name. Default: out/<name>.",
+    ),
+    click.option(
+        "--mode",
+        type=click.Choice(["parallel", "sequential"]),
+        default="parallel",
+        show_default=True,
+        help="parallel: cluster everything, then a merge tree; sequential: edit the skill one batch at a time (baseline).",
+    ),
+    click.option(
+        "--fan-in",
+        default=FAN_IN,
+        show_default=True,
+        type=click.IntRange(min=2),
+        help="Inputs per merge-tree node.",
+    ),
+    click.option(
+        "--min-support",
+        default=MIN_SUPPORT,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Distinct trajectories a cluster needs to reach the skill.",
+    ),
+    click.option(
+        "--batch-size",
+        default=BATCH_SIZE,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Lessons per edit in --mode sequential.",
+    ),
+    click.option(
+        "--analyses",
+        type=click.Choice(ANALYSES),
+        default="latest",
+        show_default=True,
+        help="A run one analyst analysed under several settings (model, prompts, base skill): "
+        "latest reads only the lessons of the latest settings; all reads every one's. Different "
+        "analysts (the miner and a model) always add up.",
+    ),
+    click.option(
+        "--near-threshold",
+        type=float,
+        default=D.near_threshold,
+        show_default=True,
+        help="Jaccard of title shingles for near duplicates.",
+    ),
+    click.option(
+        "--semantic-threshold",
+        type=float,
+        default=D.semantic_threshold,
+        show_default=True,
+        help="Embedding cosine for semantic clusters.",
+    ),
+    click.option(
+        "--embedder",
+        default=None,
+        help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>. "
+        "Default: the settings file's embedder, else lexical.",
+    ),
+    click.option(
+        "--shingle-size",
+        type=int,
+        default=D.shingle_size,
+        show_default=True,
+        help="Characters per MinHash shingle.",
+    ),
+    click.option(
+        "--minhash-bands",
+        type=int,
+        default=D.minhash_bands,
+        show_default=True,
+        help="MinHash bands (near duplicates).",
+    ),
+    click.option(
+        "--minhash-rows",
+        type=int,
+        default=D.minhash_rows,
+        show_default=True,
+        help="MinHash hashes per band.",
+    ),
+    click.option(
+        "--lsh-bands",
+        type=int,
+        default=D.lsh_bands,
+        show_default=True,
+        help="Random-hyperplane LSH bands (semantic clusters).",
+    ),
+    click.option(
+        "--lsh-rows",
+        type=int,
+        default=D.lsh_rows,
+        show_default=True,
+        help="Hyperplane bits per band.",
+    ),
+    click.option(
+        "--max-bucket",
+        type=int,
+        default=D.max_bucket,
+        show_default=True,
+        help="LSH buckets larger than this pair members with a few pivots only.",
+    ),
+    click.option(
+        "--bucket-pivots",
+        type=int,
+        default=D.bucket_pivots,
+        show_default=True,
+        help="Members of a capped bucket every other member is paired with.",
+    ),
+    click.option(
+        "--anchor-threshold",
+        type=float,
+        default=D.anchor_threshold,
+        show_default=True,
+        help="Cosine a revising lesson needs to go under a base line.",
+    ),
+    click.option(
+        "--max-section-items",
+        type=int,
+        default=D.max_section_items,
+        show_default=True,
+        help="Lessons per section in SKILL.md; the rest live in references/.",
+    ),
+    click.option(
+        "--max-skill-lines",
+        type=int,
+        default=D.max_skill_lines,
+        show_default=True,
+        help="SKILL.md line budget.",
+    ),
+    click.option(
+        "--summary-sample",
+        type=int,
+        default=D.summary_sample,
+        show_default=True,
+        help="With a model: members of a cluster shown to it (nearest the centroid first).",
+    ),
+]
+
+
+def consolidate_options(f):
+    for option in reversed(CONSOLIDATE_OPTIONS):
+        f = option(f)
+    return f
+
+
 @click.command("consolidate")
 @lake_option()
 @click.option(
@@ -46,155 +205,13 @@ D = Thresholds()
     help="Skill folder to deepen (its SKILL.md headings are the sections). Default: create a new skill.",
 )
 @click.option(
-    "--name",
-    default=None,
-    help="Skill name (kebab-case), when --out is not given. Default: the base skill's name, "
-    "else <source>-skill.",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    default=None,
-    type=click.Path(file_okay=False),
-    help="The skill folder to write; its name is the skill's name. Default: out/<name>.",
-)
-@click.option(
-    "--mode",
-    type=click.Choice(["parallel", "sequential"]),
-    default="parallel",
-    show_default=True,
-    help="parallel: cluster everything, then a merge tree; sequential: edit the skill one batch at a time (baseline).",
-)
-@click.option(
-    "--fan-in",
-    default=FAN_IN,
-    show_default=True,
-    type=click.IntRange(min=2),
-    help="Inputs per merge-tree node.",
-)
-@click.option(
-    "--min-support",
-    default=MIN_SUPPORT,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Distinct trajectories a cluster needs to reach the skill.",
-)
-@click.option(
-    "--batch-size",
-    default=BATCH_SIZE,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Lessons per edit in --mode sequential.",
-)
-@click.option(
     "--where",
     default=None,
     metavar="SQL",
     help="Only lessons matching this SQL filter, e.g. \"source = 'tau-bench-airline'\" "
     "(columns: source, task_id, outcome, run_model, kind, section, tool_name, rule, analyst, ...).",
 )
-@click.option(
-    "--analyses",
-    type=click.Choice(ANALYSES),
-    default="latest",
-    show_default=True,
-    help="A run one analyst analysed under several settings (model, prompts, base skill): "
-    "latest reads only the lessons of the latest settings; all reads every one's. Different "
-    "analysts (the miner and a model) always add up.",
-)
-@click.option(
-    "--near-threshold",
-    type=float,
-    default=D.near_threshold,
-    show_default=True,
-    help="Jaccard of title shingles for near duplicates.",
-)
-@click.option(
-    "--semantic-threshold",
-    type=float,
-    default=D.semantic_threshold,
-    show_default=True,
-    help="Embedding cosine for semantic clusters.",
-)
-@click.option(
-    "--embedder",
-    default=None,
-    help="lexical (hashed n-grams, no dependencies), local (all-MiniLM-L6-v2) or openai:<model>. "
-    "Default: the settings file's embedder, else lexical.",
-)
-@click.option(
-    "--shingle-size",
-    type=int,
-    default=D.shingle_size,
-    show_default=True,
-    help="Characters per MinHash shingle.",
-)
-@click.option(
-    "--minhash-bands",
-    type=int,
-    default=D.minhash_bands,
-    show_default=True,
-    help="MinHash bands (near duplicates).",
-)
-@click.option(
-    "--minhash-rows",
-    type=int,
-    default=D.minhash_rows,
-    show_default=True,
-    help="MinHash hashes per band.",
-)
-@click.option(
-    "--lsh-bands",
-    type=int,
-    default=D.lsh_bands,
-    show_default=True,
-    help="Random-hyperplane LSH bands (semantic clusters).",
-)
-@click.option(
-    "--lsh-rows", type=int, default=D.lsh_rows, show_default=True, help="Hyperplane bits per band."
-)
-@click.option(
-    "--max-bucket",
-    type=int,
-    default=D.max_bucket,
-    show_default=True,
-    help="LSH buckets larger than this pair members with a few pivots only.",
-)
-@click.option(
-    "--bucket-pivots",
-    type=int,
-    default=D.bucket_pivots,
-    show_default=True,
-    help="Members of a capped bucket every other member is paired with.",
-)
-@click.option(
-    "--anchor-threshold",
-    type=float,
-    default=D.anchor_threshold,
-    show_default=True,
-    help="Cosine a revising lesson needs to go under a base line.",
-)
-@click.option(
-    "--max-section-items",
-    type=int,
-    default=D.max_section_items,
-    show_default=True,
-    help="Lessons per section in SKILL.md; the rest live in references/.",
-)
-@click.option(
-    "--max-skill-lines",
-    type=int,
-    default=D.max_skill_lines,
-    show_default=True,
-    help="SKILL.md line budget.",
-)
-@click.option(
-    "--summary-sample",
-    type=int,
-    default=D.summary_sample,
-    show_default=True,
-    help="With a model: members of a cluster shown to it (nearest the centroid first).",
-)
+@consolidate_options
 @propose_options
 @model_options
 @pass_console
