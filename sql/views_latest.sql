@@ -44,6 +44,9 @@ select * from skill_lines where run_id = (select run_id from latest_run);
 create or replace view latest_dropped as
 select * from dropped where run_id = (select run_id from latest_run);
 
+create or replace view latest_consolidation_scope as
+select * from consolidation_scope where run_id = (select run_id from latest_run);
+
 create or replace view latest_skill_line_lessons as
 select * from skill_line_lessons where run_id = (select run_id from latest_run);
 

@@ -1,16 +1,10 @@
 -- run_trajectories: the runs each consolidation was built from (its scope): coverage counts these.
--- grain: one row per consolidation run and trajectory in its scope: as the run recorded it in
---   consolidation_scope, or, for runs consolidated before scopes were recorded, found from the
---   lake as it is now (pipeline/scope.py). scope says how it was found:
---     where     the run's --where (recorded in consolidations.settings) selects it; the condition
---               is applied to the run columns (source, task_id, outcome, model or run_model,
---               agent, reward)
---     sources   the run's --where names lesson columns (kind, rule, ...): every run of the
---               sources the consolidation read lessons from
---     lake      the run had no --where: every run of the lake (also for a run consolidated after
---               this view was defined, e.g. in a warehouse file built before it)
---   The conditions differ per run, so the body of `scoped` is written when the view is defined:
---   one select per run with a --where (pipeline/report/views.py, `scope_branches`).
+-- grain: one row per consolidation run and trajectory in its scope, as the run recorded it in
+--   consolidation_scope; for runs consolidated before scopes were recorded, found from the lake
+--   as it is now (`legacy`, one select per such run, written when the view is defined:
+--   pipeline/report/views.py `scope_branches`). scope says how (pipeline/scope.py): where (its
+--   --where selects the run), sources (its --where names lesson columns: every run of the
+--   sources it read), lake (no --where: every run of the lake).
 -- inputs: consolidation_scope, trajectories, consolidations, cluster_members, dropped, lessons
 -- parameters: none
 create or replace view run_trajectories as

@@ -11,53 +11,18 @@ we derive the explicit Arrow schema used on write, so the two never disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandera.errors as pa_errors
-import pandera.polars as pa
 import polars as pl
 import pyarrow as pa_arrow
 
 from pipeline.errors import UserError
+from pipeline.schemas.registry import REGISTRY, Table, register  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Table:
-    name: str
-    model: type[pa.DataFrameModel]
-    partition_by: tuple[str, ...] = ()
-
-    @property
-    def grain(self) -> str:
-        return (self.model.__doc__ or "").strip().splitlines()[0]
-
-    @property
-    def columns(self) -> dict[str, pl.DataType]:
-        """Column name -> polars dtype, in declared order, partition columns included."""
-        return {name: col.dtype.type for name, col in self.model.to_schema().columns.items()}
-
-    @property
-    def descriptions(self) -> dict[str, str]:
-        return {n: c.description or "" for n, c in self.model.to_schema().columns.items()}
-
-
 class TableError(UserError, ValueError):
     """A frame does not fit its table's schema."""
-
-
-REGISTRY: dict[str, Table] = {}
-
-
-def register(name: str, *, partition_by: tuple[str, ...] = ()):
-    """Class decorator: add a pandera model to the registry under a table name."""
-
-    def wrap(model: type[pa.DataFrameModel]) -> type[pa.DataFrameModel]:
-        REGISTRY[name] = Table(name, model, partition_by)
-        return model
-
-    return wrap
 
 
 def table(name: str) -> Table:

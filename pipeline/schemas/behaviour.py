@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pandera.polars as pa
 
-from pipeline.schemas import register
+from pipeline.schemas.registry import register
 from pipeline.schemas.trajectory import Strict
 
 ESTIMATES = ["pooled", "within_task"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from pipeline.schemas import register
+from pipeline.schemas.registry import register
 from pipeline.schemas.trajectory import Strict
 
 
