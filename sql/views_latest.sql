@@ -1,7 +1,8 @@
 -- latest_run and latest_<table>: the newest consolidation run and its rows.
 -- grain: latest_run has one row (none before the first consolidation): the run of
 --   consolidations with the latest created_at (run_id breaks a tie). Each latest_<table> has the
---   grain of <table>, restricted to that run.
+--   grain of <table>, restricted to that run; the latest_tables placeholder holds one per table the
+--   schema registry partitions by run_id (pipeline/report/views.py `latest_tables`).
 -- inputs: consolidations and every run-partitioned table; skill_line_lessons, skill_lessons,
 --   lesson_fate
 -- parameters: none
@@ -20,32 +21,7 @@ final as (
 
 select * from final;
 
-create or replace view latest_consolidations as
-select * from consolidations where run_id = (select run_id from latest_run);
-
-create or replace view latest_clusters as
-select * from clusters where run_id = (select run_id from latest_run);
-
-create or replace view latest_cluster_members as
-select * from cluster_members where run_id = (select run_id from latest_run);
-
-create or replace view latest_merge_nodes as
-select * from merge_nodes where run_id = (select run_id from latest_run);
-
-create or replace view latest_merge_edges as
-select * from merge_edges where run_id = (select run_id from latest_run);
-
-create or replace view latest_patch_ops as
-select * from patch_ops where run_id = (select run_id from latest_run);
-
-create or replace view latest_skill_lines as
-select * from skill_lines where run_id = (select run_id from latest_run);
-
-create or replace view latest_dropped as
-select * from dropped where run_id = (select run_id from latest_run);
-
-create or replace view latest_consolidation_scope as
-select * from consolidation_scope where run_id = (select run_id from latest_run);
+{latest_tables}
 
 create or replace view latest_skill_line_lessons as
 select * from skill_line_lessons where run_id = (select run_id from latest_run);

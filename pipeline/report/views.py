@@ -39,16 +39,32 @@ _VIEW_NAME = re.compile(r"create\s+or\s+replace\s+view\s+([a-z_][a-z0-9_]*)", re
 _GLOB_CHARS = re.compile(r"[*?\[\]{}]")
 
 
+def latest_tables() -> str:
+    """latest_<table> for every table the registry partitions by run_id: its rows of the newest
+    consolidation run (generated, so a new run table gets its view without an edit here)."""
+    run_tables = [n for n, t in schemas.REGISTRY.items() if t.partition_by == ("run_id",)]
+    return "\n\n".join(
+        f"create or replace view latest_{name} as\n"
+        f"select * from {name} where run_id = (select run_id from latest_run);"
+        for name in sorted(run_tables, key=lambda n: n != "consolidations")
+    )
+
+
+def view_text(name: str) -> str:
+    """A view file's SQL with what is generated from the registry filled in."""
+    return sqlfiles.load(name).replace("{latest_tables}", latest_tables())
+
+
 def view_names() -> list[str]:
     """Every convenience view, in definition order."""
-    return [m.group(1) for f in VIEW_FILES for m in _VIEW_NAME.finditer(sqlfiles.load(f))]
+    return [m.group(1) for f in VIEW_FILES for m in _VIEW_NAME.finditer(view_text(f))]
 
 
 def view_descriptions() -> dict[str, str]:
     """View name -> what it holds (the `-- name: ...` line of its header comment)."""
     out: dict[str, str] = {}
     for f in VIEW_FILES:
-        text = sqlfiles.load(f)
+        text = view_text(f)
         heads = dict(re.findall(r"^-- ([a-z_]+): (.+)$", text, re.MULTILINE))
         for m in _VIEW_NAME.finditer(text):
             name = m.group(1)
@@ -64,7 +80,7 @@ def view_descriptions() -> dict[str, str]:
 def define_views(con: duckdb.DuckDBPyConnection) -> None:
     """Create every convenience view on a connection that already sees the lake tables."""
     for name in VIEW_FILES:
-        text = sqlfiles.load(name)
+        text = view_text(name)
         if name == "views_run_scope":
             text = text.replace("{branches}", scope_branches(con))
         con.execute(text)
