@@ -270,3 +270,15 @@ def test_a_first_skill_proposed_and_reviewed_at_a_terminal(batches, tmp_path):
     again = distill(tmp_path, b1, "--propose")  # the same runs: only the rejected one differs
     assert again.exit_code == 0, again.output
     assert "nothing to propose" in again.output and "held back (1)" in again.output
+
+
+def test_a_proposal_made_against_an_older_version_is_refused(batches, tmp_path):
+    _, (b1, b2, b3) = batches
+    assert distill(tmp_path, b1).exit_code == 0
+    proposed = distill(tmp_path, b2, "--propose")
+    assert proposed.exit_code == 0, proposed.output
+    assert distill(tmp_path, b3).exit_code == 0  # published directly: the live version moved on
+    lake = Lake(tmp_path / "lake")
+    stale = cli("review", proposal_id(proposed.output), "--lake", lake.uri, "--accept-all")
+    assert stale.exit_code == 1 and "the proposal was made against" in stale.output
+    assert lake.read("decisions").height == 0
