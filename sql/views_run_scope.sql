@@ -5,7 +5,8 @@
 --   pipeline/report/views.py `scope_branches`). scope says how (pipeline/scope.py): where (its
 --   --where selects the run), sources (its --where names lesson columns: every run of the
 --   sources it read), lake (no --where: every run of the lake).
--- inputs: consolidation_scope, trajectories, consolidations, cluster_members, dropped, lessons
+-- inputs: consolidation_scope, trajectories, consolidations, cluster_members, dropped, lessons,
+--   latest_run (views_latest)
 -- parameters: none
 create or replace view run_trajectories as
 with
