@@ -27,7 +27,7 @@ drops as (
             {
                 'stage_order': case stage
                     when 'support' then 1 when 'summary' then 2 when 'merge' then 3
-                    when 'apply' then 4 when 'lint' then 5 else 6
+                    when 'apply' then 4 when 'lint' then 5 when 'review' then 6 else 7
                 end,
                 'reason': reason,
                 'node_id': coalesce(node_id, ''),

@@ -264,7 +264,8 @@ class Dropped(pa.DataFrameModel):
     lesson_id: str = pa.Field(description="lesson")
     cluster_id: str = pa.Field(nullable=True, description="its cluster")
     stage: str = pa.Field(
-        isin=["support", "summary", "merge", "apply", "lint"], description="where it fell out"
+        isin=["support", "summary", "merge", "apply", "lint", "review"],
+        description="where it fell out (review: its statement was not accepted)",
     )
     reason: str = pa.Field(description="why")
     node_id: str = pa.Field(nullable=True, description="merge node that dropped it, if any")

@@ -16,6 +16,7 @@ Reads `proposals`, `proposal_edits`, `skill_files`, `skill_lines`, `skill_versio
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -37,8 +38,10 @@ from pipeline.skill.proposals import against, edits_of
 from pipeline.skill.publish import recover, writer_lock
 from pipeline.skill.versions import (
     actor,
+    folder_files,
     live_files,
     publish_version,
+    record_files,
     record_live,
     recorded,
     run_lines,
@@ -187,8 +190,7 @@ def review(
                 raise GateRefused(f"the gate refuses proposal {pid[:12]}: {summary.gate.text()}")
             if summary.gate.verdict is None and require_eval and not force:
                 raise GateRefused(f"proposal {pid[:12]} has not been evaluated (--require-eval)")
-            lines = built.lines.drop("statement_key").with_columns(run_id=pl.lit(review_id))
-            lake.replace_partition("skill_lines", lines, {"run_id": review_id})
+            _write_run(lake, proposal, review_id, built.lines, c_lines, edits, decided, staged)
             summary.version_id = publish_version(lake, staged, out, review_id, name, console)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
@@ -218,6 +220,65 @@ def review(
     if rows:
         lake.replace_partition("decisions", pl.DataFrame(rows), {"proposal_id": pid})
     return summary
+
+
+# A review run's rows: the consolidation's, under the review's id, so coverage, lineage and the
+# latest_* views read a reviewed skill as any other.
+COPIED = ("clusters", "cluster_members", "merge_nodes", "merge_edges", "patch_ops",
+          "consolidation_scope")  # fmt: skip
+
+
+def _write_run(
+    lake: Lake,
+    proposal: dict,
+    review_id: str,
+    lines: pl.DataFrame,
+    c_lines: pl.DataFrame,
+    edits: pl.DataFrame,
+    decided: dict[str, tuple[str, str | None]],
+    staged: Path,
+) -> None:
+    """The review as a run: the consolidation's tables under `review_id`, its skill lines, the
+    lessons of statements not accepted as dropped at stage `review`, then its consolidations
+    row (last: the row says the run is complete)."""
+    run = proposal["run_id"]
+
+    def of_run(table: str) -> pl.DataFrame:
+        rows = lake.scan(table).filter(pl.col("run_id") == run).collect()
+        return rows.with_columns(run_id=pl.lit(review_id))
+
+    for table in COPIED:
+        lake.replace_partition(table, of_run(table), {"run_id": review_id})
+    kept = set(lines["lesson_ids"].explode().drop_nulls().to_list())
+    drops = []
+    for e in edits.filter(pl.col("new_key").is_not_null()).iter_rows(named=True):
+        verdict, reason = decided.get(e["edit_id"], (None, None))
+        if verdict == "accept":
+            continue
+        why = f"held back: {e['note']}"
+        if verdict:
+            why = "rejected in review" + (f": {reason}" if reason else "")
+        statement = c_lines.filter(pl.col("statement_key") == e["new_key"])
+        for lesson in sorted(set(statement["lesson_ids"].explode().drop_nulls()) - kept):
+            drops.append({"run_id": review_id, "lesson_id": lesson, "cluster_id": None,
+                          "stage": "review", "reason": why, "node_id": None})  # fmt: skip
+    dropped = pl.concat([of_run("dropped"), pl.DataFrame(drops, schema=of_run("dropped").schema)])
+    lake.replace_partition("dropped", dropped, {"run_id": review_id})
+    skill_lines = lines.drop("statement_key").with_columns(run_id=pl.lit(review_id))
+    lake.replace_partition("skill_lines", skill_lines, {"run_id": review_id})
+    row = of_run("consolidations").row(0, named=True)
+    settings = json.loads(row["settings"]) | {"review": {"proposal_id": proposal["proposal_id"],
+                                                         "consolidation": run}}  # fmt: skip
+    row |= {
+        "settings": json.dumps(settings, sort_keys=True),
+        "out_dir": proposal["out"],
+        "n_skill_lines": skill_lines.filter(pl.col("origin").is_in(["added", "revised"])).height,
+        "n_dropped": row["n_dropped"] + len({d["lesson_id"] for d in drops}),
+        "lint_ok": True,
+        "created_at": dt.datetime.now(dt.UTC),
+        "skill_files_id": record_files(lake, folder_files(staged)),
+    }
+    lake.replace_partition("consolidations", pl.DataFrame([row]), {"run_id": review_id})
 
 
 def marked_in(path: Path) -> dict[str, tuple[str | None, str | None]]:

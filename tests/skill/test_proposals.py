@@ -158,6 +158,22 @@ def test_review_publishes_exactly_the_accepted_edits(loop, reviewed):
     assert from_runs.height and (from_runs["n_trajectories"] >= 2).all()
     assert (out / "SKILL.md").read_text().count(v2["run_id"]) == 1
 
+    # a reviewed skill is a run like any other: coverage and lesson fate read it
+    from pipeline.report.coverage import coverage
+    from pipeline.report.views import connect_views
+
+    assert coverage(lake, skill=out).run["run_id"] == v2["run_id"]
+    con = connect_views(lake)
+    fates = con.sql(
+        "select fate, dropped_stage, dropped_reason, lesson_id from lesson_fate where run_id = $r",
+        params={"r": v2["run_id"]},
+    ).pl()
+    con.close()
+    by_review = fates.filter(pl.col("dropped_stage") == "review")
+    assert by_review.height and set(by_review["lesson_id"]) <= set(rejected["lesson_ids"])
+    assert set(by_review["dropped_reason"]) == {"rejected in review: handing off is right here"}
+    assert "unaccounted" not in set(fates["fate"])
+
     again = cli("review", row["proposal_id"][:8], "--lake", lake.uri, "--accept-all")
     assert again.exit_code != 0 and "reviewed already" in again.output
 
