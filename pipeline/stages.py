@@ -86,9 +86,20 @@ STAGES = (
             "eval_arms",
             "eval_runs",
         ),  # fmt: skip
-        writes=("decisions", "skill_versions", "skill_files", "consolidations", "clusters",
-                "cluster_members", "merge_nodes", "merge_edges", "patch_ops", "skill_lines",
-                "dropped", "consolidation_scope"),  # fmt: skip
+        writes=(
+            "decisions",
+            "skill_versions",
+            "skill_files",
+            "consolidations",
+            "clusters",
+            "cluster_members",
+            "merge_nodes",
+            "merge_edges",
+            "patch_ops",
+            "skill_lines",
+            "dropped",
+            "consolidation_scope",
+        ),  # fmt: skip
         what="a proposal's edits decided; the accepted ones published, as a run of their own",
     ),
     Stage(
