@@ -156,6 +156,7 @@ def anchor(heading: str) -> str:
 
 def tables_page() -> str:
     from pipeline.schemas import REGISTRY
+    from pipeline.stages import writers
 
     def stage(table) -> int:
         module = table.model.__module__.rsplit(".", 1)[-1]
@@ -183,6 +184,8 @@ def tables_page() -> str:
         if table.partition_by:
             keys = ", ".join(f"`{key}`" for key in table.partition_by)
             lines += [f"Partitioned by {keys}.", ""]
+        written = ", ".join(f"`{s}`" for s in writers(table.name))
+        lines += [f"Written by: {written} (the stage contract, `pipeline/stages.py`).", ""]
         lines += ["| column | type | nullable | description |", "|---|---|---|---|"]
         for name, dtype in table.columns.items():
             column = schema.columns[name]
