@@ -101,9 +101,12 @@ def command_markdown(command: click.Command, ctx: click.Context) -> str:
             required = "yes" if argument.required else ""
             lines.append(f"| `{argument.make_metavar(ctx)}` | {required} | {repeats} |")
         lines.append("")
+    # The command's own options, then the help option made from the context: click caches a
+    # command's help option on first use, so asking the command would depend on what ran before.
+    helper = click.Option(ctx.help_option_names, is_flag=True, help="Show this message and exit.")
     options = [
         (p, record)
-        for p in command.get_params(ctx)
+        for p in [*command.params, helper]
         if isinstance(p, click.Option) and (record := p.get_help_record(ctx)) is not None
     ]
     if options:
@@ -128,7 +131,12 @@ def command_markdown(command: click.Command, ctx: click.Context) -> str:
 def cli_page() -> str:
     from pipeline.cli import main
 
-    ctx = click.Context(main, info_name="trace2skill", terminal_width=HELP_WIDTH)
+    ctx = click.Context(
+        main,
+        info_name="trace2skill",
+        terminal_width=HELP_WIDTH,
+        help_option_names=main.context_settings["help_option_names"],
+    )
     found = list(commands(main, ctx))
     lines = [
         GENERATED,
