@@ -24,6 +24,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from pipeline.ingest.record import BadRecord
 
 _BAD = re.compile("[\udc80-\udcff]")
@@ -76,6 +79,17 @@ class RawFile:
     @cached_property
     def is_parquet(self) -> bool:
         return self.data[:4] == b"PAR1"
+
+    @cached_property
+    def parquet_columns(self) -> list[str]:
+        """The column names of a Parquet file; [] for other files and unreadable ones (the
+        reader that takes the file reports what is wrong with it)."""
+        if not self.is_parquet:
+            return []
+        try:
+            return pq.read_schema(pa.BufferReader(self.data)).names
+        except Exception:
+            return []
 
     @cached_property
     def text(self) -> str:

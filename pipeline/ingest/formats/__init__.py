@@ -4,7 +4,8 @@ Every adapter module has ``NAME``, ``sniff(sample, raw) -> bool`` (``sample`` is
 parsed records of a JSON / JSONL file, ``[]`` otherwise) and ``read(raw, ctx)`` yielding
 ``Run`` / ``BadRecord`` / ``Duplicate`` (see ``pipeline.ingest.record``). Detection tries the
 adapters in the order below, from the most specific shape to the most general, so that a
-tau-bench list (which also holds chat messages) is not read as plain chat.
+tau-bench list (which also holds chat messages) is not read as plain chat, and Phoenix and
+LangSmith exports written as Parquet are tried before ``native``, which takes any Parquet file.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ ADAPTERS: dict[str, ModuleType] = {
     m.NAME: m
     for m in (
         phoenix,
+        langsmith,
         native,
         taubench,
         swe_agent,
         mini_swe_agent,
         claude_code,
         langfuse,
-        langsmith,
         otel,
         openai_chat,
         react_text,

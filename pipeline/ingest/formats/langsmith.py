@@ -10,7 +10,9 @@ epoch milliseconds), ``extra.metadata``, ``tags``, ``trace_id``, ``parent_run_id
 and token counts. A file holds them as JSON lines (``client.list_runs`` dumped one per line), a
 JSON list, an API answer ``{"runs": [...]}``, or run trees with nested ``child_runs``
 (``read_run(..., load_child_runs=True)``); feedback records (``run_id``, ``trace_id``, ``key``,
-``score``, ``value``) may sit among them (reading the file: ``langsmith_runs``).
+``score``, ``value``) may sit among them (reading the file: ``langsmith_runs``). The bulk data
+export's Parquet files, one row per run, are read too (detected from their columns; decoding
+the rows: ``langsmith_bulk``).
 
 Steps walk the tree depth first, children in ``dotted_order`` (else start time, else file
 order). An ``llm`` run gives the messages it was sent, then its answer (message shapes: see
@@ -31,7 +33,8 @@ outcome (a word of it is ``outcome``, ``success``, ``resolved``, ``passed``, ``c
 ``correctness``, ``accuracy`` or ``reward``, preferred in that order): a boolean or a number
 (the mean score when there are several) is the reward, and a reward of 1.0 or more is a success
 (so 0/1 scores read as failure/success); a categorical value reads as words (pass / fail, ...).
-Without such feedback the outcome is unknown (``--labels`` by trace id can give it).
+Without such feedback a root run that failed (an ``error``, or status ``error``: the agent
+raised) is a failure, and otherwise the outcome is unknown (``--labels`` by trace id can give it).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from pipeline.ingest.formats import langsmith_bulk as lsb
 from pipeline.ingest.formats import langsmith_messages as lsm
 from pipeline.ingest.formats import langsmith_runs as lsr
 from pipeline.ingest.formats.otel import Transcript
@@ -60,6 +64,8 @@ _TASK_TAG = re.compile(r"^task(?:_id)?[:=](.+)$")
 
 
 def sniff(sample: list[Any], raw: RawFile) -> bool:
+    if raw.is_parquet:
+        return lsb.is_export(raw)
     # Runs (or feedback beside them) are at least half the sample: other records are reported
     # as bad ones when read, so a file with some damaged lines is still read, not ignored.
     hits = sum(lsr.is_run(r) or lsr.listed_runs(r) for r in sample)
@@ -137,6 +143,8 @@ def build_run(
     models = [m for m in map(_model, llms) if m]
     metadata = _obj(root.part("extra").get("metadata"))
     outcome, reward, scores = _outcome(feedback, root.part("feedback_stats"))
+    if outcome is None and _failed(root):  # the agent raised, and no feedback judged the run
+        outcome = "failure"
     meta: dict[str, Any] = {"runs": len(members), "root_run": root.name}
     for key in ("session_name", "session_id", "reference_example_id", "tags"):
         if root.data.get(key):
@@ -190,7 +198,7 @@ def _call(run: lsr.LsRun) -> Atom:
 def _result(run: lsr.LsRun, call: Atom) -> Atom:
     outputs = run.part("outputs")
     error = run.data.get("error")
-    failed = bool(error) or str(run.data.get("status")).lower() == "error"
+    failed = _failed(run)
     if run.run_type == "retriever":
         docs = outputs.get("documents")
         text = (
@@ -206,6 +214,10 @@ def _result(run: lsr.LsRun, call: Atom) -> Atom:
     if text is None and failed:
         text = str(error) if error else "error"
     return Atom("result", "tool", text, call.call_id, call.name, is_error=True if failed else None)
+
+
+def _failed(run: lsr.LsRun) -> bool:
+    return bool(run.data.get("error")) or str(run.data.get("status")).lower() == "error"
 
 
 def _args(value: Any) -> Any:

@@ -1,9 +1,10 @@
 """A LangSmith export file -> its runs, grouped by trace into run trees.
 
 Reads what ``langsmith`` documents: runs one per JSON line, a JSON list of runs, an API answer
-``{"runs": [...]}`` or run trees with nested ``child_runs``; feedback records among them are
-handed back apart. Each run is checked (an ``id``, a ``run_type``, objects where the format has
-objects, readable times); a run that fails is a ``BadRecord`` and the rest are read. A run's
+``{"runs": [...]}``, run trees with nested ``child_runs``, or the rows of a bulk export's
+Parquet file (``langsmith_bulk``); feedback records among them are handed back apart. Each run
+is checked (an ``id``, a ``run_type``, objects where the format has objects, readable times); a
+run that fails is a ``BadRecord`` and the rest are read. A run's
 trace is its ``trace_id``, else its parent's, else the root id at the head of its
 ``dotted_order``; a run exported twice counts once.
 """
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.ingest.formats import langsmith_bulk
 from pipeline.ingest.formats.otel_messages import as_str
 from pipeline.ingest.formats.otel_spans import nanos
 from pipeline.ingest.rawfile import RawFile
@@ -56,7 +58,9 @@ def listed_runs(rec: Any) -> bool:
 
 
 def records(raw: RawFile) -> Iterator[tuple[str, Any]]:
-    if raw.is_jsonl:
+    if raw.is_parquet:
+        yield from langsmith_bulk.rows(raw)
+    elif raw.is_jsonl:
         for n, value in raw.jsonl():
             yield f"line {n}", value
     else:

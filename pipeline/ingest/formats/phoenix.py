@@ -81,7 +81,7 @@ class Note:
 
 def sniff(sample: list[Any], raw: RawFile) -> bool:
     if raw.is_parquet:
-        return ID_COLUMNS <= set(_parquet_columns(raw))
+        return ID_COLUMNS <= set(raw.parquet_columns)
     return any(_is_export(value) for value in sample)
 
 
@@ -95,13 +95,6 @@ def _is_export(value: Any) -> bool:
         return isinstance(data[0], dict) and ID_COLUMNS <= data[0].keys()
     first = next(iter(value.values()), None)  # to_json(orient="index")
     return isinstance(first, dict) and ID_COLUMNS <= first.keys()
-
-
-def _parquet_columns(raw: RawFile) -> list[str]:
-    try:
-        return pq.read_schema(pa.BufferReader(raw.data)).names
-    except Exception:  # not a readable Parquet file: native's reader reports it
-        return []
 
 
 def read(raw: RawFile, ctx) -> Iterator[Run | BadRecord]:
