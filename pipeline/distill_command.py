@@ -20,6 +20,7 @@ from pipeline.errors import UserError
 from pipeline.ingest.run import IngestError
 from pipeline.lake import Lake
 from pipeline.options import (
+    analyst_option,
     lake_option,
     model_options,
     pass_console,
@@ -36,8 +37,7 @@ from pipeline.options import (
 @click.option("--source", metavar="NAME", help="Source name for the ingested runs.")
 @click.option("--labels", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
               help="Outcomes for runs whose source has none (CSV or Parquet).")  # fmt: skip
-@click.option("--analyst", type=click.Choice(["miner", "single", "agentic"]), default=None,
-              help="Default: single with a model, the offline miner without one.")  # fmt: skip
+@analyst_option("Default: single with a model, the offline miner without one.")
 @click.option("--where", metavar="SQL",
               help="Only these runs, e.g. \"source = 'tau-bench-airline'\" (columns source, "
                    "task_id, outcome): analysed, and their lessons consolidated.")  # fmt: skip

@@ -38,6 +38,35 @@ def lake_option(required: bool = True):
 pass_console = click.make_pass_decorator(Console, ensure=True)
 
 
+class AnalystName(click.ParamType):
+    """The name of a built-in or installed analyst, checked when given: the registry reads the
+    installed packages' entry points, which `--help` and the other options need not wait for."""
+
+    name = "analyst"
+
+    def convert(self, value, param, ctx):
+        from pipeline.analyse import registry
+
+        names = registry.available()
+        if value not in names:
+            self.fail(f"{value!r} is not one of {', '.join(names)}", param, ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        from pipeline.analyse import registry
+
+        return [CompletionItem(n) for n in registry.available() if n.startswith(incomplete)]
+
+
+def analyst_option(help: str):
+    return click.option(
+        "--analyst", type=AnalystName(), default=None, metavar="NAME",
+        help=f"{help} Others: an installed package's (entry points trace2skill.analysts).",
+    )  # fmt: skip
+
+
 def model_options(func=None, *, multiple_models: bool = False):
     """--model, --base-url, --api-key, --settings and the limits, collected into `model_overrides`.
 

@@ -2,8 +2,8 @@
 -- written skill (through a statement's lesson_ids) nor were dropped with a reason, and lessons
 -- that were counted both ways. Nothing may vanish: any row here is a fault.
 -- Grain: one row per faulty lesson.
--- Inputs: lesson_facts (consolidate_lesson_facts); run_skill_lines(lesson_ids) and
---         run_dropped(lesson_id) of the run being checked.
+-- Inputs: consolidation_lessons (consolidate_lesson_facts, registered by the caller);
+--         run_skill_lines(lesson_ids) and run_dropped(lesson_id) of the run being checked.
 -- Parameters: none.
 with written as (
     select distinct unnest(lesson_ids) as lesson_id from run_skill_lines
@@ -21,7 +21,7 @@ final as (
             when w.lesson_id is not null and d.lesson_id is not null then 'both in the skill and dropped'
             else 'dropped more than once'
         end as problem
-    from lesson_facts as f
+    from consolidation_lessons as f
     left join written as w using (lesson_id)
     left join dropped as d using (lesson_id)
     where (w.lesson_id is null and d.lesson_id is null)

@@ -2,11 +2,11 @@
 -- normalised title are one group; its representative is the most confident member (then the
 -- smallest lesson_id), so the choice does not depend on row order.
 -- Grain: one row per lesson.
--- Inputs: lesson_facts (consolidate_lesson_facts, registered by the caller).
+-- Inputs: consolidation_lessons (consolidate_lesson_facts, registered by the caller).
 -- Parameters: none.
 -- Columns: lesson_id, exact_rep_id (itself for representatives), n_exact (group size).
 with facts as (
-    select lesson_id, block, norm_title, confidence from lesson_facts
+    select lesson_id, block, norm_title, confidence from consolidation_lessons
 ),
 
 ranked as (

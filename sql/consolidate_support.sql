@@ -4,12 +4,13 @@
 -- analysts among them. The descriptive columns take the members' most frequent value (ties:
 -- the smallest value, so the result does not depend on row order).
 -- Grain: one row per cluster.
--- Inputs: cluster_lessons(lesson_id, cluster_id); lesson_facts (consolidate_lesson_facts).
+-- Inputs: cluster_lessons(lesson_id, cluster_id); consolidation_lessons
+--         (consolidate_lesson_facts, registered by the caller).
 -- Parameters: $min_support (distinct trajectories a cluster needs to be kept).
 with members as (
     select c.cluster_id, f.*
     from cluster_lessons as c
-    join lesson_facts as f using (lesson_id)
+    join consolidation_lessons as f using (lesson_id)
 ),
 
 support as (

@@ -4,13 +4,13 @@
 -- member lessons, so a run behind two of its clusters counts once.
 -- Grain: one row per statement (item_id).
 -- Inputs: item_clusters(item_id, cluster_id); cluster_lessons(lesson_id, cluster_id);
---         lesson_facts (consolidate_lesson_facts).
+--         consolidation_lessons (consolidate_lesson_facts, registered by the caller).
 -- Parameters: none.
 with members as (
     select i.item_id, f.lesson_id, f.trajectory_id, f.task_id, f.outcome
     from item_clusters as i
     join cluster_lessons as c using (cluster_id)
-    join lesson_facts as f using (lesson_id)
+    join consolidation_lessons as f using (lesson_id)
 ),
 
 final as (

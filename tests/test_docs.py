@@ -118,7 +118,7 @@ def test_the_readme_formats_table_is_the_docs_one_and_names_every_format():
     in_docs = table_rows((DOCS / "concepts" / "ingest.md").read_text(), header)
     assert in_readme == in_docs, "README.md and docs/concepts/ingest.md list different formats"
     names = [re.match(r"\| `([^`]+)` \|", row).group(1) for row in in_docs]
-    assert sorted(names) == sorted(formats.NAMES)
+    assert sorted(names) == sorted(formats.names())
 
 
 def test_the_readme_keeps_the_test_commands_and_stays_short():

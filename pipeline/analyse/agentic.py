@@ -62,7 +62,8 @@ CUT = "[... cut to fit the context window ...]"
 class AgenticAnalyst(ModelAnalyst):
     name = "agentic"
     prompt_name = "agentic"
-    option_names = ("max_turns", "tokens_per_run")
+    option_names = (*ModelAnalyst.option_names, "max_turns", "tokens_per_run")
+    batch_api = False
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

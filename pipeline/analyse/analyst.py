@@ -1,20 +1,28 @@
-"""The analyst interface: what the map asks of every analyst (the miner, `single`, `agentic`).
+"""The analyst interface: what the map asks of every analyst (the miner, `single`, `agentic`, and
+those installed packages add: `registry.py`).
 
-An analyst has a `name` (miner / single / agentic), a `model` ('offline' for the miner), a
-`prompt_version` (of its prompt files, or of the miner's rule set) and `settings` (everything
-else that changes its output). Those four make its configuration id: a trajectory already
-analysed ok under the same configuration is skipped by the map.
+An analyst has a `name` (miner / single / agentic / ...), a `model` ('offline' when it uses
+none), a `prompt_version` (of its prompt files, or of the miner's rule set) and `settings`
+(everything else that changes its output). Those four make its configuration id: a trajectory
+already analysed ok under the same configuration is skipped by the map.
 
 The map calls `prepare(lake, con)` once per run (pool-level work: the miner's statistics over
-the whole lake; a model analyst would open its client), then `analyse_batch(batch)` for each batch
-of trajectories, which returns one `AnalysisResult` per trajectory: lessons, usage (model calls, tokens,
-cost), or an error. An exception inside one trajectory's analysis must become that trajectory's
-error outcome; `BaseAnalyst` does that for analysts that work one trajectory at a time.
+the whole lake; a model analyst opens its client), then `analyse_batch(batch)` for each batch
+of trajectories, which returns one `AnalysisResult` per trajectory: lessons, usage (model calls,
+tokens, cost), or an error. An exception inside one trajectory's analysis must become that
+trajectory's error outcome; `BaseAnalyst` does that for analysts that work one trajectory at a
+time.
 
-Optional, for analysts that talk to a model: `reports_progress = True` makes the map hand them
-its progress callback as `advance` (they advance it per trajectory, not per batch); `stop_reason()`
-returning a text makes the map stop after the current batch (a spent budget); `close()` is called
-once at the end of the run, whatever happened (it flushes the model call log).
+The rest of the protocol has defaults in `BaseAnalyst`; an analyst sets what applies to it:
+`cpu_bound = True` lets the map spread its batches over worker processes (it must pickle);
+`reports_progress = True` makes the map hand it its progress callback as `advance` (advanced per
+trajectory, not per batch); `analyse_stream(batches, done)` replaces the batch loop (requests that
+overlap across batches); `stop_reason()` returning a text makes the map stop after the current
+batch (a spent budget); `close()` is called once at the end of the run, whatever happened (it
+flushes the model call log); `model_settings` is the model layer's settings of an analyst that
+talks to a model (the Ray map shares its concurrency and budgets out). Read from the class before
+it is made: `needs_model` (it cannot run offline) and `option_names` (the options it takes besides
+``max_lessons`` and ``batch_size``).
 """
 
 from __future__ import annotations
@@ -22,16 +30,19 @@ from __future__ import annotations
 import datetime as dt
 import traceback
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
 import polars as pl
 
 from pipeline import ids
 from pipeline.lake import Lake
+
+if TYPE_CHECKING:
+    from pipeline.settings import ModelSettings
 
 
 @dataclass
@@ -114,10 +125,34 @@ class Analyst(Protocol):
     model: str
     prompt_version: str
     settings: dict[str, Any]
+    # Optional (defaults in BaseAnalyst; see the module's docstring).
+    needs_model: bool
+    option_names: tuple[str, ...]
+    cpu_bound: bool
+    reports_progress: bool
+    advance: Callable[[int], None]
+    model_settings: ModelSettings | None
+    analyse_stream: Callable[..., None] | None  # (batches, done): see the docstring
 
     def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None: ...
 
     def analyse_batch(self, batch: Batch) -> list[AnalysisResult]: ...
+
+    def stop_reason(self) -> str | None: ...
+
+    def close(self) -> None: ...
+
+
+MEMBERS = (
+    "name", "model", "prompt_version", "settings", "needs_model", "option_names", "cpu_bound",
+    "reports_progress", "advance", "model_settings", "analyse_stream", "prepare",
+    "analyse_batch", "stop_reason", "close",
+)  # fmt: skip
+
+
+def missing_members(analyst: object) -> list[str]:
+    """The members of `Analyst` that `analyst` lacks."""
+    return [m for m in MEMBERS if not hasattr(analyst, m)]
 
 
 def error_reason(exc: BaseException) -> str:
@@ -135,16 +170,32 @@ def config_id(analyst: Analyst) -> str:
 
 
 class BaseAnalyst:
-    """Runs `analyse_one` per trajectory, turning each exception into that run's error outcome."""
+    """The protocol's defaults: an offline analyst that runs `analyse_one` per trajectory in the
+    map's process, turning each exception into that run's error outcome."""
 
     name = "base"
     model = "offline"
     prompt_version = "0"
+    needs_model = False
+    option_names: tuple[str, ...] = ()
+    cpu_bound = False
+    reports_progress = False
+    model_settings: ModelSettings | None = None
+    analyse_stream = None  # or a method: see the module's docstring
 
-    def __init__(self, settings: dict[str, Any] | None = None):
-        self.settings = dict(settings or {})
+    def __init__(self, options: dict[str, Any] | None = None):
+        self.settings = dict(options or {})
+
+    def advance(self, n: int = 1) -> None:
+        return None
 
     def prepare(self, lake: Lake, con: duckdb.DuckDBPyConnection) -> None:
+        return None
+
+    def stop_reason(self) -> str | None:
+        return None
+
+    def close(self) -> None:
         return None
 
     def analyse_one(

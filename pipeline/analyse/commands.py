@@ -6,10 +6,17 @@ from pathlib import Path
 
 import click
 
+from pipeline.analyse import registry
 from pipeline.analyse.run import AnalyseError, AnalyseSummary
 from pipeline.analyse.run import analyse as run_analyse
 from pipeline.console import Console
-from pipeline.options import lake_option, model_options, pass_console, resolve_model_settings
+from pipeline.options import (
+    analyst_option,
+    lake_option,
+    model_options,
+    pass_console,
+    resolve_model_settings,
+)
 
 
 def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> float | int | None:
@@ -28,13 +35,10 @@ def _sample(ctx: click.Context, param: click.Parameter, value: str | None) -> fl
 
 @click.command("analyse")
 @lake_option()
-@click.option(
-    "--analyst",
-    type=click.Choice(["miner", "single", "agentic"]),
-    default=None,
-    help="miner: offline rules over the data (no model); single: one model call per run; "
+@analyst_option(
+    "miner: offline rules over the data (no model); single: one model call per run; "
     "agentic: a model with read-only tools over the run and the lake. "
-    "Default: single when a model is given (--model, T2S_MODEL, the settings file), else miner.",
+    "Default: single when a model is given (--model, T2S_MODEL, the settings file), else miner."
 )
 @click.option(
     "--base-skill",
@@ -149,10 +153,14 @@ def analyse(
     """
     cli_model = model_overrides.get("model")
     settings = resolve_model_settings(model_overrides)
-    if analyst == "miner" and cli_model not in (None, "offline"):
+    try:
+        offline_analyst = analyst is not None and not registry.needs_model(analyst)
+    except AnalyseError as exc:
+        raise click.ClickException(str(exc)) from None
+    if offline_analyst and cli_model not in (None, "offline"):
         raise click.ClickException(
-            f"the miner analyst runs offline; --model {cli_model!r} applies to --analyst "
-            "single or agentic (or leave --analyst out to use the model)"
+            f"the {analyst} analyst runs offline; --model {cli_model!r} applies to an analyst "
+            "that uses a model (or leave --analyst out to use the model)"
         )
     options = {
         "max_lessons": max_lessons,

@@ -38,8 +38,8 @@ def map_here(
     if procs > 1:
         console.detail(f"analysing in {procs} worker processes")
     picked_batches = batches(lake, todo, size)
-    per_run = getattr(worker, "reports_progress", False)
-    stream = getattr(worker, "analyse_stream", None) if procs <= 1 else None
+    per_run = worker.reports_progress
+    stream = worker.analyse_stream if procs <= 1 else None
     with console.progress(f"analysing ({worker.name})", todo.height) as advance:
         if per_run:
             worker.advance = advance
@@ -49,7 +49,7 @@ def map_here(
             write_batch(lake, worker, cid, picked, batch, outcomes, summary)
             if not per_run:
                 advance(picked.height)
-            stop = getattr(worker, "stop_reason", lambda: None)()
+            stop = worker.stop_reason()
             if stop:
                 summary.stopped = stop
                 summary.n_left = todo.height - summary.n_analysed - summary.n_failed
@@ -66,6 +66,6 @@ def map_here(
 def _workers(worker: Analyst, asked: int | None, n_todo: int) -> int:
     if asked is not None:
         return max(1, asked)
-    if not getattr(worker, "cpu_bound", False) or n_todo < PARALLEL_MIN_TRAJECTORIES:
+    if not worker.cpu_bound or n_todo < PARALLEL_MIN_TRAJECTORIES:
         return 1
     return max(1, min(os.cpu_count() or 1, 8))

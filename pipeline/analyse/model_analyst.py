@@ -31,7 +31,7 @@ import polars as pl
 from pydantic import BaseModel
 
 from pipeline import ids
-from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, now
+from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, BaseAnalyst, now
 from pipeline.analyse.prompts import answer_model, check_lessons, load_prompt
 from pipeline.analyse.redact import redact
 from pipeline.analyse.render import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, cut_middle
@@ -91,13 +91,15 @@ class _Relay:
         yield self._analyst.tick
 
 
-class ModelAnalyst:
+class ModelAnalyst(BaseAnalyst):
     """Base of the model analysts; subclasses set `name`, `prompt_name` and `analyse_batch`."""
 
     name = "model"
     prompt_name = ""
+    needs_model = True
     reports_progress = True  # the map hands over its progress callback as `advance`
-    option_names: tuple[str, ...] = ()
+    option_names: tuple[str, ...] = ("render_tokens",)
+    batch_api = True  # its requests can go as one job of the server's batch API
 
     def __init__(
         self,
@@ -112,10 +114,15 @@ class ModelAnalyst:
                 f"the {self.name} analyst needs a model: pass --model NAME "
                 "(and --base-url for a local OpenAI-compatible server)"
             )
+        if model_settings.batch and not self.batch_api:
+            raise ValueError(
+                f"the {self.name} analyst holds a conversation per run, which the batch API "
+                "cannot; --batch applies to the single analyst"
+            )
         api_key(model_settings)  # fail now, not at the first request, when no key is set
         opts = {k: v for k, v in dict(options or {}).items() if v is not None}
         opts.pop("batch_size", None)
-        unknown = sorted(set(opts) - {"max_lessons", "render_tokens", *self.option_names})
+        unknown = sorted(set(opts) - {"max_lessons", *self.option_names})
         if unknown:
             raise ValueError(f"unknown options for the {self.name} analyst: {unknown}")
         self.model_settings = model_settings

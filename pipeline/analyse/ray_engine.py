@@ -157,14 +157,14 @@ class _AnalyseBatches:
         part = AnalyseSummary(a.name, a.model, a.prompt_version, self.cid)
         picked = pl.DataFrame({"trajectory_id": ids_}, schema={"trajectory_id": pl.String})
         write_batch(self.lake, a, self.cid, picked, batch, outcomes, part)
-        part.stopped = getattr(a, "stop_reason", lambda: None)()
+        part.stopped = a.stop_reason()
         return {"batch": row["batch"], "n_trajectories": len(ids_), "summary": pickle.dumps(part)}
 
 
 def _share(worker: Analyst, actors: int) -> Analyst:
     """The analyst each actor gets: a model analyst's concurrency and budgets are the run's, so
     each of `actors` clients gets its share (what decides the answers is unchanged)."""
-    settings = getattr(worker, "model_settings", None)
+    settings = worker.model_settings
     if settings is None or actors <= 1:
         return worker
     shared = copy.copy(worker)
@@ -265,7 +265,7 @@ def run(
             "(put the lake on s3:// for a cluster)"
         )
     check_address(address)
-    cpu_bound = getattr(worker, "cpu_bound", False)
+    cpu_bound = worker.cpu_bound
     if cpu_bound:
         worker.prepare(lake, con)  # pool-level work, once
     batches = plan(lake, todo, size)

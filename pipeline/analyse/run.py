@@ -36,6 +36,7 @@ from typing import Any
 import polars as pl
 
 from pipeline import sql
+from pipeline.analyse import registry
 from pipeline.analyse.analyst import Analyst, config_id
 from pipeline.analyse.behaviour import derive
 from pipeline.analyse.local_map import map_here
@@ -50,15 +51,6 @@ __all__ = ["AnalyseError", "AnalyseSummary", "analyse", "make_analyst", "select"
 
 DEFAULT_BATCH_SIZE = 200
 BATCH_API_SIZE = 2000  # trajectories per part (and per batch job) with the server's batch API
-MODEL_ANALYSTS = ("single", "agentic")
-ANALYSTS = ("miner", *MODEL_ANALYSTS)
-# Options of the model analysts, and which analysts take them (the miner takes max_lessons and
-# its thresholds).
-MODEL_OPTIONS = {
-    "render_tokens": MODEL_ANALYSTS,
-    "max_turns": ("agentic",),
-    "tokens_per_run": ("agentic",),
-}
 ENGINES = ("local", "ray")
 
 
@@ -71,43 +63,29 @@ def make_analyst(
     model_settings: ModelSettings | None = None,
     console: Console | None = None,
 ) -> Analyst:
-    """The analyst called `name`, configured. `settings` are its options (the miner's thresholds,
-    ``max_lessons``, ``render_tokens``, ``max_turns``, ``tokens_per_run``); `model_settings`
-    the model layer's, for `single` and `agentic`."""
+    """The analyst called `name` (built-in or installed: `registry.py`), configured. `settings`
+    are its options (``max_lessons``, the miner's thresholds, ``render_tokens``, ``max_turns``,
+    ``tokens_per_run``, an installed analyst's own); `model_settings` the model layer's, for
+    the analysts that need a model."""
     options = {k: v for k, v in (settings or {}).items() if v is not None}
-    for key, takers in MODEL_OPTIONS.items():
-        if key in options and name not in takers:
-            raise AnalyseError(
-                f"{key} is an option of the {' and '.join(takers)} analyst, not of {name}"
-            )
-    if name == "miner":
+    registry.check_options(name, options)
+    if not registry.needs_model(name):
         if model not in (None, "", "offline"):
             raise AnalyseError(
-                f"the miner analyst runs offline; --model {model!r} applies to model analysts only"
+                f"the {name} analyst runs offline; --model {model!r} applies to model analysts only"
             )
-        from pipeline.analyse.miner import MinerAnalyst
-
-        return MinerAnalyst(options, base_skill=base_skill)
-    if name not in MODEL_ANALYSTS:
-        raise AnalyseError(f"unknown analyst {name!r}; choose {', '.join(ANALYSTS)}")
-    if model_settings is None or model_settings.offline:
+    elif model_settings is None or model_settings.offline:
         raise AnalyseError(
             f"the {name} analyst needs a model: pass --model NAME (and --base-url for a local "
             "OpenAI-compatible server), or --analyst miner for the offline analysis"
         )
-    if model_settings.batch and name == "agentic":
-        raise AnalyseError(
-            "the agentic analyst holds a conversation per run, which the batch API cannot; "
-            "--batch applies to the single analyst"
-        )
-    if name == "single":
-        from pipeline.analyse.single import SingleAnalyst as cls
-    else:
-        from pipeline.analyse.agentic import AgenticAnalyst as cls
-    try:
-        return cls(model_settings, options, base_skill=base_skill, console=console)
-    except (ValueError, FileNotFoundError) as exc:  # SettingsError is a ValueError
-        raise AnalyseError(str(exc)) from None
+    return registry.build(
+        name,
+        options=options,
+        base_skill=base_skill,
+        model_settings=model_settings,
+        console=console,
+    )
 
 
 def _model_settings(
@@ -199,14 +177,14 @@ def analyse(
             console=console,
         )
     )
+    registry.check(worker)
     cid = config_id(worker)
     summary = AnalyseSummary(worker.name, worker.model, worker.prompt_version, cid)
     if not lake.exists("trajectories"):
         raise AnalyseError(f"{lake.uri} holds no trajectories: run `trace2skill ingest` first")
-    if engine == "ray" and getattr(getattr(worker, "model_settings", None), "batch", False):
+    if engine == "ray" and worker.model_settings is not None and worker.model_settings.batch:
         raise AnalyseError("the server's batch API is one job from one process: use --engine local")
-    cpu_bound = getattr(worker, "cpu_bound", False)
-    if engine == "local" and workers is not None and workers > 1 and not cpu_bound:
+    if engine == "local" and workers is not None and workers > 1 and not worker.cpu_bound:
         raise AnalyseError(
             f"--workers applies to the miner; the {worker.name} analyst overlaps its model "
             "requests in one process (--concurrency)"
@@ -248,16 +226,14 @@ def analyse(
                 map_here(lake, worker, cid, todo, size, summary, console, workers)
             tidy(lake)  # the retries' rows replace the error rows they supersede
     finally:
-        closer = getattr(worker, "close", None)
-        if closer is not None:
-            closer()
+        worker.close()
         con.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def _batch_size(model_settings: ModelSettings | None, worker: Analyst) -> int:
-    if worker.name not in MODEL_ANALYSTS or model_settings is None:
+    if not worker.needs_model or model_settings is None:
         return DEFAULT_BATCH_SIZE
     if model_settings.batch:
         return BATCH_API_SIZE

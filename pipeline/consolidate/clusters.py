@@ -60,12 +60,12 @@ def cluster_support(
 ) -> pl.DataFrame:
     """`sql/consolidate_support.sql` over the clusters of `members` (lesson_id, cluster_id)."""
     con.register("cluster_lessons", members.select("lesson_id", "cluster_id"))
-    con.register("lesson_facts", facts)
+    con.register("consolidation_lessons", facts)
     try:
         return sql.query(con, "consolidate_support", min_support=min_support)
     finally:
         con.unregister("cluster_lessons")
-        con.unregister("lesson_facts")
+        con.unregister("consolidation_lessons")
 
 
 def build_clusters(

@@ -53,12 +53,12 @@ def lesson_facts(
     """Lessons joined with their runs and keyed for blocking (needs lessons, trajectories,
     analyses), optionally only those matching `where`, a SQL filter over FACT_COLUMNS.
     `analyses="latest"` keeps, for each run and analyst, only the lessons of the analyst's
-    latest configuration (see sql/consolidate_lesson_facts.sql)."""
+    latest configuration (`latest_config` of the lesson_facts view, which this defines on `con`:
+    the user's view and consolidation read one definition)."""
     if analyses not in ANALYSES:
         raise SettingsError(f"analyses must be one of {ANALYSES}, got {analyses!r}")
-    facts = sql.query(con, "consolidate_lesson_facts")
-    if analyses == "latest":
-        facts = facts.filter(pl.col("latest_config"))
+    con.execute(sql.load("views_lesson_facts"))
+    facts = sql.query(con, "consolidate_lesson_facts", latest_only=analyses == "latest")
     if not where or not where.strip():
         return facts
     if ";" in where:
@@ -134,7 +134,7 @@ def cluster_lessons(
 ) -> Clustering:
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
-    con.register("lesson_facts", facts)
+    con.register("consolidation_lessons", facts)
     exact = sql.query(con, "consolidate_exact_groups")
     seconds["exact"] = time.perf_counter() - clock
 
@@ -188,7 +188,7 @@ def cluster_lessons(
     seconds["semantic"] = time.perf_counter() - clock
 
     members = _members(facts, exact, reps, near_sim, semantic_sim)
-    con.unregister("lesson_facts")
+    con.unregister("consolidation_lessons")
     return Clustering(
         members=members,
         reps=reps.drop("assigns", "assign_names"),

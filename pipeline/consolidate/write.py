@@ -81,11 +81,11 @@ def apply_outcome(
     )
     con.register("item_clusters", item_clusters)
     con.register("cluster_lessons", outcome.members.select("lesson_id", "cluster_id"))
-    con.register("lesson_facts", facts)
+    con.register("consolidation_lessons", facts)
     try:
         support = sql.query(con, "skill_lines_support")
     finally:
-        for name in ("item_clusters", "cluster_lessons", "lesson_facts"):
+        for name in ("item_clusters", "cluster_lessons", "consolidation_lessons"):
             con.unregister(name)
     clusters_of = pl.DataFrame(
         {
@@ -150,13 +150,13 @@ def unaccounted_lessons(
     dropped: pl.DataFrame,
 ) -> pl.DataFrame:
     """Lessons neither behind a skill line nor dropped once (must be empty)."""
-    con.register("lesson_facts", facts)
+    con.register("consolidation_lessons", facts)
     con.register("run_skill_lines", skill_lines.select("lesson_ids"))
     con.register("run_dropped", dropped.select("lesson_id"))
     try:
         return sql.query(con, "audit_consolidate_unaccounted_lessons")
     finally:
-        for n in ("lesson_facts", "run_skill_lines", "run_dropped"):
+        for n in ("consolidation_lessons", "run_skill_lines", "run_dropped"):
             con.unregister(n)
 
 

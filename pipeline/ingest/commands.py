@@ -11,6 +11,7 @@ import click
 import polars as pl
 
 from pipeline.console import Console
+from pipeline.ingest import formats
 from pipeline.ingest.run import EXIT_NOTHING, EXIT_PARTIAL, IngestError, IngestSummary, ingest_paths
 from pipeline.ingest.stats import SECTIONS, lake_stats
 from pipeline.ingest.synth import FAMILY_NAMES as SYNTH_FAMILIES
@@ -19,9 +20,9 @@ from pipeline.ingest.synth import write_synthetic
 from pipeline.options import lake_option, pass_console
 
 FORMAT_HELP = (
-    "auto (detect from content), tau-bench, openai-chat, mini-swe-agent, swe-agent, claude-code, "
-    "langfuse, langsmith, phoenix, otel, react-text, parquet, or mapping:FILE (a TOML/YAML "
-    "mapping for any other JSON/JSONL)."
+    f"auto (detect from content), {', '.join(m.NAME for m in formats.BUILTIN)}, a format an "
+    f"installed package adds (entry points {formats.ENTRY_POINT_GROUP}), or mapping:FILE (a "
+    "TOML/YAML mapping for any other JSON/JSONL)."
 )
 MAX_LISTED = 20
 

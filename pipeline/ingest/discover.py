@@ -1,10 +1,10 @@
 """Which raw files an ingest reads: paths given on the command line, folders walked recursively.
 
 Folders are walked in sorted order; hidden files and folders (a name starting with ".") and the
-lake being written are skipped, and so are files whose suffix no format uses (a folder of runs
-often holds configs, logs and reports too). Files named explicitly are always read. A folder
-that cannot be listed (no permission) is a problem of the path given, naming that folder: its
-files are not silently lost.
+lake being written are skipped, and so are files whose suffix no format uses (`formats.suffixes`:
+a folder of runs often holds configs, logs and reports too). Files named explicitly are always
+read. A folder that cannot be listed (no permission) is a problem of the path given, naming that
+folder: its files are not silently lost.
 
 Each file gets its source (``--source``, else the name of the folder given, or of the folder
 holding the file given) and its key: a digest of its resolved path and source, which names its
@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.ids import digest
+from pipeline.ingest import formats
 from pipeline.lake import Lake
 
-SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".txt", ".log", ".parquet")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -61,6 +61,7 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
     found = Discovery()
     lake_root = Path(lake.base) if lake is not None and lake.is_local else None
     seen: set[str] = set()
+    suffixes = formats.suffixes()
     for given in paths:
         p = Path(given)
         if not p.exists():
@@ -81,7 +82,7 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
         n_before = len(found.tasks)
         n_problems = len(found.problems)
         for f in sorted(_walk(found, str(given), resolved, lake_root)):
-            if not f.name.lower().endswith(SUFFIXES):
+            if not f.name.lower().endswith(suffixes):
                 found.n_ignored += 1
                 continue
             _add(found, seen, str(Path(given) / f.relative_to(resolved)), f, src, explicit=False)
@@ -90,7 +91,7 @@ def discover(paths: list[str | Path], lake: Lake | None, source: str | None) -> 
                 (
                     str(given),
                     "-",
-                    f"no trajectory files in this folder (looked for {', '.join(SUFFIXES)})",
+                    f"no trajectory files in this folder (looked for {', '.join(suffixes)})",
                 )
             )
     return found

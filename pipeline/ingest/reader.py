@@ -136,7 +136,7 @@ def _parse(task: FileTask, settings: Settings, raw: RawFile) -> FileResult:
                 return FileResult(
                     task, status,
                     error=f"format not recognised ({what}); name it with --format "
-                    f"({', '.join(formats.NAMES)}) or describe it with --mapping FILE",
+                    f"({', '.join(formats.names())}) or describe it with --mapping FILE",
                 )  # fmt: skip
         else:
             name, how = settings.format, "forced"

@@ -254,7 +254,8 @@ def coverage(
 
 def lesson_keys(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
     """lesson_id, block and title of every lesson: the keys consolidation compares lessons on."""
-    return sqlfiles.query(con, "consolidate_lesson_facts").select("lesson_id", "block", "title")
+    keys = sqlfiles.query(con, "consolidate_lesson_facts", latest_only=False)
+    return keys.select("lesson_id", "block", "title")
 
 
 def _as_lake(value: Lake | str | os.PathLike) -> Lake:

@@ -10,7 +10,9 @@ from pipeline.schemas.trajectory import Strict
 
 LESSON_KINDS = ["failure_cause", "failure_lesson", "success_lesson", "workflow"]
 OPS = ["add", "revise", "remove"]
-ANALYSTS = ["miner", "single", "agentic"]
+# Analysts come from a registry that installed packages extend (pipeline.analyse.registry); a
+# name also names the lake's parts, hence the characters.
+ANALYST_NAME = r"^[A-Za-z0-9._-]+$"
 
 
 @register("analyses")
@@ -25,7 +27,9 @@ class Analyses(pa.DataFrameModel):
         description="digest of analyst, model, prompt_version and analyst settings: the resume key"
     )
     trajectory_id: str = pa.Field(description="run analysed")
-    analyst: str = pa.Field(isin=ANALYSTS, description="miner / single / agentic")
+    analyst: str = pa.Field(
+        str_matches=ANALYST_NAME, description="miner / single / agentic, or an installed one"
+    )
     model: str = pa.Field(description="model name, 'offline' for the miner")
     prompt_version: str = pa.Field(description="version of the prompt files or miner rules")
     status: str = pa.Field(
@@ -103,7 +107,9 @@ class Lessons(pa.DataFrameModel):
         nullable=True,
         description="miner rule (or model-given category) that produced it; groups lessons of one kind",
     )
-    analyst: str = pa.Field(isin=ANALYSTS, description="miner / single / agentic")
+    analyst: str = pa.Field(
+        str_matches=ANALYST_NAME, description="miner / single / agentic, or an installed one"
+    )
     model: str = pa.Field(description="model name, 'offline' for the miner")
     prompt_version: str = pa.Field(description="prompt or rule-set version")
     confidence: float = pa.Field(ge=0, le=1, description="analyst's confidence, 0..1")

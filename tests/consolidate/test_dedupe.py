@@ -53,7 +53,7 @@ def test_lesson_facts_keys(lake):
 def test_exact_groups_normalise_case_space_and_punctuation(lake, fixture_rows):
     write_lake(lake, fixture_rows)
     con, f = facts_of(lake)
-    con.register("lesson_facts", f)
+    con.register("consolidation_lessons", f)
     ex = sql.query(con, "consolidate_exact_groups").join(
         f.select("lesson_id", "title"), on="lesson_id"
     )

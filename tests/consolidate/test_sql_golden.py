@@ -62,7 +62,7 @@ def test_lesson_facts_golden(fixture):
 
 def test_exact_groups_golden(fixture):
     con, facts = fixture
-    con.register("lesson_facts", facts)
+    con.register("consolidation_lessons", facts)
     ex = sql.query(con, "consolidate_exact_groups").join(
         facts.select("lesson_id", "trajectory_id", "title"), on="lesson_id"
     )

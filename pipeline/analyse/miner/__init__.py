@@ -60,11 +60,10 @@ class MinerAnalyst(BaseAnalyst):
     model = "offline"
     prompt_version = RULES_VERSION
     cpu_bound = True  # the map may spread its batches over processes
+    option_names = tuple(MinerThresholds.__dataclass_fields__)
 
-    def __init__(
-        self, settings: dict[str, Any] | None = None, base_skill: str | Path | None = None
-    ):
-        settings = {k: v for k, v in (settings or {}).items() if k != "batch_size"}
+    def __init__(self, options: dict[str, Any] | None = None, base_skill: str | Path | None = None):
+        settings = {k: v for k, v in (options or {}).items() if k != "batch_size"}
         settings.setdefault("max_lessons", 10)
         if base_skill is not None:
             # The skill's text decides target sections, so it is part of the configuration.

@@ -2,18 +2,32 @@
 
 Every adapter module has ``NAME``, ``sniff(sample, raw) -> bool`` (``sample`` is the first few
 parsed records of a JSON / JSONL file, ``[]`` otherwise) and ``read(raw, ctx)`` yielding
-``Run`` / ``BadRecord`` / ``Duplicate`` (see ``pipeline.ingest.record``). Detection tries the
-adapters in the order below, from the most specific shape to the most general, so that a
-tau-bench list (which also holds chat messages) is not read as plain chat, and Phoenix and
-LangSmith exports written as Parquet are tried before ``native``, which takes any Parquet file.
+``Run`` / ``BadRecord`` / ``Duplicate`` (see ``pipeline.ingest.record``); optionally
+``SUFFIXES``, the file name endings it reads beyond the built-ins' (``SUFFIXES`` below), so that
+a folder walk picks those files up.
+
+The registry (`adapters()`) is the built-in modules, in the order below, then the modules of the
+``trace2skill.formats`` entry-point group of installed packages, sorted by name; detection tries
+them in that order, so a built-in format always wins over an installed one that also sniffs the
+file, and the built-ins go from the most specific shape to the most general, so that a tau-bench
+list (which also holds chat messages) is not read as plain chat, and Phoenix and LangSmith
+exports written as Parquet are tried before ``native``, which takes any Parquet file. An entry
+point names the
+module; its name is the format's name (``--format NAME``) and must be the module's ``NAME``:
+
+    [project.entry-points."trace2skill.formats"]
+    shout-log = "mypackage.shout_log"
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
+from pipeline.errors import UserError
 from pipeline.ingest.formats import (
     claude_code,
     langfuse,
@@ -31,23 +45,66 @@ from pipeline.ingest.formats import (
 from pipeline.ingest.rawfile import FileError, RawFile
 from pipeline.ingest.record import BadRecord
 
-ADAPTERS: dict[str, ModuleType] = {
-    m.NAME: m
-    for m in (
-        phoenix,
-        langsmith,
-        native,
-        taubench,
-        swe_agent,
-        mini_swe_agent,
-        claude_code,
-        langfuse,
-        otel,
-        openai_chat,
-        react_text,
-    )
-}
-NAMES = [*ADAPTERS, "mapping:FILE"]
+ENTRY_POINT_GROUP = "trace2skill.formats"
+
+
+class FormatError(UserError, ValueError):
+    """An installed format cannot be used: its entry point does not load or lacks a member."""
+
+
+# Detection order of the built-ins: most specific shape first.
+BUILTIN: tuple[ModuleType, ...] = (
+    phoenix,
+    langsmith,
+    native,
+    taubench,
+    swe_agent,
+    mini_swe_agent,
+    claude_code,
+    langfuse,
+    otel,
+    openai_chat,
+    react_text,
+)
+# What the built-ins read; a folder walk passes over other files.
+SUFFIXES = (".json", ".jsonl", ".ndjson", ".traj", ".txt", ".log", ".parquet")
+
+
+@functools.cache
+def adapters() -> dict[str, ModuleType]:
+    """Every format by name, in detection order: the built-ins, then installed ones by name.
+
+    Read once per process (``adapters.cache_clear()`` reads the entry points again)."""
+    found = {m.NAME: m for m in BUILTIN}
+    installed = sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+    for ep in installed:
+        if ep.name in found or ep.name == mapping.NAME:
+            continue  # a built-in name keeps its built-in adapter
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken plug-in is named, not a traceback deep in ingest
+            raise FormatError(f"cannot load format {ep.name!r} ({ep.value}): {exc}") from exc
+        missing = [m for m in ("NAME", "sniff", "read") if not hasattr(module, m)]
+        if missing:
+            raise FormatError(f"format {ep.name!r} ({ep.value}) lacks {', '.join(missing)}")
+        if module.NAME != ep.name:
+            raise FormatError(
+                f"format entry point {ep.name!r} ({ep.value}) names a module whose NAME is "
+                f"{module.NAME!r}: they must agree"
+            )
+        found[ep.name] = module
+    return found
+
+
+def names() -> list[str]:
+    """What ``--format`` takes besides ``auto``, in detection order."""
+    return [*adapters(), "mapping:FILE"]
+
+
+def suffixes() -> tuple[str, ...]:
+    """File name endings some format reads (lower case)."""
+    extra = (s.lower() for m in adapters().values() for s in getattr(m, "SUFFIXES", ()))
+    return tuple(dict.fromkeys((*SUFFIXES, *extra)))
 
 
 @dataclass(frozen=True)
@@ -87,7 +144,7 @@ def sample(raw: RawFile, n: int = 5) -> list[Any]:
 def detect(raw: RawFile) -> str | None:
     """The name of the adapter that reads `raw`, judged from its content; None if none does."""
     records = sample(raw)
-    for name, adapter in ADAPTERS.items():
+    for name, adapter in adapters().items():
         if adapter.sniff(records, raw):
             return name
     return None
@@ -97,6 +154,6 @@ def adapter(name: str) -> ModuleType:
     if name == "mapping":
         return mapping
     try:
-        return ADAPTERS[name]
+        return adapters()[name]
     except KeyError:
-        raise ValueError(f"unknown format {name!r}; known: {', '.join(NAMES)}") from None
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(names())}") from None
