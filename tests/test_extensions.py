@@ -64,7 +64,7 @@ def installed(tmp_path, monkeypatch):
 
 def test_built_ins_come_first_in_detection_order(installed):
     names = formats.names()
-    assert names[:3] == ["phoenix", "parquet", "tau-bench"]
+    assert names[:4] == ["phoenix", "langsmith", "parquet", "tau-bench"]
     assert names[-2:] == ["shout-log", "mapping:FILE"]
     assert ".shout" in formats.suffixes()
     assert registry.available() == ["miner", "single", "agentic", "tool-counter"]
