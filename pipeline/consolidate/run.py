@@ -207,6 +207,93 @@ def _start_folder(base: SkillFolder | None, name: str, facts: pl.DataFrame, min_
     return empty_skill(name, description, title, intro)
 
 
+def _read_facts(
+    con, lake: Lake, where: str | None, analyses: str, console: Console
+) -> pl.DataFrame:
+    """The lessons to consolidate, or ConsolidateError saying why there are none."""
+    try:
+        facts = lesson_facts(con, where, analyses)
+    except FilterError as exc:
+        raise ConsolidateError(str(exc)) from None
+    if facts.height == 0:
+        if where:
+            raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
+        if analyses == "latest" and lake.scan("lessons").select(pl.len()).collect().item():
+            raise ConsolidateError(
+                f"the latest analyses of the runs in {lake.uri} found no lessons "
+                "(--analyses all reads the earlier analyses too)"
+            )
+        raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
+    orphans = facts.filter(pl.col("source").is_null()).height
+    if orphans:
+        console.warn(
+            f"{orphans} lesson(s) cite trajectories not in the lake: support counts "
+            "them as runs of unknown outcome and task"
+        )
+    return facts
+
+
+def _apply(con, start: SkillFolder, outcome, facts: pl.DataFrame, console: Console):
+    """The merge outcome applied to the starting folder; every lesson kept or dropped, checked."""
+    written = apply_outcome(con, start, outcome, facts)
+    for op, res in zip(outcome.patch, written.results, strict=True):
+        if res.status != "applied":
+            console.warn(
+                f"patch op {op.op} on {op.file} [{op.section}]: {res.status}: {res.message}"
+            )
+    dropped = pl.concat([outcome.dropped, written.dropped]).sort("lesson_id", "stage")
+    bad = unaccounted_lessons(con, facts, written.skill_lines, dropped)
+    if bad.height:
+        raise ConsolidateError(
+            f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
+        )
+    return written, dropped
+
+
+def _counts(outcome, written, dropped: pl.DataFrame) -> dict:
+    status = written.patch_ops.group_by("status").len().sort("status")
+    return {
+        "n_clusters": outcome.clusters.height,
+        "n_kept": outcome.clusters.filter(pl.col("kept")).height,
+        "n_dropped": dropped["lesson_id"].n_unique(),
+        "n_nodes": len(outcome.nodes),
+        "n_ops": outcome.n_ops,
+        "n_conflicts": outcome.n_conflicts,
+        "n_skill_lines": written.skill_lines.filter(
+            pl.col("origin").is_in(["added", "revised"])
+        ).height,
+        "op_status": dict(status.iter_rows()),
+    }
+
+
+def _usage(models: Models, embedder) -> dict:
+    usage = models.usage(embedder)
+    return {
+        "model": models.model,
+        "budget_spent": models.budget_spent,
+        "n_calls": usage.n_calls,
+        "cache_hits": usage.cache_hits,
+        "cost_usd": usage.cost_usd,
+        "tokens_in": usage.tokens_in,
+        "tokens_out": usage.tokens_out,
+    }
+
+
+def _row(s: ConsolidateSummary, settings_json: dict, base_dir: Path | None, files_id: str) -> dict:
+    """The run's `consolidations` row."""
+    return {
+        "mode": s.mode, "model": s.model, "settings": json.dumps(settings_json, sort_keys=True),
+        "base_skill": str(base_dir) if base_dir else None, "out_dir": str(s.out_dir),
+        "n_lessons": s.n_lessons, "n_clusters": s.n_clusters, "n_kept": s.n_kept,
+        "n_skill_lines": s.n_skill_lines, "n_calls": s.n_calls,
+        "tokens_in": s.tokens_in, "tokens_out": s.tokens_out,
+        "cache_hits": s.cache_hits, "cost_usd": s.cost_usd, "n_fallbacks": s.n_fallbacks,
+        "seconds": s.seconds, "n_dropped": s.n_dropped, "n_nodes": s.n_nodes,
+        "n_ops": s.n_ops, "lint_ok": s.lint_ok, "created_at": dt.datetime.now(dt.UTC),
+        "skill_files_id": files_id,
+    }  # fmt: skip
+
+
 def consolidate(
     lake: Lake,
     *,
@@ -247,25 +334,7 @@ def consolidate(
     base = load_skill(base_dir) if base_dir else None
 
     con = _connect(lake)
-    try:
-        facts = lesson_facts(con, where, analyses)
-    except FilterError as exc:
-        raise ConsolidateError(str(exc)) from None
-    if facts.height == 0:
-        if where:
-            raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
-        if analyses == "latest" and lake.scan("lessons").select(pl.len()).collect().item():
-            raise ConsolidateError(
-                f"the latest analyses of the runs in {lake.uri} found no lessons "
-                "(--analyses all reads the earlier analyses too)"
-            )
-        raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
-    orphans = facts.filter(pl.col("source").is_null()).height
-    if orphans:
-        console.warn(
-            f"{orphans} lesson(s) cite trajectories not in the lake: support counts "
-            "them as runs of unknown outcome and task"
-        )
+    facts = _read_facts(con, lake, where, analyses, console)
     if base is not None:
         _warn_unplaced(facts, base, console)
     sources = facts["source"].drop_nulls().unique().to_list()
@@ -325,65 +394,19 @@ def consolidate(
             start.skill.frontmatter["description"] = _description(facts, covered)
 
         clock = time.perf_counter()
-        written = apply_outcome(con, start, outcome, facts)
-        for op, res in zip(outcome.patch, written.results, strict=True):
-            if res.status != "applied":
-                console.warn(
-                    f"patch op {op.op} on {op.file} [{op.section}]: {res.status}: {res.message}"
-                )
-        dropped = pl.concat([outcome.dropped, written.dropped]).sort("lesson_id", "stage")
-        bad = unaccounted_lessons(con, facts, written.skill_lines, dropped)
-        if bad.height:
-            raise ConsolidateError(
-                f"{bad.height} lesson(s) unaccounted for, e.g. {bad['lesson_id'][0]}: {bad['problem'][0]}"
-            )
-
+        written, dropped = _apply(con, start, outcome, facts, console)
         files = written.folder.render()
         problems = lint_files(files, out, name, console)
         outcome.seconds["write"] = time.perf_counter() - clock
 
-        status = written.patch_ops.group_by("status").len().sort("status")
         summary = ConsolidateSummary(
-            run_id=run_id,
-            mode=mode,
-            name=name,
+            run_id=run_id, mode=mode, name=name, n_lessons=facts.height, lint=problems,
             out_dir=out if not problems else out.with_name(f"{out.name}.rejected"),
-            n_lessons=facts.height,
-            n_clusters=outcome.clusters.height,
-            n_kept=outcome.clusters.filter(pl.col("kept")).height,
-            n_dropped=dropped["lesson_id"].n_unique(),
-            n_nodes=len(outcome.nodes),
-            n_ops=outcome.n_ops,
-            n_conflicts=outcome.n_conflicts,
-            n_skill_lines=written.skill_lines.filter(
-                pl.col("origin").is_in(["added", "revised"])
-            ).height,
-            op_status=dict(status.iter_rows()),
-            seconds=time.perf_counter() - started,
-            stage_seconds=outcome.seconds,
-            lint=problems,
-            model=models.model,
-            n_fallbacks=n_fallbacks,
-            n_omitted=n_omitted,
-            budget_spent=models.budget_spent,
-        )
-        usage = models.usage(embedder)
-        summary.n_calls, summary.cache_hits, summary.cost_usd = (
-            usage.n_calls, usage.cache_hits, usage.cost_usd
+            n_fallbacks=n_fallbacks, n_omitted=n_omitted, **_counts(outcome, written, dropped),
+            seconds=time.perf_counter() - started, stage_seconds=outcome.seconds,
+            **_usage(models, embedder),
         )  # fmt: skip
-        summary.tokens_in, summary.tokens_out = usage.tokens_in, usage.tokens_out
-        row = {
-            "mode": mode, "model": models.model, "settings": json.dumps(settings_json, sort_keys=True),
-            "base_skill": str(base_dir) if base_dir else None, "out_dir": str(summary.out_dir),
-            "n_lessons": summary.n_lessons, "n_clusters": summary.n_clusters, "n_kept": summary.n_kept,
-            "n_skill_lines": summary.n_skill_lines, "n_calls": summary.n_calls,
-            "tokens_in": summary.tokens_in, "tokens_out": summary.tokens_out,
-            "cache_hits": summary.cache_hits, "cost_usd": summary.cost_usd,
-            "n_fallbacks": summary.n_fallbacks,
-            "seconds": summary.seconds, "n_dropped": summary.n_dropped, "n_nodes": summary.n_nodes,
-            "n_ops": summary.n_ops, "lint_ok": summary.lint_ok, "created_at": dt.datetime.now(dt.UTC),
-            "skill_files_id": record_files(lake, files),
-        }  # fmt: skip
+        row = _row(summary, settings_json, base_dir, record_files(lake, files))
         # the rows first: a folder on view always names a run whose rows exist
         write_tables(lake, run_id, outcome, written, dropped, scope_rows(con, where, sources), row)
         if not export_folder:
