@@ -13,6 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 MODEL_LAYER = ("llm_calls", "model_endpoints")
+# rollout and eval play episodes alike: what they read and write is one list
+EPISODE_READS = ("trajectories", "eval_results")
+EPISODE_WRITES = ("trajectories", "steps", "eval_results", "skill_usage", "eval_runs",
+                  "eval_arms", "eval_comparisons")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -104,31 +108,15 @@ STAGES = (
     ),
     Stage(
         "rollout",
-        reads=("trajectories", "eval_results"),
-        writes=(
-            "trajectories",
-            "steps",
-            "eval_results",
-            "skill_usage",
-            "eval_runs",
-            "eval_arms",
-            "eval_comparisons",
-        ),  # fmt: skip
+        reads=EPISODE_READS,
+        writes=EPISODE_WRITES,
         calls_models=True,
         what="an agent played on an environment's tasks, its runs into the lake",
     ),
     Stage(
         "eval",
-        reads=("trajectories", "eval_results"),
-        writes=(
-            "trajectories",
-            "steps",
-            "eval_results",
-            "skill_usage",
-            "eval_runs",
-            "eval_arms",
-            "eval_comparisons",
-        ),  # fmt: skip
+        reads=EPISODE_READS,
+        writes=EPISODE_WRITES,
         calls_models=True,
         what="skills against a baseline and the skill in use, paired by task",
     ),

@@ -240,7 +240,7 @@ def write_folder(files: dict[str, str] | dict[str, bytes], target: Path) -> None
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
-    write_files({p: d.encode("utf-8") if isinstance(d, str) else d for p, d in files.items()}, tmp)
+    write_files(as_bytes(files), tmp)
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

@@ -262,7 +262,8 @@ def _write_run(
         for lesson in sorted(set(statement["lesson_ids"].explode().drop_nulls()) - kept):
             drops.append({"run_id": review_id, "lesson_id": lesson, "cluster_id": None,
                           "stage": "review", "reason": why, "node_id": None})  # fmt: skip
-    dropped = pl.concat([of_run("dropped"), pl.DataFrame(drops, schema=of_run("dropped").schema)])
+    earlier = of_run("dropped")
+    dropped = pl.concat([earlier, pl.DataFrame(drops, schema=earlier.schema)])
     lake.replace_partition("dropped", dropped, {"run_id": review_id})
     skill_lines = lines.drop("statement_key").with_columns(run_id=pl.lit(review_id))
     lake.replace_partition("skill_lines", skill_lines, {"run_id": review_id})

@@ -113,10 +113,10 @@ def review_command(console: Console, lake: Lake, proposal, decisions_file, accep
         return
     try:
         found = find(lake, proposal)
-        path = decisions_file or Path(found["path"]) / review_file.NAME
-        marked = {} if accept_all or not path.exists() else marked_in(path)
         if decisions_file is not None and not decisions_file.exists():
             raise ReviewError(f"no decisions file {decisions_file}")
+        path = decisions_file or Path(found["path"]) / review_file.NAME
+        marked = {} if accept_all or not path.exists() else marked_in(path)
         interactive = (sys.stdin.isatty() if ask is None else ask) and not accept_all
         done = review(
             lake, found, accept_all=accept_all, marked=marked,

@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.console import plural
+from pipeline.skill.diff import evidence_text
 
 NAME = "review.md"
 _LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
@@ -28,15 +29,11 @@ class ReviewFileError(ValueError):
     """A review file holds a verdict that is neither accept nor reject."""
 
 
-def evidence(e: dict, *, prefix: str = "") -> str:
-    text = (
-        f"{prefix}{plural(e['n_trajectories'], 'run')} ({e['n_failures']} failed, "
-        f"{e['n_successes']} succeeded), {plural(e['n_tasks'], 'task')}, "
-        f"{plural(len(e['lesson_ids'] or []), 'lesson')}"
-    )
+def evidence(e: dict) -> str:
+    """An edit's evidence, worded as `diff` words a statement's."""
     if not e["lesson_ids"]:
-        text = f"{prefix}no lessons (a line of the base skill)"
-    return text
+        return "no lessons (a line of the base skill)"
+    return evidence_text(e | {"origin": "added"})
 
 
 def _bare(text: str) -> str:

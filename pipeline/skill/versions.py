@@ -27,6 +27,7 @@ from pipeline import sql
 from pipeline.console import Console
 from pipeline.ids import digest
 from pipeline.lake import Lake, LakeError
+from pipeline.skill import provenance
 from pipeline.skill.diff import EVIDENCE, file_statements, run_statements
 from pipeline.skill.folder import SKILL_FILE, folder_run
 from pipeline.skill.publish import publish
@@ -107,14 +108,10 @@ def version_statements(con: duckdb.DuckDBPyConnection, version: dict) -> pl.Data
     return file_statements(version_files(con, version["version_id"]))
 
 
+# skill_lines as statement lines: provenance's columns, keyed by statement, with the evidence
 LINE_COLUMNS = {
     "statement_key": pl.String,
-    "file": pl.String,
-    "line_no": pl.Int64,
-    "section": pl.String,
-    "text": pl.String,
-    "origin": pl.String,
-    "item_id": pl.String,
+    **provenance.LINE_COLUMNS,
     "cluster_ids": pl.List(pl.String),
     "lesson_ids": pl.List(pl.String),
     "merge_node_id": pl.String,
