@@ -1,11 +1,11 @@
 """Worker process pools whose workers end with the process that started them.
 
-Every pool of worker processes (analyse's miner, ingest's parsers, synth) comes from
-`process_pool`: spawned, not forked (polars' and DuckDB's threads do not survive a fork), and each
-worker set up to end when its parent ends, however the parent ends. A parent killed with
-SIGKILL runs no cleanup, and a worker of a `ProcessPoolExecutor` waits on a queue whose write end
-it holds itself, so without this it would wait forever (with multiprocessing's resource tracker,
-which ends once the last process holding its pipe is gone).
+Every pool of worker processes (the executor's `processes` backend: analyse's miner, ingest's
+parsers, synth) comes from `process_pool`: spawned, not forked (polars' and DuckDB's threads do
+not survive a fork), and each worker set up to end when its parent ends, however the parent
+ends. A parent killed with SIGKILL runs no cleanup, and a worker of a `ProcessPoolExecutor` waits
+on a queue whose write end it holds itself, so without this it would wait forever (with
+multiprocessing's resource tracker, which ends once the last process holding its pipe is gone).
 
 On Linux the kernel sends the worker SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``);
 everywhere, a thread in the worker checks once a second that its parent is still the process that

@@ -48,7 +48,7 @@ from pipeline.analyse.render import cut_middle, estimate_tokens, render_trajecto
 from pipeline.analyse.tools import TOOLS_VERSION, RunTools
 from pipeline.lake import Lake
 from pipeline.llm import ChatRequest
-from pipeline.llm.tools import with_ids
+from pipeline.llm.loop import End, tool_loop
 from pipeline.llm.types import validate_output
 
 STAGE = "analyse"
@@ -126,48 +126,17 @@ class AgenticAnalyst(ModelAnalyst):
         case = case_of(row.get("outcome"))
         tools = RunTools(row, steps, self.view, sections=self.sections, gold=gold, calls=calls)
         messages = self.opening(row, steps, tools)
-        specs = tools.specs()
-        answer_type = self.answer_type(case)
-        usage, n_tools, spent = AnalysisUsage(), 0, 0
-        answer, why = None, f"the turn limit ({self.max_turns})"
-        for turn in range(self.max_turns):
-            prompt_tokens = estimate_tokens(json.dumps(messages, ensure_ascii=False))
-            if turn and spent + prompt_tokens > self.tokens_per_run:
-                why = f"the token budget ({self.tokens_per_run:,} per run)"
-                break
-            if turn and not self.fit(messages, specs):
-                why = "the context window (the conversation filled it)"
-                break
-            res = await self.llm.achat(self._request(messages, tid, tools=specs))
-            if res.error_kind == "context" and turn == 0:  # the window, learnt: open again
-                usage.add(usage_of(res))
-                self.learn_window_from(res, _chars(messages) + len(json.dumps(specs)))
-                messages = self.opening(row, steps, tools)
-                res = await self.llm.achat(self._request(messages, tid, tools=specs))
-            usage.add(usage_of(res))
-            if res.error_kind == "context" and turn:
-                why = "the context window (the server found the conversation too long)"
-                self.fit(messages, specs, room=0.6)
-                break
-            if not res.ok:
-                kind = f"[{res.error_kind}] " if res.error_kind else ""
-                return self._failed(
-                    tid, usage, started, n_tools, f"turn {turn + 1}: {kind}{res.error}"
-                )
-            spent += prompt_tokens + estimate_tokens(json.dumps(res.message, ensure_ascii=False))
-            message, ids = with_ids(res.message, res.tool_calls, turn)
-            messages.append(message)
-            if not res.tool_calls:
-                try:
-                    answer = validate_output(answer_type, _unfenced(res.content))
-                except ValueError:
-                    why = "a reply that was not the JSON answer"
-                break
-            for call, call_id in zip(res.tool_calls, ids, strict=True):
-                text, _bad = await tools.run(call.get("name"), call.get("arguments"), call["raw"])
-                text = cut_middle(text, self.result_chars())
-                n_tools += 1
-                messages.append({"role": "tool", "tool_call_id": call_id, "content": text})
+        turns = _Turns(self, row, steps, tools, self.answer_type(case))
+        end = await tool_loop(self.llm, messages, turns, self.max_turns)
+        usage, n_tools, answer_type = turns.usage, turns.n_tools, turns.answer_type
+        if end.how == "failed":
+            kind = f"[{end.result.error_kind}] " if end.result.error_kind else ""
+            return self._failed(
+                tid, usage, started, n_tools, f"turn {end.turn + 1}: {kind}{end.result.error}"
+            )
+        answer = turns.answer
+        why = end.why or f"the turn limit ({self.max_turns})"
+        specs = turns.specs
         if answer is None:
             final = [*messages, self.final_message()]
             res = await self.llm.achat(
@@ -252,6 +221,61 @@ class AgenticAnalyst(ModelAnalyst):
         return AnalysisResult(
             tid, [], usage, f"model call failed at {reason}", started, now(), n_tool_calls=n_tools
         )
+
+
+class _Turns:
+    """The analyst's side of the tool loop (`pipeline.llm.loop`): its budgets and window before
+    each turn, a too-long opening asked again once the window is learnt, tool results cut to a
+    share of the window, and a reply without tool calls taken as the answer if it is one."""
+
+    def __init__(self, analyst: AgenticAnalyst, row, steps, tools: RunTools, answer_type):
+        self.a, self.row, self.steps, self.tools = analyst, row, steps, tools
+        self.specs, self.answer_type = tools.specs(), answer_type
+        self.usage, self.n_tools, self.spent, self.prompt_tokens = AnalysisUsage(), 0, 0, 0
+        self.answer = None
+
+    def request(self, messages: list[dict], turn: int) -> ChatRequest | End:
+        a = self.a
+        self.prompt_tokens = estimate_tokens(json.dumps(messages, ensure_ascii=False))
+        if turn and self.spent + self.prompt_tokens > a.tokens_per_run:
+            return End("stopped", turn, f"the token budget ({a.tokens_per_run:,} per run)")
+        if turn and not a.fit(messages, self.specs):
+            return End("stopped", turn, "the context window (the conversation filled it)")
+        return a._request(messages, self.row["trajectory_id"], tools=self.specs)
+
+    async def checked(self, res, messages: list[dict], turn: int):
+        a = self.a
+        if res.error_kind == "context" and turn == 0:  # the window, learnt: open again
+            self.usage.add(usage_of(res))
+            a.learn_window_from(res, _chars(messages) + len(json.dumps(self.specs)))
+            messages[:] = a.opening(self.row, self.steps, self.tools)
+            res = await a.llm.achat(
+                a._request(messages, self.row["trajectory_id"], tools=self.specs)
+            )
+        self.usage.add(usage_of(res))
+        if res.error_kind == "context" and turn:
+            a.fit(messages, self.specs, room=0.6)
+            why = "the context window (the server found the conversation too long)"
+            return End("stopped", turn, why)
+        if res.ok:
+            reply = estimate_tokens(json.dumps(res.message, ensure_ascii=False))
+            self.spent += self.prompt_tokens + reply
+        return res
+
+    def text(self, res, messages: list[dict], turn: int) -> End:
+        try:
+            self.answer = validate_output(self.answer_type, _unfenced(res.content))
+        except ValueError:
+            return End("stopped", turn, "a reply that was not the JSON answer")
+        return End("answered", turn)
+
+    async def call(self, call: dict, call_id: str, index: int, res, messages) -> str:
+        text, _bad = await self.tools.run(call.get("name"), call.get("arguments"), call["raw"])
+        self.n_tools += 1
+        return cut_middle(text, self.a.result_chars())
+
+    def after_calls(self, turn: int) -> None:
+        return None
 
 
 def _chars(messages: list[dict]) -> int:

@@ -4,17 +4,18 @@ Reads `trajectories` and `steps`; writes `lessons` and `analyses` parts, exactly
 does (`run.py`): the driver selects the work, cuts the sorted selection into the same batches and
 plans, for each batch, the Parquet parts that hold its trajectories and steps (one scan of the id
 column). Ray Data then maps those batch rows through a pool of actors, each holding one copy of
-the analyst: an actor reads its batch's rows from the planned parts, runs `analyse_batch`, and
-writes the lessons part then the analyses part under the local map's part name. So a run on Ray
-leaves the same lessons (ids included) and the same part names as a local run, and the two can
-take turns on one lake: the cache (`analyses`) is shared, and a killed run resumes from the parts
-written.
+the analyst: an actor reads its batch's rows from the planned parts and does the batch's work
+(`mapper.analysed`); the results come back in batch order and the driver commits them as the local
+map does (`mapper.Commit`: the lessons part, then the analyses part, under the same name). Ray is
+one backend of the executor (`pipeline.executor`), so a run on Ray leaves the same lessons (ids
+included) and the same part names as a local run, and the two can take turns on one lake: the
+cache (`analyses`) is shared, and a killed run resumes from the parts written.
 
 A CPU-bound analyst (the miner) is prepared once by the driver (its pool statistics) and its
 actors ask for one CPU each. A model analyst is prepared in each actor (its own client, with its
 share of the run's concurrency and token and cost budgets) and its actors ask for a quarter CPU,
 so a small machine still runs several of them (a whole CPU each deadlocks a 2-core pool); every
-call is logged in `llm_calls` by the actor that made it. Workers reach the lake through the
+call is logged in `llm_calls` by the actor that made it. Actors read the lake through the
 driver's `Lake`, credentials included: on a cluster of several machines the lake must be shared
 storage (``s3://...``), and every node needs trace2skill installed.
 
@@ -24,20 +25,21 @@ storage (``s3://...``), and every node needs trace2skill installed.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 import math
 import pickle
 import re
 import socket
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import polars as pl
 import pyarrow as pa
 
-from pipeline.analyse.analyst import AnalysisUsage, Analyst, Batch
+from pipeline import executor
+from pipeline.analyse.analyst import Analyst, Batch
+from pipeline.analyse.mapper import Commit, analysed
 from pipeline.console import Console
 from pipeline.errors import UserError
 from pipeline.lake import Lake
@@ -46,19 +48,14 @@ if TYPE_CHECKING:
     from pipeline.analyse.run import AnalyseSummary
 
 HTTP_BOUND_CPUS = 0.25  # per actor of an analyst that mostly waits on a model server
-MAX_ERRORS = 20  # as many first failures as the local map keeps
 _ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception): ")
 
 _RESULT = pa.schema(
     [
         ("batch", pa.int64()),
-        ("n_trajectories", pa.int64()),
-        ("summary", pa.binary()),  # the batch's AnalyseSummary, pickled
+        ("analysed", pa.binary()),  # the batch's work (`mapper.Analysed`), pickled
     ]
 )
-# Fields of a batch's summary that the run's summary does not add up.
-_NOT_SUMMED = {"analyst", "model", "prompt_version", "config_id", "n_selected", "n_skipped",
-               "n_left", "stopped", "seconds", "errors", "tidied"}  # fmt: skip
 
 
 class RayUnavailable(UserError, RuntimeError):
@@ -121,16 +118,16 @@ def plan(lake: Lake, todo: pl.DataFrame, size: int) -> pl.DataFrame:
 
 
 class _AnalyseBatches:
-    """A Ray Data actor: one analyst; reads, analyses and writes whole batches.
+    """A Ray Data actor: one analyst; reads and analyses whole batches (the driver writes them).
 
     A CPU-bound analyst arrives prepared (the miner's pool statistics, computed once by the
     driver); an analyst that waits on a model server is prepared here, so each actor opens its
     own client (its share of the run's concurrency and budget, see `_share`)."""
 
-    def __init__(self, lake: Lake, analyst: list, cid: str, prepare: bool):
+    def __init__(self, lake: Lake, analyst: list, prepare: bool):
         import ray
 
-        self.lake, self.analyst, self.cid = lake, ray.get(analyst[0]), cid
+        self.lake, self.analyst = lake, ray.get(analyst[0])
         if prepare:
             from pipeline import sql
 
@@ -144,21 +141,13 @@ class _AnalyseBatches:
         return pa.Table.from_pylist([self.one(row) for row in rows.to_pylist()], schema=_RESULT)
 
     def one(self, row: dict[str, Any]) -> dict[str, Any]:
-        from pipeline.analyse.summary import AnalyseSummary, write_batch
-
-        ids_ = row["trajectory_ids"]
-        keep = pl.col("trajectory_id").is_in(ids_)
+        keep = pl.col("trajectory_id").is_in(row["trajectory_ids"])
         batch = Batch(
             self.lake.scan("trajectories", row["trajectory_files"]).filter(keep).collect(),
             self.lake.scan("steps", row["step_files"]).filter(keep).collect(),
         )
-        outcomes = self.analyst.analyse_batch(batch)
-        a = self.analyst
-        part = AnalyseSummary(a.name, a.model, a.prompt_version, self.cid)
-        picked = pl.DataFrame({"trajectory_id": ids_}, schema={"trajectory_id": pl.String})
-        write_batch(self.lake, a, self.cid, picked, batch, outcomes, part)
-        part.stopped = a.stop_reason()
-        return {"batch": row["batch"], "n_trajectories": len(ids_), "summary": pickle.dumps(part)}
+        done = analysed(self.analyst, row["trajectory_ids"], batch)
+        return {"batch": row["batch"], "analysed": pickle.dumps(done)}
 
 
 def _share(worker: Analyst, actors: int) -> Analyst:
@@ -180,19 +169,6 @@ def _share(worker: Analyst, actors: int) -> Analyst:
         }
     )
     return shared
-
-
-def _merge(summary: AnalyseSummary, part: AnalyseSummary) -> None:
-    for f in dataclasses.fields(part):
-        if f.name in _NOT_SUMMED:
-            continue
-        mine, theirs = getattr(summary, f.name), getattr(part, f.name)
-        if isinstance(theirs, Counter):
-            mine.update(theirs)
-        elif isinstance(theirs, AnalysisUsage):
-            mine.add(theirs)
-        elif isinstance(theirs, int | float):
-            setattr(summary, f.name, mine + theirs)
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -237,6 +213,42 @@ def _start(ray, address: str | None, console: Console) -> bool:
     return True
 
 
+def backend(
+    lake: Lake, worker: Analyst, pool: int, *, ray
+) -> executor.Backend[dict[str, Any], Any]:
+    """The executor's backend on Ray: planned batches (rows of `plan`) in, (row, the batch's
+    `mapper.Analysed`) out, in batch order; `pool` actors, each with its share of `worker`."""
+    from ray.data import ActorPoolStrategy, DataContext
+
+    def work(rows: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], Any]]:
+        by_batch = {row["batch"]: row for row in rows}
+        table = pl.DataFrame(list(by_batch.values())).to_arrow() if by_batch else None
+        if table is None:
+            return
+        DataContext.get_current().execution_options.preserve_order = True
+        cpus = 1.0 if worker.cpu_bound else HTTP_BOUND_CPUS
+        # One block per batch, so the actors share the batches out between them.
+        blocks = [table.slice(i, 1) for i in range(table.num_rows)]
+        dataset = ray.data.from_arrow(blocks).map_batches(
+            _AnalyseBatches,
+            # The analyst (with the miner's pool statistics: large) goes to the object store
+            # once; actors fetch it by reference, so a restarted actor can fetch it again.
+            fn_constructor_kwargs={
+                "lake": lake,
+                "analyst": [ray.put(_share(worker, pool))],
+                "prepare": not worker.cpu_bound,
+            },
+            batch_size=1,  # a planned batch is the unit of work: it is committed as one part
+            batch_format="pyarrow",
+            compute=ActorPoolStrategy(size=pool),
+            num_cpus=cpus,
+        )
+        for result in dataset.iter_rows():
+            yield by_batch[result["batch"]], pickle.loads(result["analysed"])
+
+    return work
+
+
 def run(
     lake: Lake,
     worker: Analyst,
@@ -254,10 +266,11 @@ def run(
 
     `worker` is not prepared yet; `con` sees the lake (for a CPU-bound analyst's preparation).
     `actors` is the size of the actor pool (default: one per CPU of the cluster, at most one per
-    batch). A model analyst whose budget is spent stops the run after the batches in flight.
+    batch). A model analyst whose budget is spent stops the run after that batch's commit; the
+    batches then in flight are dropped (their answers stay in `llm_calls` for the rerun).
     """
     ray = import_ray()
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import DataContext
 
     if address and lake.is_local:
         console.warn(
@@ -265,52 +278,35 @@ def run(
             "(put the lake on s3:// for a cluster)"
         )
     check_address(address)
-    cpu_bound = worker.cpu_bound
-    if cpu_bound:
+    if worker.cpu_bound:
         worker.prepare(lake, con)  # pool-level work, once
     batches = plan(lake, todo, size)
     started = _start(ray, address, console)
     context = DataContext.get_current()
     logger = logging.getLogger("ray.data")
-    saved = (context.enable_progress_bars, context.print_on_execution_start, logger.level)
+    saved = (
+        context.enable_progress_bars,
+        context.print_on_execution_start,
+        context.execution_options.preserve_order,
+        logger.level,
+    )
     try:
         # The console's bar reports progress; Ray Data's own bars and banners would interleave.
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         logger.setLevel(logging.ERROR)
-        cpus = 1.0 if cpu_bound else HTTP_BOUND_CPUS
         pool = actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
         pool = max(1, min(pool, batches.height))
+        cpus = 1.0 if worker.cpu_bound else HTTP_BOUND_CPUS
         console.detail(f"analysing {batches.height} batches in {pool} Ray actors ({cpus:g} CPU)")
-        table = batches.to_arrow()
-        # One block per batch, so the actors share the batches out between them.
-        blocks = [table.slice(i, 1) for i in range(table.num_rows)]
-        dataset = ray.data.from_arrow(blocks).map_batches(
-            _AnalyseBatches,
-            # The analyst (with the miner's pool statistics: large) goes to the object store
-            # once; actors fetch it by reference, so a restarted actor can fetch it again.
-            fn_constructor_kwargs={
-                "lake": lake,
-                "analyst": [ray.put(_share(worker, pool))],
-                "cid": cid,
-                "prepare": not cpu_bound,
-            },
-            batch_size=1,  # a planned batch is the unit of work: it is written as one part
-            batch_format="pyarrow",
-            compute=ActorPoolStrategy(size=pool),
-            num_cpus=cpus,
-        )
-        errors: list[tuple[str, str]] = []
         with console.progress(f"analysing ({worker.name}, Ray)", todo.height) as advance:
+            commit = Commit(lake, worker, cid, summary, todo.height, advance)
             try:
-                for result in dataset.iter_rows():
-                    part = pickle.loads(result["summary"])
-                    _merge(summary, part)
-                    errors += part.errors
-                    advance(result["n_trajectories"])
-                    if part.stopped:
-                        summary.stopped = part.stopped
-                        break  # the batches in flight still land; the rest is left for a rerun
+                executor.run(
+                    batches.iter_rows(named=True),
+                    backend(lake, worker, pool, ray=ray),
+                    lambda row, result: commit(row["trajectory_ids"], result),
+                )  # a stop leaves the rest for a rerun
             except ray.exceptions.RayError as exc:
                 from pipeline.analyse.run import AnalyseError
 
@@ -318,11 +314,9 @@ def run(
                     f"the Ray map stopped: {_root_cause(exc)}; the batches written so far are "
                     "kept and the next run resumes after them"
                 ) from exc
-        if summary.stopped:
-            summary.n_left = todo.height - summary.n_analysed - summary.n_failed
-        summary.errors += sorted(errors)[: max(0, MAX_ERRORS - len(summary.errors))]
     finally:
         context.enable_progress_bars, context.print_on_execution_start = saved[:2]
-        logger.setLevel(saved[2])
+        context.execution_options.preserve_order = saved[2]
+        logger.setLevel(saved[3])
         if started:
             ray.shutdown()

@@ -17,8 +17,9 @@ report progress per trajectory; when the model budget is spent the run stops aft
 flight (its unanswered runs get error rows) and the rest is left for the next run.
 
 The pieces: `selection.py` picks the runs still to analyse and reads them in batches,
-`local_map.py` maps the batches on this machine (`ray_engine.py` on Ray), `summary.py` writes
-each batch's parts and adds it to the run's `AnalyseSummary`. This module checks the arguments,
+`mapper.py` maps the batches on the executor (`pipeline.executor`: this process, worker processes,
+or Ray with `ray_engine.py`), `summary.py` writes each batch's parts and adds it to the run's
+`AnalyseSummary`. This module checks the arguments,
 picks and configures the analyst, and runs the whole.
 
     summary = analyse(lake, analyst="miner", where="outcome = 'failure'", sample=0.2, seed=1)
@@ -39,7 +40,7 @@ from pipeline import sql
 from pipeline.analyse import registry
 from pipeline.analyse.analyst import Analyst, config_id
 from pipeline.analyse.behaviour import derive
-from pipeline.analyse.local_map import map_here
+from pipeline.analyse.mapper import map_here
 from pipeline.analyse.selection import select
 from pipeline.analyse.summary import AnalyseError, AnalyseSummary
 from pipeline.analyse.tidy import tidy

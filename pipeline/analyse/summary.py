@@ -4,8 +4,8 @@
 and `lessons` rows (ids from content, so a rerun or another engine writes the same ids; every text
 field redacted, whichever analyst or model wrote it: nothing reaches the lake unredacted), writes
 the lessons part then the analyses part under one name, and adds the batch to the run's
-`AnalyseSummary`. The local map (`local_map.py`) and the Ray map (`ray_engine.py`) both write
-through it, so the two leave the same parts. `AnalyseError` is a run that cannot start as asked.
+`AnalyseSummary`. The map commits every batch through it (`mapper.py`), whichever backend worked
+the batch, so a run on Ray leaves the same parts as a local one. `AnalyseError` is a run that cannot start as asked.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from pipeline import ids, schemas
-from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, Analyst, Batch, LessonDraft
+from pipeline import executor, ids, schemas
+from pipeline.analyse.analyst import AnalysisResult, AnalysisUsage, Analyst, LessonDraft
 from pipeline.analyse.redact import redact
 from pipeline.errors import UserError
 from pipeline.lake import Lake
@@ -131,29 +131,28 @@ def _frame(table: str, rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schemas.table(table).columns)
 
 
+def marker(lake: Lake) -> executor.Marker:
+    """Analyse's resume: a batch is done when its `analyses` part exists (written last)."""
+    return executor.Marker(lake, "analyses", ("lessons",))
+
+
+def part_name(worker: Analyst, cid: str, picked: list[str]) -> str:
+    return f"{worker.name}-{cid[:10]}-{ids.digest(sorted(picked), length=16)}"
+
+
 def write_batch(
     lake: Lake,
     worker: Analyst,
     cid: str,
-    picked: pl.DataFrame,
-    batch: Batch,
+    picked: list[str],
     outcomes: list[AnalysisResult],
     summary: AnalyseSummary,
 ) -> None:
-    """Write the batch `picked` (trajectory ids) as a lessons part then an analyses part, and
-    count it in `summary`. A picked trajectory the batch did not hold gets an error row."""
-    missing = set(picked.get_column("trajectory_id")) - set(
-        batch.trajectories.get_column("trajectory_id")
-    )
-    outcomes = outcomes + [
-        AnalysisResult(tid, error="trajectory vanished from the lake during the run")
-        for tid in sorted(missing)
-    ]
+    """Write the batch `picked` (trajectory ids, one outcome each) as a lessons part then its
+    analyses part, and count it in `summary`."""
     analyses, lessons = rows(worker, cid, outcomes)
-    part = f"{worker.name}-{cid[:10]}-{ids.digest(sorted(picked.get_column('trajectory_id').to_list()), length=16)}"
-    if lessons.height:
-        lake.write_part("lessons", lessons, part=part)
-    lake.write_part("analyses", analyses, part=part)
+    data = [("lessons", lessons, None)] if lessons.height else []
+    marker(lake).commit(part_name(worker, cid, picked), analyses, data)
     ok = analyses.filter(pl.col("status") == "ok")
     summary.n_analysed += ok.height
     summary.n_failed += analyses.height - ok.height

@@ -19,10 +19,10 @@ only), while other processes may be writing the same lake:
 from __future__ import annotations
 
 import polars as pl
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from pipeline import schemas, writers
+from pipeline.analyse.summary import marker
 from pipeline.lake import Lake
 
 ATTEMPTS = 5  # reads of a part list that another process's tidy changed under them
@@ -100,22 +100,11 @@ def _upgrade(lake: Lake, table: str) -> int:
     return n
 
 
-def _exists(lake: Lake, path: str) -> bool:
-    return lake.fs.get_file_info(path).type != pafs.FileType.NotFound
-
-
 def tidy(lake: Lake) -> dict[str, int]:
     """Repair the lake as above; returns what was done, by kind."""
     upgraded = _upgrade(lake, "analyses") + _upgrade(lake, "lessons")
     n_unfinished = writers.sweep(lake)
-    done = {_name(p) for p in lake.parts("analyses")}
-    n_orphans = 0
-    for path in lake.parts("lessons"):
-        if _name(path) in done:
-            continue
-        analyses_part = f"{lake.table_dir('analyses')}/{_name(path)}"
-        if writers.remove_abandoned(lake, path, lambda p=analyses_part: not _exists(lake, p)):
-            n_orphans += 1
+    n_orphans = marker(lake).remove_abandoned()
 
     analyses = _with_paths(lake, "analyses", ["analysis_id", "status", "finished_at"])
     stale = (

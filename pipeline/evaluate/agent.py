@@ -18,7 +18,8 @@ from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.skill import Skill
 from pipeline.ingest.record import StepBuilder
 from pipeline.llm import ChatRequest
-from pipeline.llm.tools import unknown, with_ids
+from pipeline.llm.loop import End, tool_loop
+from pipeline.llm.tools import unknown
 
 # the order of ingest's step tuples
 STEP_FIELDS = (
@@ -93,66 +94,76 @@ async def _loop(llm, env, task, skill, settings, ep: Episode) -> None:
         {"role": "system", "content": system_prompt(env, skill)},
         {"role": "user", "content": task.prompt},
     ]
-    steps = ep.builder
-    steps.message("system", messages[0]["content"], 0)
-    steps.message("user", messages[1]["content"], 1)
+    ep.builder.message("system", messages[0]["content"], 0)
+    ep.builder.message("user", messages[1]["content"], 1)
     # opening an episode's tools may block (a database per episode): keep it off the event loop
     tools = list(await asyncio.to_thread(env.tools, task)) + (skill.tools() if skill else [])
-    by_name = {t.name: t for t in tools}
-    specs = [t.spec() for t in tools]
-    for turn in range(settings.max_turns):
-        res = await llm.achat(
-            ChatRequest(
-                messages=list(messages),
-                tools=specs,
-                stage=settings.stage,
-                tag=task.task_id,
-                prompt_version=PROMPT_VERSION,
-                temperature=settings.temperature,
-                seed=settings.seed,
-            )
+    end = await tool_loop(llm, messages, _Turns(task, tools, settings, ep), settings.max_turns)
+    if end.how == "failed":
+        ep.status, ep.error = "error", f"model call failed: {end.result.error}"
+    elif end.how == "submitted":
+        ep.status = "submitted"
+    else:
+        ep.status = "turn_limit"
+
+
+class _Turns:
+    """The agent's side of the tool loop (`pipeline.llm.loop`): every call counted, every message,
+    call and result recorded as a step, a reply without a tool call answered with a nudge to
+    submit, and the episode ended by the first accepted `submit`."""
+
+    def __init__(self, task: Task, tools: list, settings: AgentSettings, ep: Episode):
+        self.task, self.settings, self.ep = task, settings, ep
+        self.by_name = {t.name: t for t in tools}
+        self.specs = [t.spec() for t in tools]
+        self.submitted = False
+
+    def request(self, messages: list[dict], turn: int) -> ChatRequest:
+        s = self.settings
+        return ChatRequest(
+            messages=list(messages),
+            tools=self.specs,
+            stage=s.stage,
+            tag=self.task.task_id,
+            prompt_version=PROMPT_VERSION,
+            temperature=s.temperature,
+            seed=s.seed,
         )
+
+    async def checked(self, res, messages: list[dict], turn: int):
+        ep = self.ep
         ep.n_turns, ep.n_calls = turn + 1, ep.n_calls + 1
         ep.tokens_in += res.tokens_in or 0
         ep.tokens_out += res.tokens_out or 0
         ep.cost_usd += res.cost_usd or 0.0
         ep.cache_hits += int(bool(res.cache_hit))
-        if not res.ok:
-            ep.status, ep.error = "error", f"model call failed: {res.error}"
-            return
-        calls = list(res.tool_calls or [])
-        message, ids = with_ids(res.message, calls, turn)
-        messages.append(message)
-        m_idx = len(messages) - 1
-        if not calls:
-            steps.message("assistant", res.content or "", m_idx)
-            if turn + 1 < settings.max_turns:
-                messages.append({"role": "user", "content": NUDGE})
-                steps.message("user", NUDGE, len(messages) - 1)
-            continue
-        submitted = False
-        for i, (call, call_id) in enumerate(zip(calls, ids, strict=True)):
-            name, args = call.get("name"), call.get("arguments")
-            raw = call.get("raw") or ""
-            steps.call(
-                name,
-                args if args is not None else raw,
-                call_id,
-                m_idx,
-                content=(res.content or None) if i == 0 else None,
-            )
-            tool = by_name.get(name or "")
-            if tool is None:
-                out, bad = unknown(name, list(by_name)), True
-            elif tool.submits and submitted:
-                out, bad = "error: an answer was already submitted", True
-            else:
-                out, bad = await tool.call(args, raw)
-                if tool.submits and not bad:
-                    submitted, ep.answer = True, args.get("answer", args)
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": out})
-            steps.result(call_id, out, len(messages) - 1, is_error=bad, name=name)
-        if submitted:
-            ep.status = "submitted"
-            return
-    ep.status = "turn_limit"
+        return res
+
+    def text(self, res, messages: list[dict], turn: int) -> None:
+        self.ep.builder.message("assistant", res.content or "", len(messages) - 1)
+        if turn + 1 < self.settings.max_turns:
+            messages.append({"role": "user", "content": NUDGE})
+            self.ep.builder.message("user", NUDGE, len(messages) - 1)
+
+    async def call(self, call: dict, call_id: str, index: int, res, messages: list[dict]) -> str:
+        name, args = call.get("name"), call.get("arguments")
+        raw = call.get("raw") or ""
+        reply_idx = len(messages) - 1 - index  # the reply, before this call's earlier results
+        content = (res.content or None) if index == 0 else None
+        self.ep.builder.call(
+            name, args if args is not None else raw, call_id, reply_idx, content=content
+        )
+        tool = self.by_name.get(name or "")
+        if tool is None:
+            out, bad = unknown(name, list(self.by_name)), True
+        elif tool.submits and self.submitted:
+            out, bad = "error: an answer was already submitted", True
+        else:
+            out, bad = await tool.call(args, raw)
+            if tool.submits and not bad:
+                self.submitted, self.ep.answer = True, args.get("answer", args)
+        self.ep.builder.result(call_id, out, len(messages), is_error=bad, name=name)
+        return out
+
+    def after_calls(self, turn: int) -> End | None:
+        return End("submitted", turn) if self.submitted else None

@@ -1,9 +1,12 @@
 """Rollout and eval: run arms (model x skill variant) over an environment's tasks into the lake.
 
 ``run_arms`` plays every (arm, task) episode, concurrently, and writes each batch of episodes of
-an arm as one part of ``trajectories``, ``steps``, ``eval_results`` and ``skill_usage``, named
-after the evaluation, the arm and the batch: a rerun skips the batches already written (and plays
-again those holding a faulted episode), and a crash loses at most the batches in flight.
+an arm as one part of ``trajectories``, ``steps``, ``skill_usage`` and, last, ``eval_results``,
+named after the evaluation, the arm and the batch. A batch is the executor's unit
+(`pipeline.executor.run_async`: episodes overlap, batches are committed in order) and its
+``eval_results`` part its done-marker: a rerun skips the batches already written (and plays again
+those holding a faulted episode), and a crash loses at most the batches in flight; the parts such
+a crash left without their marker are removed when the evaluation is run again.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from pipeline import executor
 from pipeline.console import Console
 from pipeline.evaluate import stats
 from pipeline.evaluate.agent import PROMPT_VERSION, AgentSettings, Episode, run_episode
@@ -80,7 +84,9 @@ async def run_arms(
 ) -> int:
     """Play every pending episode; returns how many were played (batches on disk are skipped)."""
     source = source_name(env, split)
-    done = {p.rsplit("/", 1)[-1] for p in lake.parts("eval_results")}
+    marker = executor.Marker(lake, "eval_results", ("trajectories", "steps", "skill_usage"))
+    marker.remove_abandoned(prefix=f"{eval_id}-")
+    done = marker.done()
     # a batch with a faulted episode is played again (answered calls come from the model cache)
     faulted = set(
         lake.scan("eval_results")
@@ -89,21 +95,22 @@ async def run_arms(
         .collect()
         .iter_rows()
     )
-    pending: list[tuple[Context, int, list[Task]]] = []
+    pending: list[tuple[Context, str, list[Task]]] = []
     for arm in arms:
         ctx = Context(eval_id, kind, env.name, split, source, arm)
         for b in range(0, len(tasks), BATCH):
             name = f"{eval_id}-{ctx.arm_id}-{b // BATCH:04d}"
             batch_tasks = tasks[b : b + BATCH]
             retry = any((ctx.arm_id, t.task_id) in faulted for t in batch_tasks)
-            if retry or f"part-{name}.parquet" not in done:
-                pending.append((ctx, b // BATCH, batch_tasks))
+            if retry or name not in done:
+                pending.append((ctx, name, batch_tasks))
     skipped = len(arms) * len(tasks) - sum(len(t) for _, _, t in pending)
     if skipped:
         console.info(f"{skipped} episodes already in the lake for this evaluation: resuming")
     if faulted:
         console.info(f"{len(faulted)} faulted episodes: their batches are played again")
-    gate = asyncio.Semaphore(max(1, settings.concurrency))
+    width = max(1, settings.concurrency)
+    gate = asyncio.Semaphore(width)
     total = sum(len(t) for _, _, t in pending)
 
     with console.progress(f"{kind}: episodes", total) as advance:
@@ -116,14 +123,18 @@ async def run_arms(
             advance()
             return ep, _score(env, ep)
 
-        async def batch(ctx: Context, number: int, batch_tasks: list[Task]) -> None:
-            played = await asyncio.gather(*(one(ctx, t) for t in batch_tasks))
-            write_batch(
-                lake, frames(list(played), ctx), f"{eval_id}-{ctx.arm_id}-{number:04d}", ctx.source
-            )
+        async def play(unit: tuple[Context, str, list[Task]]) -> list[tuple[Episode, Score]]:
+            ctx, _, batch_tasks = unit
+            return list(await asyncio.gather(*(one(ctx, t) for t in batch_tasks)))
+
+        def commit(unit: tuple[Context, str, list[Task]], played) -> bool:
+            ctx, name, _ = unit
+            write_batch(lake, frames(played, ctx), name, ctx.source)
+            return False
 
         try:
-            await asyncio.gather(*(batch(ctx, n, t) for ctx, n, t in pending))
+            # enough batches in flight to keep every slot busy while the first one finishes
+            await executor.run_async(pending, play, commit, width=-(-width // BATCH) + 1)
         finally:
             # the clients' connections belong to this event loop; their call logs go to the lake
             for llm in llms.values():
@@ -133,8 +144,14 @@ async def run_arms(
 
 
 def write_batch(lake: Lake, tables: dict[str, pl.DataFrame], part: str, source: str) -> None:
-    """Trajectories first, results last: a results part marks the batch as done."""
-    lake.write_part("trajectories", tables["trajectories"], part=part, partition={"source": source})
-    lake.write_part("steps", tables["steps"], part=part, partition={"source": source})
-    lake.write_part("skill_usage", tables["skill_usage"], part=part)
-    lake.write_part("eval_results", tables["eval_results"], part=part)
+    """Trajectories, steps and skill usage first, results last: a results part marks the batch
+    as done."""
+    executor.Marker(lake, "eval_results").commit(
+        part,
+        tables["eval_results"],
+        [
+            ("trajectories", tables["trajectories"], {"source": source}),
+            ("steps", tables["steps"], {"source": source}),
+            ("skill_usage", tables["skill_usage"], None),
+        ],
+    )

@@ -6,24 +6,28 @@ one part named by the file's key in ``trajectories`` and in ``steps`` (replacing
 rows; the parts of the same path under another source are removed), one part of its bad records
 in ``ingest_errors``, and one ``ingest_files`` part per ingest.
 
-Files are read by a pool of worker processes (one file per task, results handled in file order,
-so the outcome does not depend on timing); the parent only dedupes across files and writes.
-A file whose sha256 and reading settings match its last ingest is skipped without parsing.
-Unfinished part files an interrupted writer left are removed first (``writers.sweep``).
+Files are read in batches of consecutive files, the executor's units (`pipeline.executor`): in
+this process, or in worker processes when there are enough bytes to parse; the results are
+committed in file order, so the outcome does not depend on timing, and the parent only dedupes
+across files and writes. A batch's commit writes its files' parts, then its ``ingest_files``
+rows: the marker that makes a rerun skip those files. A file whose sha256 and reading settings
+match its last ``ingest_files`` row is skipped without parsing, so a killed ingest resumes after
+the last batch it committed. Unfinished part files an interrupted writer left are removed first
+(``writers.sweep``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from pipeline import writers
+from pipeline import executor, writers
 from pipeline.console import Console
 from pipeline.errors import UserError
 from pipeline.ids import digest
@@ -34,7 +38,6 @@ from pipeline.ingest.labels import LabelsError, load_labels
 from pipeline.ingest.lakestate import LakeState
 from pipeline.ingest.reader import FileResult, Settings, check_unchanged, read_batch
 from pipeline.lake import Lake
-from pipeline.pool import process_pool
 
 EXIT_OK = 0  # every file and record was read
 EXIT_PARTIAL = 3  # some records or files were skipped (see ingest_errors)
@@ -159,25 +162,36 @@ def ingest_paths(
     for task in found.tasks:
         task.previous = state.previous_if_intact(task.file_key)
 
-    log_rows = []
+    units = _units(found.tasks, settings)
+    todo_bytes = sum(t.size for u in units for i, t in enumerate(u.tasks) if i not in u.known)
+    workers = min(jobs or os.cpu_count() or 1, len(units))
+    if todo_bytes < POOL_MIN_BYTES:
+        workers = 1
     with console.progress("ingest", total=len(found.tasks)) as advance:
-        for result in _read_all(found.tasks, settings, jobs):
-            report = state.apply(result, summary, now)
-            if report.status != "ignored":
-                log_rows.append(_log_row(result, report, settings, now))
-            summary.files.append(report)
-            if report.status != "ignored":
-                console.detail(
-                    f"{report.file}: {report.status}, {report.format or '-'} "
-                    f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
-                    f"{report.n_steps} steps, {report.n_skipped} skipped"
+
+        def commit(unit: Unit, results: list[FileResult]) -> bool:
+            log_rows = []
+            for result in results:
+                report = state.apply(result, summary, now)
+                summary.files.append(report)
+                if report.status != "ignored":
+                    log_rows.append(_log_row(result, report, settings, now))
+                    console.detail(
+                        f"{report.file}: {report.status}, {report.format or '-'} "
+                        f"(by {report.detected_by or '-'}), {report.n_trajectories} runs, "
+                        f"{report.n_steps} steps, {report.n_skipped} skipped"
+                    )
+                advance()
+            if log_rows:  # the batch's marker, after its parts
+                lake.write_part(
+                    "ingest_files",
+                    pl.DataFrame(log_rows, schema=_log_schema(), orient="row"),
+                    part=f"{now:%Y%m%dT%H%M%S%f}-{digest('log', os.getpid(), time.time_ns(), length=8)}",
                 )
-            advance()
-    if log_rows:
-        lake.write_part(
-            "ingest_files",
-            pl.DataFrame(log_rows, schema=_log_schema(), orient="row"),
-            part=f"{now:%Y%m%dT%H%M%S%f}-{digest('log', os.getpid(), time.time_ns(), length=8)}",
+            return False
+
+        executor.run(
+            units, executor.processes(functools.partial(read_unit, settings), workers), commit
         )
     summary.seconds = time.perf_counter() - started
     return summary
@@ -212,58 +226,39 @@ def _format_and_context(format: str, mapping: str | Path | None, model: str | No
     return format, ReadContext(model=model, mapping=spec), mapping_sha
 
 
-def _read_all(tasks: list[FileTask], settings: Settings, jobs: int | None) -> Iterator[FileResult]:
-    """Results in task order: unchanged files by their hash alone, the others read in batches
-    (a process pool when the bytes to parse are enough to pay for starting it)."""
-    done = {i: r for i, t in enumerate(tasks) if (r := check_unchanged(t, settings)) is not None}
-    todo = [t for i, t in enumerate(tasks) if i not in done]
-    batches = _batches(todo)
-    workers = min(jobs or os.cpu_count() or 1, len(batches))
-    if workers <= 1 or sum(t.size for t in todo) < POOL_MIN_BYTES:
-        parsed = (r for batch in batches for r in read_batch(batch, settings))
-    else:
-        parsed = _pooled(batches, settings, workers)
-    for i in range(len(tasks)):
-        yield done[i] if i in done else next(parsed)
+@dataclass
+class Unit:
+    """Consecutive files read and committed together: `known` holds the results of those whose
+    bytes and settings match their last ingest (by position), which are not read again."""
+
+    tasks: list[FileTask]
+    known: dict[int, FileResult] = field(default_factory=dict)
 
 
-def _batches(tasks: list[FileTask]) -> list[list[FileTask]]:
-    """Consecutive files grouped up to BATCH_BYTES / BATCH_FILES, so that small files share
-    one schema check and one round trip to a worker."""
-    batches: list[list[FileTask]] = []
-    size = 0
+def _units(tasks: list[FileTask], settings: Settings) -> list[Unit]:
+    """The files in order, cut so that each unit has up to BATCH_BYTES / BATCH_FILES to read:
+    small files share one schema check and one round trip to a worker."""
+    units: list[Unit] = []
+    size = n = 0
     for task in tasks:
-        if not batches or size + task.size > BATCH_BYTES or len(batches[-1]) >= BATCH_FILES:
-            batches.append([])
-            size = 0
-        batches[-1].append(task)
-        size += task.size
-    return batches
+        known = check_unchanged(task, settings)
+        reads = known is None
+        if not units or reads and (size + task.size > BATCH_BYTES or n >= BATCH_FILES):
+            units.append(Unit([]))
+            size = n = 0
+        unit = units[-1]
+        if known is not None:
+            unit.known[len(unit.tasks)] = known
+        unit.tasks.append(task)
+        size, n = size + task.size * reads, n + reads
+    return units
 
 
-def _pooled(
-    batches: list[list[FileTask]], settings: Settings, workers: int
-) -> Iterator[FileResult]:
-    with process_pool(workers, _init, (settings,)) as pool:
-        window = 2 * workers  # bounded: parsed files wait in memory only until written
-        pending = []
-        for batch in batches:
-            pending.append(pool.submit(_work, batch))
-            if len(pending) >= window:
-                yield from pending.pop(0).result()
-        for future in pending:
-            yield from future.result()
-
-
-_WORKER: dict[str, Settings] = {}  # the settings of this worker process, set once at start
-
-
-def _init(settings: Settings) -> None:
-    _WORKER["settings"] = settings
-
-
-def _work(batch: list[FileTask]) -> list[FileResult]:
-    return read_batch(batch, _WORKER["settings"])
+def read_unit(settings: Settings, unit: Unit) -> list[FileResult]:
+    """A unit's work: its files' results, in order (reading only those not known)."""
+    todo = [t for i, t in enumerate(unit.tasks) if i not in unit.known]
+    parsed = iter(read_batch(todo, settings))
+    return [unit.known[i] if i in unit.known else next(parsed) for i in range(len(unit.tasks))]
 
 
 def _log_schema() -> dict:

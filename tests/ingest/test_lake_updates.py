@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from pipeline.ingest.run import EXIT_OK, ingest_paths
 from pipeline.lake import Lake
@@ -124,6 +125,7 @@ def test_pool_and_in_process_reads_agree(tmp_path: Path, monkeypatch):
     serial = Lake(tmp_path / "serial")
     ingest_paths(serial, [inputs], source="s", jobs=1)
     monkeypatch.setattr(run_module, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(run_module, "BATCH_FILES", 1)  # four units over two workers
     pooled = Lake(tmp_path / "pooled")
     summary = ingest_paths(pooled, [inputs], source="s", jobs=2)
     assert summary.n_trajectories == 12
@@ -138,3 +140,33 @@ def test_pool_and_in_process_reads_agree(tmp_path: Path, monkeypatch):
         .sort("trajectory_id")
         .equals(pooled.read("trajectories").select(cols).sort("trajectory_id"))
     )
+
+
+def test_a_killed_ingest_resumes_after_the_last_batch_it_committed(tmp_path: Path, monkeypatch):
+    """Each batch's ingest_files rows are its done-marker: the rerun reads only the rest."""
+    from pipeline.ingest import run as run_module
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i in range(4):
+        (inputs / f"{i}.jsonl").write_text("\n".join(run(10 * i + j) for j in range(3)) + "\n")
+    monkeypatch.setattr(run_module, "BATCH_FILES", 1)
+    real = run_module.read_unit
+
+    def killed_at_the_third(settings, unit):
+        if unit.tasks[0].path.endswith("2.jsonl"):
+            raise KeyboardInterrupt
+        return real(settings, unit)
+
+    monkeypatch.setattr(run_module, "read_unit", killed_at_the_third)
+    lake = Lake(tmp_path / "lake")
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths(lake, [inputs], source="s", jobs=1)
+    assert lake.read("trajectories").height == 6
+    monkeypatch.setattr(run_module, "read_unit", real)
+    summary = ingest_paths(lake, [inputs], source="s", jobs=1)
+    status = {Path(f.file).name: f.status for f in summary.files}
+    assert status == {
+        "0.jsonl": "unchanged", "1.jsonl": "unchanged", "2.jsonl": "ingested", "3.jsonl": "ingested"
+    }  # fmt: skip
+    assert lake.read("trajectories").height == 12

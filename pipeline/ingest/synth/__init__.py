@@ -28,10 +28,10 @@ import random
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline import executor
 from pipeline.ingest.synth import booking, coding, qa, swebench
 from pipeline.ingest.synth.episode import MODELS, Episode, Text
 from pipeline.ingest.synth.writers import WRITERS
-from pipeline.pool import process_pool
 
 FORMATS = list(WRITERS)
 FAMILIES = {
@@ -166,19 +166,16 @@ def write_synthetic(
         (format, seed, k, s, min(n, s + size), str(out), family)
         for k, s in enumerate(range(0, n, size))
     ]
-    workers = min(jobs or os.cpu_count() or 1, len(tasks))
+    workers = min(jobs or os.cpu_count() or 1, len(tasks)) if n >= POOL_MIN_RUNS else 1
     results = []
-    if workers > 1 and n >= POOL_MIN_RUNS:
-        with process_pool(workers) as pool:
-            for task, result in zip(tasks, pool.map(_write_shard, tasks), strict=True):
-                results.append(result)
-                if progress:
-                    progress(task[4] - task[3])
-    else:
-        for task in tasks:
-            results.append(_write_shard(task))
-            if progress:
-                progress(task[4] - task[3])
+
+    def commit(task: tuple, result: tuple) -> bool:
+        results.append(result)
+        if progress:
+            progress(task[4] - task[3])
+        return False
+
+    executor.run(tasks, executor.processes(_write_shard, workers), commit)
     paths = [p for shard_paths, _ in results for p in shard_paths]
     outcomes = [o for _, shard_outcomes in results for o in shard_outcomes]
     if outcomes and format in ("mini-swe-agent", "swe-agent"):
