@@ -12,6 +12,7 @@ from pipeline.analyse import registry
 from pipeline.analyse.run import AnalyseError, analyse
 from pipeline.cli import main
 from pipeline.ingest import formats
+from pipeline.ingest.run import ingest_paths
 from pipeline.lake import Lake
 
 EXAMPLES = Path(__file__).parent / "extensions"
@@ -141,3 +142,15 @@ def test_an_analyst_without_the_protocol_is_refused(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     with pytest.raises(AnalyseError, match="lacks name, model"):
         registry.build("bare", options={}, base_skill=None, model_settings=None, console=None)
+
+
+def test_a_new_version_of_an_installed_format_reads_its_files_again(installed, tmp_path):
+    runs = tmp_path / "shouts"
+    runs.mkdir()
+    (runs / "today.shout").write_text(SHOUTS)
+    lake = Lake(tmp_path / "lake")
+    assert ingest_paths(lake, [runs]).files[0].status == "ingested"
+    assert ingest_paths(lake, [runs]).files[0].status == "unchanged"
+    meta = tmp_path / "site" / "t2s_examples-0.1.dist-info" / "METADATA"
+    meta.write_text(meta.read_text().replace("Version: 0.1", "Version: 0.2"))
+    assert ingest_paths(lake, [runs]).files[0].status == "replaced"

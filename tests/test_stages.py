@@ -8,7 +8,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from pipeline import schemas
+from pipeline import audits, schemas
 from pipeline.analyse.run import analyse
 from pipeline.cli import main
 from pipeline.console import Console
@@ -45,6 +45,7 @@ def check(lake: Lake, stages: tuple[str, ...], run) -> set[str]:
     touched = written(before, snapshot(lake))
     allowed = {t for s in stages for t in BY_NAME[s].all_writes}
     assert touched <= allowed, f"{stages} wrote {sorted(touched - allowed)} undeclared"
+    assert [(f.audit, f.rows.head(3).to_dicts()) for f in audits.run(lake, touched)] == []
     return touched
 
 

@@ -36,7 +36,7 @@ from typing import Any
 
 import polars as pl
 
-from pipeline import sql
+from pipeline import audits, sql
 from pipeline.analyse import registry
 from pipeline.analyse.analyst import Analyst, config_id
 from pipeline.analyse.behaviour import derive
@@ -229,6 +229,7 @@ def analyse(
     finally:
         worker.close()
         con.close()
+    audits.after(lake, "analyse", console)
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from pipeline import audits
 from pipeline.console import Console
 from pipeline.evaluate.env import Environment, Task
 from pipeline.evaluate.record import Arm
@@ -99,6 +100,7 @@ def _execute(
         ),
         release=list(llms.values()),
     )
+    audits.after(lake, kind, console)
     arm_frame, comparisons = summarise(
         lake, eval_id, arms, resamples=settings.resamples, seed=settings.seed
     )

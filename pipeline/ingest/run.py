@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline import executor, writers
+from pipeline import audits, executor, writers
 from pipeline.console import Console
 from pipeline.errors import UserError
 from pipeline.ids import digest
@@ -140,8 +140,14 @@ def ingest_paths(
         ctx=ctx,
         labels=label_set,
         digest=digest(
-            "settings", ADAPTER_VERSION, fmt, mapping_sha, label_set and label_set.sha256, model
-        ),
+            "settings",
+            ADAPTER_VERSION,
+            fmt,
+            mapping_sha,
+            label_set and label_set.sha256,
+            model,
+            *_plugins(),
+        ),  # fmt: skip
         ingested_at=now,
     )
     summary = IngestSummary()
@@ -193,8 +199,16 @@ def ingest_paths(
         executor.run(
             units, executor.processes(functools.partial(read_unit, settings), workers), commit
         )
+    audits.after(lake, "ingest", console)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _plugins() -> list:
+    """The installed formats and their versions, when there are any (a lake read with the
+    built-ins alone keeps the digest it had before plug-ins existed)."""
+    versions = formats.installed_versions()
+    return [versions] if versions else []
 
 
 def _format_and_context(format: str, mapping: str | Path | None, model: str | None):

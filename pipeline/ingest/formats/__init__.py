@@ -96,6 +96,22 @@ def adapters() -> dict[str, ModuleType]:
     return found
 
 
+def installed_versions() -> tuple[tuple[str, str], ...]:
+    """(format, version) of every installed format: its module's ``VERSION`` if it has one, else
+    its distribution's version. Part of what an ingest read a file with (`ingest.run`), so a new
+    version of a plug-in reads its files again, as a new ADAPTER_VERSION does for the built-ins."""
+    built_in = {m.NAME for m in BUILTIN}
+    out = []
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        module = adapters().get(ep.name)
+        if ep.name in built_in or module is None:
+            continue
+        dist = getattr(ep, "dist", None)
+        version = getattr(module, "VERSION", None) or (dist.version if dist is not None else "")
+        out.append((ep.name, str(version)))
+    return tuple(out)
+
+
 def names() -> list[str]:
     """What ``--format`` takes besides ``auto``, in detection order."""
     return [*adapters(), "mapping:FILE"]
