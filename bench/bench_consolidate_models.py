@@ -9,7 +9,7 @@ edits that join a lesson to the statement it repeats):
 
 - parallel (the Trace2Skill method): one summary per kept cluster, then the merge tree (fan-in
   5), every level's nodes at once, concurrency C;
-- sequential (--batch-size 50): one edit per batch, each seeing the statements so far, one
+- sequential (--lessons-per-edit 50): one edit per batch, each seeing the statements so far, one
   after the other.
 
 Beside each: the latency-bound floor (requests one after the other for the sequential mode,

@@ -75,7 +75,8 @@ CONSOLIDATE_OPTIONS = [
         help="Distinct trajectories a cluster needs to reach the skill.",
     ),
     click.option(
-        "--batch-size",
+        "--lessons-per-edit",
+        "batch_size",
         default=BATCH_SIZE,
         show_default=True,
         type=click.IntRange(min=1),
@@ -250,7 +251,7 @@ def consolidate(
       trace2skill consolidate --lake lake --base-skill skill/ --out out/my-skill
       trace2skill consolidate --lake lake --model gpt-4o-mini --token-budget 2000000
       trace2skill consolidate --lake lake --model qwen3 --base-url http://localhost:8000/v1 \\
-          --mode sequential --batch-size 50
+          --mode sequential --lessons-per-edit 50
     """
     from pipeline.consolidate.run import consolidate as run
 

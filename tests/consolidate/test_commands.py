@@ -19,7 +19,7 @@ def test_help_lists_the_options():
         "--fan-in",
         "--min-support",
         "--mode",
-        "--batch-size",
+        "--lessons-per-edit",
         "--model",
         "--base-url",
         "--token-budget",
@@ -45,7 +45,7 @@ def test_consolidate_command_writes_the_skill_and_prints_a_summary(lake, tmp_pat
         str(tmp_path / "seq"),
         "--mode",
         "sequential",
-        "--batch-size",
+        "--lessons-per-edit",
         "4",
     )
     assert res.exit_code == 0 and "(sequential)" in res.output
