@@ -34,6 +34,10 @@ class NothingToDistill(UserError, RuntimeError):
     """No input could be read and the lake holds no trajectories."""
 
 
+class NoLessonsYet(UserError, RuntimeError):
+    """The analysis left error rows and no run in scope has lessons: a rerun retries them."""
+
+
 @dataclass
 class Distilled:
     ingested: Any | None  # IngestSummary, when paths were given
@@ -82,9 +86,10 @@ def distill(
 
     `since` analyses only runs ingested after it, and a proposal (consolidate={"propose": True})
     counts them as new. `on_stage(name, summary)` is called after each stage (the command line
-    prints the summaries with it). Raises the stages' errors (all `UserError`s) and
-    `NothingToDistill`."""
+    prints the summaries with it). Raises the stages' errors (all `UserError`s),
+    `NothingToDistill`, and `NoLessonsYet` when every analysis in scope failed."""
     from pipeline.analyse.run import analyse as run_analyse
+    from pipeline.consolidate.run import NoLessons
     from pipeline.consolidate.run import consolidate as run_consolidate
     from pipeline.ingest.run import EXIT_NOTHING as INGESTED_NOTHING
     from pipeline.ingest.run import ingest_paths
@@ -109,10 +114,20 @@ def distill(
     done("analyse", analysed)
 
     console.info("== consolidate")
-    consolidated = run_consolidate(
-        lake, base_skill=base_skill, where=where, settings=settings, since=since,
-        console=console, **(consolidate or {}),
-    )  # fmt: skip
+    try:
+        consolidated = run_consolidate(
+            lake, base_skill=base_skill, where=where, settings=settings, since=since,
+            console=console, **(consolidate or {}),
+        )  # fmt: skip
+    except NoLessons:
+        if not analysed.n_failed:
+            raise
+        first = analysed.errors[0][1] if analysed.errors else "see analyses.error"
+        raise NoLessonsYet(
+            f"no lessons to consolidate: the analysis of {analysed.n_failed} run(s) ended as "
+            f"error rows and no run in scope has lessons, so no skill was written; a rerun "
+            f"retries them (the first: {first})"
+        ) from None
     done("consolidate", consolidated)
 
     written = None

@@ -14,7 +14,7 @@ import click
 
 from pipeline.console import Console
 from pipeline.consolidate.commands import consolidate_options
-from pipeline.distill import EXIT_LINT, EXIT_NOTHING, NothingToDistill
+from pipeline.distill import EXIT_LINT, EXIT_NOTHING, EXIT_SKIPPED, NoLessonsYet, NothingToDistill
 from pipeline.distill import distill as run_distill
 from pipeline.errors import UserError
 from pipeline.ingest.run import IngestError
@@ -103,6 +103,9 @@ def distill(console: Console, paths, lake: Lake, format_, source, labels, analys
     except NothingToDistill as exc:
         console.error(str(exc))
         raise SystemExit(EXIT_NOTHING) from None
+    except NoLessonsYet as exc:
+        console.error(str(exc))
+        raise SystemExit(EXIT_SKIPPED) from None
     except IngestError as exc:
         raise click.UsageError(str(exc)) from None
     except UserError as exc:

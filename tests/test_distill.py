@@ -95,3 +95,25 @@ def test_distill_from_python_gives_each_stage_its_options(tmp_path):
     empty.write_text("")
     with pytest.raises(NothingToDistill, match="nothing to distill"):
         distill(Lake(tmp_path / "other"), [empty], report=False)
+
+
+def test_when_every_analysis_fails_distill_says_so_and_exits_3(tmp_path, loopback, monkeypatch):
+    """A model that answers nothing usable: every run is an error row, no skill is written, and
+    the message says a rerun retries them (not that the filter matched nothing)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "loopback-key")
+    loopback.responder = lambda request: "no JSON here"
+    out = tmp_path / "out" / "airline-agent-policy"
+    settings = tmp_path / "models.toml"
+    settings.write_text("[model]\nmax_retries = 0\ntimeout_s = 5.0\n")
+    result = CliRunner().invoke(main, [
+        "distill", str(AIRLINE / "gpt-4o-airline.json"), "--lake", str(tmp_path / "lake"),
+        "--where", "task_id = '1'", "--model", "m", "--base-url", loopback.url,
+        "--settings", str(settings), "--out", str(out), "--no-report",
+    ])  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert (
+        "no lessons to consolidate: the analysis of 4 run(s) ended as error rows" in result.output
+    )
+    assert "a rerun retries them" in result.output and not out.exists()
+    errors = Lake(tmp_path / "lake").read("analyses")
+    assert errors.height == 4 and set(errors["status"]) == {"error"}

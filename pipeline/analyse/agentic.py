@@ -139,6 +139,7 @@ class AgenticAnalyst(ModelAnalyst):
         specs = turns.specs
         if answer is None:
             final = [*messages, self.final_message()]
+            self.fit(final, specs)  # the window, as learnt so far, holds the final turn too
             res = await self.llm.achat(
                 self._request(
                     final, tid, tools=specs, tool_choice="none", answer=answer_type,

@@ -70,6 +70,10 @@ class ConsolidateError(UserError, RuntimeError):
     """Consolidation cannot run as asked, or its result failed a check."""
 
 
+class NoLessons(ConsolidateError):
+    """No lesson is in the consolidation's scope."""
+
+
 @dataclass
 class ConsolidateSummary:
     run_id: str
@@ -217,13 +221,13 @@ def _read_facts(
         raise ConsolidateError(str(exc)) from None
     if facts.height == 0:
         if where:
-            raise ConsolidateError(f"no lessons in {lake.uri} match --where {where!r}")
+            raise NoLessons(f"no lessons in {lake.uri} match --where {where!r}")
         if analyses == "latest" and lake.scan("lessons").select(pl.len()).collect().item():
-            raise ConsolidateError(
+            raise NoLessons(
                 f"the latest analyses of the runs in {lake.uri} found no lessons "
                 "(--analyses all reads the earlier analyses too)"
             )
-        raise ConsolidateError(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
+        raise NoLessons(f"no lessons in {lake.uri}: run `trace2skill analyse` first")
     orphans = facts.filter(pl.col("source").is_null()).height
     if orphans:
         console.warn(
