@@ -106,14 +106,18 @@ def processes(work: Callable[[U], R], workers: int) -> Backend[U, R]:
     def backend(units: Iterable[U]) -> Iterator[tuple[U, R]]:
         with process_pool(workers, _hold, (work,)) as pool:
             pending: deque[tuple[U, Future]] = deque()
-            for unit in units:
-                pending.append((unit, pool.submit(_work, unit)))
-                if len(pending) >= READ_AHEAD * workers:
+            try:
+                for unit in units:
+                    pending.append((unit, pool.submit(_work, unit)))
+                    if len(pending) >= READ_AHEAD * workers:
+                        done, future = pending.popleft()
+                        yield done, future.result()
+                while pending:
                     done, future = pending.popleft()
                     yield done, future.result()
-            while pending:
-                done, future = pending.popleft()
-                yield done, future.result()
+            finally:  # a stop: the units not started yet are not started
+                for _, future in pending:
+                    future.cancel()
 
     return backend
 
