@@ -24,6 +24,7 @@ model layer carries the same conversation in its text protocol (one JSON action 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -140,13 +141,18 @@ class AgenticAnalyst(ModelAnalyst):
         if answer is None:
             final = [*messages, self.final_message()]
             self.fit(final, specs)  # the window, as learnt so far, holds the final turn too
-            res = await self.llm.achat(
-                self._request(
-                    final, tid, tools=specs, tool_choice="none", answer=answer_type,
-                    choices=self.choices(steps),
-                )
+            ask = self._request(
+                final, tid, tools=specs, tool_choice="none", answer=answer_type,
+                choices=self.choices(steps),
             )  # fmt: skip
+            res = await self.llm.achat(ask)
             usage.add(usage_of(res))
+            if res.error_kind == "context":  # the server's sizes: cut to them and ask once more
+                self.learn_window_from(res, _chars(final) + len(json.dumps(specs)))
+                before = _chars(final)
+                if self.fit(final, specs) and _chars(final) < before:
+                    res = await self.llm.achat(dataclasses.replace(ask, messages=list(final)))
+                    usage.add(usage_of(res))
             if not res.ok or res.parsed is None:
                 reason = res.error or "no answer"
                 kind = f"[{res.error_kind}] " if res.error_kind else ""
@@ -180,8 +186,9 @@ class AgenticAnalyst(ModelAnalyst):
         return max(int(self.context_tokens * RESULT_SHARE * self.chars_per_token), 400)
 
     def fit(self, messages: list[dict], specs: list[dict], room: float = 1.0) -> bool:
-        """Cut the oldest tool results (in place) until the conversation and the tools offered
-        leave room for the answer in `room` of the context window; False if that is not enough."""
+        """Cut the oldest tool results, then the oldest replies' text (in place; a reply's tool
+        calls stay) until the conversation and the tools offered leave room for the answer in
+        `room` of the context window; False if that is not enough."""
         if self.context_tokens is None:
             return True
         limit = (
@@ -191,11 +198,12 @@ class AgenticAnalyst(ModelAnalyst):
         def size() -> int:
             return sum(len(str(m.get("content") or "")) + 40 for m in messages)
 
-        for m in messages:
-            if size() <= limit:
-                return True
-            if m.get("role") == "tool" and m.get("content") != CUT:
-                m["content"] = CUT
+        for role in ("tool", "assistant"):  # tool results first, then the model's own prose
+            for m in messages:
+                if size() <= limit:
+                    return True
+                if m.get("role") == role and m.get("content") not in (None, "", CUT):
+                    m["content"] = CUT
         return size() <= limit
 
     def final_message(self) -> dict:

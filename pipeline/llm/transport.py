@@ -109,8 +109,9 @@ def context_sizes(message: str) -> tuple[int | None, int | None]:
     if m:  # llama.cpp
         return int(m[1]), int(m[2])
     m = re.search(r"maximum context length is (\d+) tokens.*?(\d+) tokens", message, re.S)
-    if m:  # OpenAI, vLLM
-        return int(m[2]), int(m[1])
+    if m:  # OpenAI, vLLM, llama-cpp-python: the prompt alone, where it is said apart
+        prompt = re.search(r"\((\d+) in the messages", message)
+        return int(prompt[1] if prompt else m[2]), int(m[1])
     if len(numbers) >= 2:
         return max(numbers), min(numbers)
     return None, None

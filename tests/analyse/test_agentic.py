@@ -185,3 +185,42 @@ def test_a_model_fault_mid_conversation_is_an_error_row(loopback, lake):
     )
     rows = lake.read("analyses").filter(pl.col("trajectory_id") == "q_seen")
     assert rows["n_tool_calls"].to_list() == [1] and rows["n_calls"].to_list() == [2]
+
+
+def test_a_final_answer_too_long_for_the_window_is_cut_and_asked_once_more(loopback, lake):
+    """The server's context error on the forced final turn gives its sizes: the oldest tool
+    results are cut to fit them and the final answer is asked again, once."""
+    scripted.small_lake(lake)
+
+    def responder(body):
+        if trajectory_of(body) != "f_args":
+            return answer(body)
+        if body.get("tool_choice") == "none":
+            tool_chars = sum(
+                len(m["content"]) for m in body["messages"]
+                if m["role"] == "tool" and "cut to fit" not in m["content"]
+            )  # fmt: skip
+            if tool_chars:  # over the window by a quarter of what the tool results hold
+                chars = sum(len(str(m.get("content") or "")) for m in body["messages"])
+                n = (chars + len(json.dumps(body["tools"]))) // 3  # 3 characters a token
+                window = n + 1160 + 64 - tool_chars // 12
+                return {"status": 400, "body": {"error": {"message": (
+                    f"This model's maximum context length is {window} tokens. However, you "
+                    f"requested {n + 1160} tokens ({n} in the messages, 1160 in the "
+                    "completion). Please reduce the length of the messages or completion."
+                ), "type": "invalid_request_error"}}}  # fmt: skip
+            return answer(body)
+        if turn_of(body) == 0:
+            return calls(("search_run", {"pattern": "."}), ("read_steps", {"start": 0, "end": 50}))
+        return "not the JSON"
+
+    loopback.responder = responder
+    summary = analyse(lake, analyst="agentic", settings=loopback.settings(), where=WHERE)
+    finals = [
+        b for b in loopback.chat_requests
+        if trajectory_of(b) == "f_args" and b.get("tool_choice") == "none"
+    ]  # fmt: skip
+    assert len(finals) == 2, "the final answer, then once more after the cut"
+    cut = [m for m in finals[1]["messages"] if "cut to fit" in (m.get("content") or "")]
+    assert [m["role"] for m in cut] == ["tool", "tool"]
+    assert summary.n_failed == 0, summary.errors

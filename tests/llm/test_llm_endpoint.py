@@ -123,6 +123,11 @@ def test_error_kinds_and_context_sizes():
     assert context_sizes(llama) == (5797, 4096)
     vllm = "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens"
     assert context_sizes(vllm) == (3000, 2048)
+    said_apart = (
+        "This model's maximum context length is 4096 tokens. However, you requested 4657 tokens "
+        "(4137 in the messages, 520 in the completion)."
+    )  # llama-cpp-python and OpenAI: the prompt alone is 4137
+    assert context_sizes(said_apart) == (4137, 4096)
 
 
 def test_a_refused_response_format_switches_once_and_is_remembered(loopback, lake):
