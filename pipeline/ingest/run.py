@@ -4,7 +4,7 @@ Reads: the raw files, the lake's ``ingest_files`` (what each file was last read 
 of ``trajectories`` (to drop a run already ingested from another file). Writes, per raw file,
 one part named by the file's key in ``trajectories`` and in ``steps`` (replacing the file's old
 rows; the parts of the same path under another source are removed), one part of its bad records
-in ``ingest_errors``, and one ``ingest_files`` part per ingest.
+in ``ingest_errors``; and one ``ingest_files`` part per batch of files (below).
 
 Files are read in batches of consecutive files, the executor's units (`pipeline.executor`): in
 this process, or in worker processes when there are enough bytes to parse; the results are
