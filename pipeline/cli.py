@@ -31,6 +31,7 @@ COMMANDS = {
     "diff": "pipeline.skill.commands:diff",
     "review": "pipeline.skill.review_command:review_command",
     "export": "pipeline.skill.commands:export_command",
+    "audit": "pipeline.audit_command:audit",
 }
 
 

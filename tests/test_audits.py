@@ -4,8 +4,10 @@ must find something, and the stages' own output passes them all (`test_stages.py
 from __future__ import annotations
 
 import polars as pl
+from click.testing import CliRunner
 
 from pipeline import audits, schemas
+from pipeline.cli import main
 from pipeline.console import Console
 from pipeline.lake import Lake
 from pipeline.stages import BY_NAME
@@ -47,7 +49,7 @@ def test_a_clean_lake_passes_and_broken_rows_are_found(tmp_path):
     assert "audit_trajectories_step_count" in found
 
 
-def test_lessons_without_an_ok_analysis_are_found_and_warned_of(tmp_path, capsys):
+def test_lessons_without_an_ok_analysis_are_found_and_warned_of(tmp_path, capsys, monkeypatch):
     from pipeline.analyse.run import analyse
 
     lake = _lake(tmp_path)
@@ -60,6 +62,8 @@ def test_lessons_without_an_ok_analysis_are_found_and_warned_of(tmp_path, capsys
     lake.write_part("lessons", stray, part="stray")
     analyses = lake.read("analyses").head(1)
     lake.write_part("analyses", analyses, part="again")
+    assert audits.after(lake, "analyse", Console(1)) == []  # only when asked: T2S_AUDIT=1
+    monkeypatch.setenv("T2S_AUDIT", "1")
     findings = audits.after(lake, "analyse", Console(1))
     assert {f.audit: f.rows.height for f in findings} == {
         "audit_lessons_without_analysis": 2,
@@ -69,3 +73,11 @@ def test_lessons_without_an_ok_analysis_are_found_and_warned_of(tmp_path, capsys
         "audit audit_lessons_without_analysis found 2 row(s) after analyse"
         in capsys.readouterr().err
     )
+
+    result = CliRunner().invoke(main, ["audit", "--lake", lake.uri, "--stage", "analyse", "--show"])
+    assert result.exit_code == 1
+    assert "audit_lessons_without_analysis: 2 row(s)" in result.output
+    assert "no-analysis" in result.output
+    clean = _lake(tmp_path / "other")
+    result = CliRunner().invoke(main, ["audit", "--lake", clean.uri])
+    assert result.exit_code == 0 and "audit_steps_without_trajectory: ok" in result.output
