@@ -150,9 +150,12 @@ class AgenticAnalyst(ModelAnalyst):
             if res.error_kind == "context":  # the server's sizes: cut to them and ask once more
                 self.learn_window_from(res, _chars(final) + len(json.dumps(specs)))
                 before = _chars(final)
-                if self.fit(final, specs) and _chars(final) < before:
-                    res = await self.llm.achat(dataclasses.replace(ask, messages=list(final)))
-                    usage.add(usage_of(res))
+                if not (self.fit(final, specs) and _chars(final) < before):
+                    # cutting the turns is not enough: the run rendered again for the window
+                    # the server gave, and the answer asked of that alone
+                    final = [*self.opening(row, steps, tools), self.final_message()]
+                res = await self.llm.achat(dataclasses.replace(ask, messages=list(final)))
+                usage.add(usage_of(res))
             if not res.ok or res.parsed is None:
                 reason = res.error or "no answer"
                 kind = f"[{res.error_kind}] " if res.error_kind else ""

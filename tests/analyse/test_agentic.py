@@ -224,3 +224,38 @@ def test_a_final_answer_too_long_for_the_window_is_cut_and_asked_once_more(loopb
     cut = [m for m in finals[1]["messages"] if "cut to fit" in (m.get("content") or "")]
     assert [m["role"] for m in cut] == ["tool", "tool"]
     assert summary.n_failed == 0, summary.errors
+
+
+def test_a_final_answer_the_turns_cannot_be_cut_to_fit_is_asked_of_the_run_rendered_again(
+    loopback, lake
+):
+    """No tool result to cut, and the run itself too long for the window the server reports: the
+    run is rendered again for that window and the final answer asked of it alone."""
+    from tests.analyse import builders
+
+    long_run = builders.run(
+        "long", "shop", "failure",
+        [builders.user("order a lamp")]
+        + [builders.call("search", {"q": f"lamp {i}"}, "no match " * 40) for i in range(60)]
+        + [builders.say("I could not find it.")],
+    )  # fmt: skip
+    builders.write(lake, [long_run])
+    sizes = []
+
+    def responder(body):
+        if body.get("tool_choice") != "none":
+            return "I think the search terms were wrong."  # prose, not the answer: a final turn
+        chars = sum(len(str(m.get("content") or "")) for m in body["messages"])
+        sizes.append(chars)
+        if len(sizes) == 1:  # the window holds half of what was sent
+            n = (chars + len(json.dumps(body["tools"]))) // 3
+            return {"status": 400, "body": {"error": {"message": (
+                f"This model's maximum context length is {n // 2 + 1224} tokens. However, you "
+                f"requested {n + 1160} tokens ({n} in the messages, 1160 in the completion)."
+            ), "type": "invalid_request_error"}}}  # fmt: skip
+        return answer(body, lessons=[])
+
+    loopback.responder = responder
+    summary = analyse(lake, analyst="agentic", settings=loopback.settings())
+    assert len(sizes) == 2 and sizes[1] < sizes[0] * 0.7, sizes
+    assert summary.n_failed == 0, summary.errors
