@@ -17,6 +17,9 @@ MODEL_LAYER = ("llm_calls", "model_endpoints")
 EPISODE_READS = ("trajectories", "eval_results")
 EPISODE_WRITES = ("trajectories", "steps", "eval_results", "skill_usage", "eval_runs",
                   "eval_arms", "eval_comparisons")  # fmt: skip
+# a consolidation run's tables: consolidate writes them, and so does review (a run of its own)
+RUN_WRITES = ("consolidations", "clusters", "cluster_members", "merge_nodes", "merge_edges",
+              "patch_ops", "skill_lines", "dropped", "consolidation_scope")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,18 +52,7 @@ STAGES = (
     Stage(
         "consolidate",
         reads=("lessons", "trajectories", "analyses"),
-        writes=(
-            "consolidations",
-            "clusters",
-            "cluster_members",
-            "merge_nodes",
-            "merge_edges",
-            "patch_ops",
-            "skill_lines",
-            "dropped",
-            "consolidation_scope",
-            "skill_files",
-        ),  # fmt: skip
+        writes=(*RUN_WRITES, "skill_files"),
         calls_models=True,
         what="lessons into one skill, with the evidence behind every line",
     ),
@@ -90,20 +82,7 @@ STAGES = (
             "eval_arms",
             "eval_runs",
         ),  # fmt: skip
-        writes=(
-            "decisions",
-            "skill_versions",
-            "skill_files",
-            "consolidations",
-            "clusters",
-            "cluster_members",
-            "merge_nodes",
-            "merge_edges",
-            "patch_ops",
-            "skill_lines",
-            "dropped",
-            "consolidation_scope",
-        ),  # fmt: skip
+        writes=("decisions", "skill_versions", "skill_files", *RUN_WRITES),
         what="a proposal's edits decided; the accepted ones published, as a run of their own",
     ),
     Stage(

@@ -84,9 +84,8 @@ async def run_arms(
 ) -> int:
     """Play every pending episode; returns how many were played (batches on disk are skipped)."""
     source = source_name(env, split)
-    marker = executor.Marker(lake, "eval_results", ("trajectories", "steps", "skill_usage"))
-    marker.remove_abandoned(prefix=f"{eval_id}-")
-    done = marker.done()
+    marker(lake).remove_abandoned(prefix=f"{eval_id}-")
+    done = marker(lake).done()
     # a batch with a faulted episode is played again (answered calls come from the model cache)
     faulted = set(
         lake.scan("eval_results")
@@ -143,10 +142,15 @@ async def run_arms(
     return total
 
 
+def marker(lake: Lake) -> executor.Marker:
+    """Rollout's and eval's resume: a batch is done when its `eval_results` part exists."""
+    return executor.Marker(lake, "eval_results", ("trajectories", "steps", "skill_usage"))
+
+
 def write_batch(lake: Lake, tables: dict[str, pl.DataFrame], part: str, source: str) -> None:
     """Trajectories, steps and skill usage first, results last: a results part marks the batch
     as done."""
-    executor.Marker(lake, "eval_results").commit(
+    marker(lake).commit(
         part,
         tables["eval_results"],
         [
